@@ -1,0 +1,56 @@
+# Every target uses the project's virtual environment in .venv (created by `make venv`).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run test test-fast lint schemas bench infra-up infra-down up down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: the whole system on the embedded PostgreSQL + Tansu broker (Ctrl-C stops it)
+run: $(STAMP)
+	$(BIN)/python -m shared.run
+
+## lint: ruff and mypy (strict on shared/ and every domain package)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared services
+
+## test: lint, then every test (unit, integration on the embedded broker + PostgreSQL, e2e)
+test: lint
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+## schemas: JSON Schema of every event into docs/schemas/
+schemas: $(STAMP)
+	$(BIN)/python -m shared.contracts.schemas docs/schemas
+
+## bench: every benchmark; prints a table and writes bench-results.json
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+## infra-up / infra-down: the embedded PostgreSQL + Tansu broker alone
+infra-up: $(STAMP)
+	$(BIN)/python -m shared.devinfra up
+infra-down: $(STAMP)
+	$(BIN)/python -m shared.devinfra down
+
+## up / down: the production shape with Docker compose (needs a Docker engine)
+up:
+	docker compose up -d --build
+down:
+	docker compose down
+
+clean:
+	-$(BIN)/python -m shared.devinfra down
+	rm -rf var

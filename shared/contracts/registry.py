@@ -1,0 +1,92 @@
+"""From bytes to a typed event and back, with one precise error per failure."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import orjson
+from pydantic import ValidationError
+
+from shared.contracts.envelope import EventEnvelope
+from shared.contracts.pos import PurchaseCompleted, PurchaseReturned, ServiceIncident
+
+EVENT_MODELS: dict[tuple[str, int], type[EventEnvelope]] = {}
+
+
+class ContractError(ValueError):
+    """A message that can never become a valid event. `code` is stable and machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _literal(model: type[EventEnvelope], field: str) -> Any:
+    annotation = model.model_fields[field].annotation
+    (value,) = get_args(annotation)
+    return value
+
+
+def register(model: type[EventEnvelope]) -> type[EventEnvelope]:
+    """Add an event model, keyed by its literal `type` and `version`."""
+    key = (_literal(model, "type"), _literal(model, "version"))
+    if key in EVENT_MODELS and EVENT_MODELS[key] is not model:
+        raise ValueError(f"event {key} registered twice")
+    EVENT_MODELS[key] = model
+    return model
+
+
+for _model in (PurchaseCompleted, PurchaseReturned, ServiceIncident):
+    register(_model)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "event"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def _model_for(raw: dict[str, Any]) -> type[EventEnvelope]:
+    event_type, version = raw.get("type"), raw.get("version")
+    if not isinstance(event_type, str) or isinstance(version, bool) or not isinstance(version, int):
+        raise ContractError("schema_violation", "type (string) and version (integer) are required")
+    model = EVENT_MODELS.get((event_type, version))
+    if model is not None:
+        return model
+    if any(t == event_type for t, _ in EVENT_MODELS):
+        raise ContractError("unknown_version", f"{event_type} has no version {version}")
+    raise ContractError("unknown_type", f"unknown event type {event_type!r}")
+
+
+def decode_event(raw: bytes | str | dict[str, Any]) -> EventEnvelope:
+    """Parse and validate one message; raises ContractError naming the rule broken."""
+    if isinstance(raw, dict):
+        document: Any = raw
+    else:
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ContractError("not_json", f"message is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ContractError("schema_violation", "an event must be a JSON object")
+    model = _model_for(document)
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise ContractError("schema_violation", _describe(exc)) from exc
+
+
+def encode_event(event: EventEnvelope) -> bytes:
+    """Canonical JSON bytes of an event (what producers and the outbox send)."""
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def event_fingerprint(event: EventEnvelope) -> bytes:
+    """Stable digest of an event's content, to tell a replay from a conflicting reuse of an id."""
+    import hashlib
+
+    canonical = orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).digest()[:16]

