@@ -272,6 +272,13 @@ class EmbeddedInfra:
         self._save(state)
         return state
 
+    def stop_postgres(self) -> None:
+        """Stop PostgreSQL alone (fault-injection tests)."""
+        self._stop_pg()
+
+    def start_postgres(self) -> None:
+        self._start_pg(self.wanted.pg_port)
+
     def status(self) -> InfraState | None:
         state = self._load()
         if state is None or not self._pg_running_pid() or not _alive(state.kafka_pid):
