@@ -1,0 +1,341 @@
+"""Earning rules and the points an order earns.
+
+Rules are data: an ``EarningRuleSet`` is one complete version of a programme's rules, valid
+from ``effective_from`` until the next version starts. The version in force at the purchase's
+``occurred_at`` applies, so replaying an old event gives the same points it gave the first
+time. (Editing a version whose ``effective_from`` is already past breaks that promise; the
+admin API should only add versions or edit future ones.)
+
+How one order's points are computed, with a single floor at the very end:
+
+    weighted amount = sum over lines of quantity x unit price x line weight
+    points = floor(weighted amount in programme currency
+                   x base rate (of the merchant)
+                   x tier multiplier
+                   x product of the campaigns running at the merchant at occurred_at)
+
+* Line weight: a SKU rule wins over a category rule (it is more specific); with neither the
+  weight is 1; weight 0 is an exclusion (gift cards earn nothing). Category and SKU multipliers
+  therefore weight the amount BEFORE the order-level multipliers; since everything is exact
+  (``Fraction``), the order of the products does not matter and only one floor is taken.
+* Campaigns stack: two campaigns running together multiply (the issue's "product of the
+  multipliers that apply"). Budget them accordingly.
+* Minimum order amount: compared with the face value (unweighted) of the lines that are not
+  excluded, in programme-currency minor units, so gift cards do not help reach it.
+* Daily cap: the caller passes the points already accrued to the customer that day (the day
+  is taken in the programme's time zone, see ``earning_day``); the order earns at most what is
+  left under the cap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+from functools import cached_property
+from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.points.domain.currency import CurrencyRates, require_currency_code
+from services.points.domain.errors import InvalidPurchaseError, InvalidRuleError
+from services.points.domain.moments import require_aware
+from services.points.domain.tiers import Tier
+
+DEFAULT_TIER_MULTIPLIERS: Mapping[Tier, Decimal] = MappingProxyType(
+    {
+        Tier.MEMBER: Decimal("1.0"),
+        Tier.SILVER: Decimal("1.25"),
+        Tier.GOLD: Decimal("1.5"),
+        Tier.PLATINUM: Decimal("2.0"),
+    }
+)
+BEGINNING_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_UNWEIGHTED = Fraction(1)
+
+
+class ItemScope(StrEnum):
+    """What an item multiplier matches on."""
+
+    CATEGORY = "category"
+    SKU = "sku"
+
+
+@dataclass(frozen=True)
+class ItemMultiplier:
+    """Weight of the lines of one category or SKU; ``multiplier`` 0 excludes them."""
+
+    scope: ItemScope
+    key: str
+    multiplier: Decimal
+
+    def __post_init__(self) -> None:
+        _require_decimal(self.multiplier, f"multiplier of {self.scope} {self.key}", minimum=0)
+
+
+def exclusion(scope: ItemScope, key: str) -> ItemMultiplier:
+    """Lines of this category or SKU earn nothing (e.g. gift cards)."""
+    return ItemMultiplier(scope=scope, key=key, multiplier=Decimal(0))
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A time-bounded multiplier, at one merchant or (``merchant_id`` None) at every partner.
+
+    Runs from ``starts_at`` included to ``ends_at`` excluded.
+    """
+
+    campaign_id: str
+    multiplier: Decimal
+    starts_at: datetime
+    ends_at: datetime
+    merchant_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_decimal(self.multiplier, f"multiplier of campaign {self.campaign_id}", minimum=0)
+        require_aware(self.starts_at, "campaign start")
+        require_aware(self.ends_at, "campaign end")
+        if self.ends_at <= self.starts_at:
+            raise InvalidRuleError(f"campaign {self.campaign_id} ends before it starts")
+
+    def applies_to(self, merchant_id: str, occurred_at: datetime) -> bool:
+        """True when this campaign boosts a purchase at ``merchant_id`` at ``occurred_at``."""
+        at_merchant = self.merchant_id is None or self.merchant_id == merchant_id
+        return at_merchant and self.starts_at <= occurred_at < self.ends_at
+
+
+@dataclass(frozen=True)
+class EarningRuleSet:
+    """One version of a programme's earning rules; defaults are the issue's defaults."""
+
+    effective_from: datetime = BEGINNING_OF_TIME
+    currency_rates: CurrencyRates = field(default_factory=CurrencyRates)
+    base_rate: Decimal = Decimal(1)
+    merchant_base_rates: Mapping[str, Decimal] = field(default_factory=dict)
+    tier_multipliers: Mapping[Tier, Decimal] = field(
+        default_factory=lambda: dict(DEFAULT_TIER_MULTIPLIERS)
+    )
+    item_multipliers: tuple[ItemMultiplier, ...] = ()
+    campaigns: tuple[Campaign, ...] = ()
+    minimum_order_minor: int = 0
+    daily_cap_points: int | None = None
+    return_window_days: int = 14
+    merchant_return_window_days: Mapping[str, int] = field(default_factory=dict)
+    validity_months: int = 12
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        require_aware(self.effective_from, "effective_from")
+        _require_decimal(self.base_rate, "base rate", minimum=0)
+        for merchant_id, rate in self.merchant_base_rates.items():
+            _require_decimal(rate, f"base rate of merchant {merchant_id}", minimum=0)
+        _validate_tier_multipliers(self.tier_multipliers)
+        _validate_limits(self)
+        _validate_item_keys(self.item_multipliers)
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise InvalidRuleError(f"unknown programme time zone {self.timezone!r}") from error
+
+    def base_rate_for(self, merchant_id: str) -> Decimal:
+        """Points per whole programme-currency unit at this merchant."""
+        return self.merchant_base_rates.get(merchant_id, self.base_rate)
+
+    def return_window_for(self, merchant_id: str) -> timedelta:
+        """How long this merchant's points stay pending (its return window)."""
+        days = self.merchant_return_window_days.get(merchant_id, self.return_window_days)
+        return timedelta(days=days)
+
+    @cached_property
+    def _weights_by_scope(self) -> Mapping[ItemScope, Mapping[str, Fraction]]:
+        # Built once per rule version, not once per order line: this runs for every purchase.
+        weights: dict[ItemScope, dict[str, Fraction]] = {scope: {} for scope in ItemScope}
+        for rule in self.item_multipliers:
+            weights[rule.scope][rule.key] = Fraction(rule.multiplier)
+        return weights
+
+    def line_weight(self, line: OrderLine) -> Fraction:
+        """Weight of a line: its SKU rule, else its category rule, else 1 (0 means excluded)."""
+        by_sku = self._weights_by_scope[ItemScope.SKU]
+        if line.sku in by_sku:
+            return by_sku[line.sku]
+        by_category = self._weights_by_scope[ItemScope.CATEGORY]
+        if line.category is not None and line.category in by_category:
+            return by_category[line.category]
+        return _UNWEIGHTED
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One line of a receipt, in the order's currency minor units."""
+
+    sku: str
+    quantity: int
+    unit_price_minor: int
+    category: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantity <= 0:
+            raise InvalidPurchaseError(f"line {self.sku} has quantity {self.quantity}")
+        if self.unit_price_minor < 0:
+            raise InvalidPurchaseError(f"line {self.sku} has a negative price")
+
+    @property
+    def amount_minor(self) -> int:
+        """Quantity x unit price."""
+        return self.quantity * self.unit_price_minor
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """A completed order at a partner merchant, as the points rules need it."""
+
+    order_id: str
+    merchant_id: str
+    occurred_at: datetime
+    currency: str
+    lines: tuple[OrderLine, ...]
+
+    def __post_init__(self) -> None:
+        require_aware(self.occurred_at, "purchase time")
+        require_currency_code(self.currency)
+
+    @property
+    def amount_minor(self) -> int:
+        """What the customer paid for the whole order (all lines), in order currency."""
+        return sum(line.amount_minor for line in self.lines)
+
+
+@dataclass(frozen=True)
+class EarnedPoints:
+    """The points an order earns, with what went into them (kept on the ledger for audit)."""
+
+    points: int
+    points_before_cap: int
+    tier_multiplier: Decimal
+    campaign_ids: tuple[str, ...]
+    below_minimum: bool
+    capped: bool
+
+
+def rule_set_in_force(
+    rule_sets: Iterable[EarningRuleSet],
+    at: datetime,
+    default: EarningRuleSet | None = None,
+) -> EarningRuleSet:
+    """The version with the latest ``effective_from`` not after ``at``.
+
+    With no version yet in force, ``default`` applies (the built-in defaults if None).
+    """
+    require_aware(at, "purchase time")
+    candidates = [rules for rules in rule_sets if rules.effective_from <= at]
+    if not candidates:
+        return default or DEFAULT_EARNING_RULES
+    latest = max(rules.effective_from for rules in candidates)
+    in_force = [rules for rules in candidates if rules.effective_from == latest]
+    if len(in_force) > 1:
+        raise InvalidRuleError(f"two rule versions take effect at {latest.isoformat()}")
+    return in_force[0]
+
+
+def earning_day(rules: EarningRuleSet, occurred_at: datetime) -> date:
+    """Calendar day, in the programme's time zone, that a purchase counts toward the cap."""
+    return require_aware(occurred_at, "purchase time").astimezone(ZoneInfo(rules.timezone)).date()
+
+
+def points_for_order(
+    purchase: Purchase, tier: Tier, rules: EarningRuleSet, earned_today: int = 0
+) -> EarnedPoints:
+    """Points earned by ``purchase`` for a customer of ``tier``, floored once per order.
+
+    ``earned_today`` is what the customer already accrued on the same ``earning_day``; it only
+    matters when the rules have a daily cap. Raises ``UnknownCurrencyError`` for a currency the
+    programme has no rate for.
+    """
+    campaigns = tuple(
+        c for c in rules.campaigns if c.applies_to(purchase.merchant_id, purchase.occurred_at)
+    )
+    order_factor = Fraction(rules.base_rate_for(purchase.merchant_id)) * Fraction(
+        rules.tier_multipliers[tier]
+    )
+    for campaign in campaigns:
+        order_factor *= Fraction(campaign.multiplier)
+    amounts = _amounts_by_weight(purchase, rules)
+    below_minimum = _below_minimum(amounts, purchase.currency, rules)
+    weighted_minor = sum((weight * amount for weight, amount in amounts.items()), Fraction(0))
+    weighted = rules.currency_rates.to_programme_units(weighted_minor, purchase.currency)
+    uncapped = 0 if below_minimum else math.floor(weighted * order_factor)
+    points = _apply_daily_cap(uncapped, rules.daily_cap_points, earned_today)
+    return EarnedPoints(
+        points=points,
+        points_before_cap=uncapped,
+        tier_multiplier=rules.tier_multipliers[tier],
+        campaign_ids=tuple(c.campaign_id for c in campaigns),
+        below_minimum=below_minimum,
+        capped=points < uncapped,
+    )
+
+
+def _amounts_by_weight(purchase: Purchase, rules: EarningRuleSet) -> dict[Fraction, int]:
+    # Lines sharing a weight are summed as integers first: exact, and far fewer Fraction
+    # operations on the hot path (most baskets have a single weight).
+    amounts: dict[Fraction, int] = {}
+    for line in purchase.lines:
+        weight = rules.line_weight(line)
+        amounts[weight] = amounts.get(weight, 0) + line.amount_minor
+    return amounts
+
+
+def _below_minimum(amounts: Mapping[Fraction, int], currency: str, rules: EarningRuleSet) -> bool:
+    if rules.minimum_order_minor == 0:
+        return False
+    rates = rules.currency_rates
+    face_minor = sum(amount for weight, amount in amounts.items() if weight > 0)
+    face_units = rates.to_programme_units(face_minor, currency)
+    programme_exponent = rates.exponent(rates.programme_currency)
+    return face_units * Fraction(10**programme_exponent) < rules.minimum_order_minor
+
+
+def _apply_daily_cap(points: int, cap: int | None, earned_today: int) -> int:
+    if cap is None:
+        return points
+    return max(min(points, cap - earned_today), 0)
+
+
+def _require_decimal(value: Decimal, what: str, minimum: int) -> None:
+    # Floats are refused outright: 0.1 as a float is not 1/10, and points must be exact.
+    if not isinstance(value, Decimal) or not value.is_finite() or value < minimum:
+        raise InvalidRuleError(f"{what} must be a Decimal >= {minimum}, got {value!r}")
+
+
+def _validate_tier_multipliers(multipliers: Mapping[Tier, Decimal]) -> None:
+    missing = set(Tier) - set(multipliers)
+    if missing:
+        raise InvalidRuleError(f"tier multipliers missing for {sorted(missing)}")
+    for tier, multiplier in multipliers.items():
+        _require_decimal(multiplier, f"multiplier of tier {tier}", minimum=0)
+
+
+def _validate_limits(rules: EarningRuleSet) -> None:
+    if rules.minimum_order_minor < 0:
+        raise InvalidRuleError("minimum order amount must not be negative")
+    if rules.daily_cap_points is not None and rules.daily_cap_points < 0:
+        raise InvalidRuleError("daily earning cap must not be negative")
+    windows = [rules.return_window_days, *rules.merchant_return_window_days.values()]
+    if min(windows) < 0:
+        raise InvalidRuleError("a return window must not be negative")
+    if rules.validity_months < 1:
+        raise InvalidRuleError("points must stay valid for at least one month")
+
+
+def _validate_item_keys(multipliers: tuple[ItemMultiplier, ...]) -> None:
+    keys = [(m.scope, m.key) for m in multipliers]
+    if len(keys) != len(set(keys)):
+        raise InvalidRuleError("a category or SKU has two multipliers in one rule version")
+
+
+# Built last: constructing it runs the validators above.
+DEFAULT_EARNING_RULES = EarningRuleSet()

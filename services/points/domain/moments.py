@@ -1,0 +1,31 @@
+"""Calendar helpers shared by the points rules.
+
+Every moment in the domain is timezone-aware: a naive datetime would mean different instants
+on different servers, and a replay must give the same result anywhere.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime
+
+from services.points.domain.errors import NaiveDatetimeError
+
+
+def require_aware(moment: datetime, what: str) -> datetime:
+    """Return ``moment`` unchanged, or refuse it when it has no timezone."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise NaiveDatetimeError(f"{what} must be timezone-aware, got {moment.isoformat()}")
+    return moment
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Same wall-clock time ``months`` later (or earlier when negative).
+
+    The day is clamped to the end of a shorter month, so 29 February plus 12 months is
+    28 February: points never live longer than the promised number of months.
+    """
+    month_index = moment.year * 12 + (moment.month - 1) + months
+    year, month = divmod(month_index, 12)
+    last_day = calendar.monthrange(year, month + 1)[1]
+    return moment.replace(year=year, month=month + 1, day=min(moment.day, last_day))
