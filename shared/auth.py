@@ -1,0 +1,288 @@
+"""API keys: issued once, stored hashed, checked on every partner request.
+
+A key reads `lk_<key_id>_<secret>`. The key id is public (it names the key in
+logs, listings and revocations); the secret is 256 random bits, shown once at
+creation and stored only as a SHA-256 digest bound to its key id. A slow hash
+(bcrypt, argon2) buys nothing for a secret of that entropy and would cost
+milliseconds on the hot path.
+
+Authentication is cached in-process for a few seconds (`PrincipalCache`), so a
+partner reading balances at 500 requests/s costs one database lookup per key
+per TTL, not one per request. The price: a revoked key keeps working for at
+most the TTL (5 s by default) in each process that saw it just before the
+revocation. Only successes are cached, keyed by a digest of the whole token, so
+a wrong secret is never accepted from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.db import api_keys
+from shared.errors import NotFound, Unauthorized, Unprocessable
+
+KEY_PREFIX = "lk"
+_KEY_ID_BYTES = 8  # 16 hex characters: no underscore, so the token splits unambiguously
+_SECRET_BYTES = 32
+
+
+class Scope(StrEnum):
+    """What a key may do; `admin` implies every other scope."""
+
+    POINTS_READ = "points:read"
+    POINTS_REDEEM = "points:redeem"
+    REWARDS_READ = "rewards:read"
+    REWARDS_CLAIM = "rewards:claim"
+    CLAIMS_FILE = "claims:file"
+    ALERTS_READ = "alerts:read"
+    ADMIN = "admin"
+
+
+_SCOPE_VALUES = frozenset(scope.value for scope in Scope)
+
+
+def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
+    """Scopes from text; an unknown scope is refused rather than silently dropped."""
+    values = list(values)
+    unknown = sorted(value for value in values if value not in _SCOPE_VALUES)
+    if unknown:
+        allowed = ", ".join(scope.value for scope in Scope)
+        raise Unprocessable(
+            f"unknown scope(s) {', '.join(unknown)}; allowed: {allowed}", code="scope_unknown"
+        )
+    return frozenset(Scope(value) for value in values)
+
+
+@dataclass(frozen=True)
+class ApiPrincipal:
+    """Who is calling: the key, what it may do, and the merchant it is bound to (if any)."""
+
+    key_id: str
+    scopes: frozenset[Scope]
+    merchant_id: str | None = None
+
+    def allows(self, scope: Scope) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes
+
+    def may_act_for(self, merchant_id: str) -> bool:
+        """A key bound to a merchant acts only for it; an unbound key acts for any."""
+        return self.merchant_id is None or self.merchant_id == merchant_id
+
+
+class PresentedKey(NamedTuple):
+    key_id: str
+    secret: str
+
+
+class IssuedKey(NamedTuple):
+    """A freshly created key; `plaintext` exists only here and is never stored."""
+
+    key_id: str
+    plaintext: str
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """A stored key as listed to operators (never with its secret)."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    merchant_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def format_key(key_id: str, secret: str) -> str:
+    return f"{KEY_PREFIX}_{key_id}_{secret}"
+
+
+def parse_key(token: str) -> PresentedKey | None:
+    """Split `lk_<key_id>_<secret>`; None when the text cannot be one of our keys."""
+    prefix, _, rest = token.strip().partition("_")
+    key_id, _, secret = rest.partition("_")
+    well_formed = (
+        prefix == KEY_PREFIX
+        and len(key_id) == 2 * _KEY_ID_BYTES
+        and all(c in "0123456789abcdef" for c in key_id)
+        and len(secret) >= 32
+    )
+    return PresentedKey(key_id, secret) if well_formed else None
+
+
+def secret_digest(key_id: str, secret: str) -> bytes:
+    """SHA-256 of the secret, bound to its key id so digests cannot be swapped between rows."""
+    return hashlib.sha256(f"{key_id}:{secret}".encode()).digest()
+
+
+def new_key() -> tuple[PresentedKey, str]:
+    """A random key id and secret, and the plaintext token to hand over once."""
+    key = PresentedKey(secrets.token_hex(_KEY_ID_BYTES), secrets.token_urlsafe(_SECRET_BYTES))
+    return key, format_key(key.key_id, key.secret)
+
+
+async def create_key(
+    conn: AsyncConnection,
+    name: str,
+    scopes: Iterable[Scope | str],
+    merchant_id: str | None = None,
+) -> IssuedKey:
+    """Store a new key (hashed) in the caller's transaction; the plaintext is returned once."""
+    granted = parse_scopes(str(scope) for scope in scopes)
+    if not name.strip():
+        raise Unprocessable("an API key needs a name", code="api_key_name_missing")
+    if not granted:
+        raise Unprocessable("an API key needs at least one scope", code="scope_missing")
+    if merchant_id is not None and not merchant_id.strip():
+        raise Unprocessable("merchant id must not be blank", code="merchant_id_blank")
+    key, plaintext = new_key()
+    await conn.execute(
+        sa.insert(api_keys).values(
+            key_id=key.key_id,
+            name=name.strip(),
+            secret_hash=secret_digest(key.key_id, key.secret),
+            scopes=sorted(scope.value for scope in granted),
+            merchant_id=merchant_id,
+        )
+    )
+    return IssuedKey(key.key_id, plaintext)
+
+
+async def list_keys(conn: AsyncConnection, *, include_revoked: bool = True) -> list[ApiKeyRecord]:
+    """Every key, oldest first, without secrets."""
+    query = sa.select(
+        api_keys.c.key_id,
+        api_keys.c.name,
+        api_keys.c.scopes,
+        api_keys.c.merchant_id,
+        api_keys.c.created_at,
+        api_keys.c.revoked_at,
+    ).order_by(api_keys.c.created_at, api_keys.c.key_id)
+    if not include_revoked:
+        query = query.where(api_keys.c.revoked_at.is_(None))
+    rows = (await conn.execute(query)).all()
+    return [
+        ApiKeyRecord(r.key_id, r.name, tuple(r.scopes), r.merchant_id, r.created_at, r.revoked_at)
+        for r in rows
+    ]
+
+
+async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
+    """Revoke a key; True if this call revoked it, False if it already was. Unknown: NotFound."""
+    revoked = await conn.scalar(
+        sa.update(api_keys)
+        .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=sa.func.now())
+        .returning(api_keys.c.key_id)
+    )
+    if revoked is not None:
+        return True
+    exists = await conn.scalar(sa.select(api_keys.c.key_id).where(api_keys.c.key_id == key_id))
+    if exists is None:
+        raise NotFound(f"no API key {key_id}", code="api_key_not_found")
+    return False
+
+
+# Compared against when the key id is unknown, so timing does not reveal which ids exist.
+_DECOY_DIGEST = secret_digest("0" * 2 * _KEY_ID_BYTES, "decoy")
+
+
+async def authenticate(conn: AsyncConnection, bearer: str | None) -> ApiPrincipal:
+    """The principal behind a bearer token; Unauthorized when missing, wrong or revoked."""
+    if not bearer:
+        raise Unauthorized("send `Authorization: Bearer <key>`", code="api_key_missing")
+    presented = parse_key(bearer)
+    if presented is None:
+        raise Unauthorized("the API key is not valid", code="api_key_invalid")
+    row = (
+        await conn.execute(
+            sa.select(
+                api_keys.c.secret_hash,
+                api_keys.c.scopes,
+                api_keys.c.merchant_id,
+                api_keys.c.revoked_at,
+            ).where(api_keys.c.key_id == presented.key_id)
+        )
+    ).one_or_none()
+    stored = bytes(row.secret_hash) if row is not None else _DECOY_DIGEST
+    matches = hmac.compare_digest(stored, secret_digest(presented.key_id, presented.secret))
+    if row is None or not matches:
+        raise Unauthorized("the API key is not valid", code="api_key_invalid")
+    if row.revoked_at is not None:
+        raise Unauthorized("the API key has been revoked", code="api_key_revoked")
+    # Scopes no longer known to this code (removed in a later release) grant nothing.
+    scopes = frozenset(Scope(s) for s in row.scopes if s in _SCOPE_VALUES)
+    return ApiPrincipal(presented.key_id, scopes, row.merchant_id)
+
+
+@dataclass
+class PrincipalCache:
+    """Recently authenticated tokens, each trusted for `ttl` seconds, at most `max_entries`."""
+
+    ttl: float = 5.0
+    max_entries: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _entries: dict[bytes, tuple[float, ApiPrincipal]] = field(default_factory=dict)
+
+    @staticmethod
+    def _token_digest(bearer: str) -> bytes:
+        return hashlib.sha256(bearer.encode()).digest()
+
+    def get(self, bearer: str) -> ApiPrincipal | None:
+        token = self._token_digest(bearer)
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        expires_at, principal = entry
+        if self.clock() >= expires_at:
+            del self._entries[token]
+            return None
+        return principal
+
+    def put(self, bearer: str, principal: ApiPrincipal) -> None:
+        if self.ttl <= 0:
+            return
+        now = self.clock()
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            while len(self._entries) >= self.max_entries:
+                del self._entries[next(iter(self._entries))]  # oldest insertion first
+        self._entries[self._token_digest(bearer)] = (now + self.ttl, principal)
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key at once (for revocations made in this process)."""
+        self._entries = {k: v for k, v in self._entries.items() if v[1].key_id != key_id}
+
+
+class ApiKeyAuthenticator:
+    """`authenticate` in front of a `PrincipalCache`: the hot path of every partner request."""
+
+    def __init__(self, engine: AsyncEngine, cache: PrincipalCache | None = None) -> None:
+        self.engine = engine
+        self.cache = cache if cache is not None else PrincipalCache()
+
+    async def authenticate(self, bearer: str | None) -> ApiPrincipal:
+        if bearer:
+            cached = self.cache.get(bearer)
+            if cached is not None:
+                return cached
+        async with self.engine.connect() as conn:
+            principal = await authenticate(conn, bearer)
+        assert bearer is not None  # authenticate refuses a missing token
+        self.cache.put(bearer, principal)
+        return principal
