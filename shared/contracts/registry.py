@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, get_args
 
 import orjson
 from pydantic import ValidationError
 
+from shared.contracts.alerts import ALERT_EVENTS
 from shared.contracts.envelope import EventEnvelope
+from shared.contracts.points import POINTS_EVENTS
 from shared.contracts.pos import PurchaseCompleted, PurchaseReturned, ServiceIncident
+from shared.contracts.rewards import REWARDS_EVENTS
 
 EVENT_MODELS: dict[tuple[str, int], type[EventEnvelope]] = {}
 
@@ -37,7 +41,15 @@ def register(model: type[EventEnvelope]) -> type[EventEnvelope]:
     return model
 
 
-for _model in (PurchaseCompleted, PurchaseReturned, ServiceIncident):
+_BUILT_IN: tuple[type[EventEnvelope], ...] = (
+    PurchaseCompleted,
+    PurchaseReturned,
+    ServiceIncident,
+    *POINTS_EVENTS,
+    *REWARDS_EVENTS,
+    *ALERT_EVENTS,
+)
+for _model in _BUILT_IN:
     register(_model)
 
 
@@ -84,9 +96,14 @@ def encode_event(event: EventEnvelope) -> bytes:
     return orjson.dumps(event.model_dump(mode="json"))
 
 
-def event_fingerprint(event: EventEnvelope) -> bytes:
-    """Stable digest of an event's content, to tell a replay from a conflicting reuse of an id."""
-    import hashlib
-
-    canonical = orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+def document_fingerprint(document: dict[str, Any]) -> bytes:
+    """Digest of a message's JSON content (key order ignored), to tell a replay from a
+    conflicting reuse of an event id. Computed on the parsed document, not the model,
+    because rebuilding JSON from the model costs more than validating it."""
+    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).digest()[:16]
+
+
+def event_fingerprint(event: EventEnvelope) -> bytes:
+    """The fingerprint of an event as this platform encodes it."""
+    return document_fingerprint(orjson.loads(encode_event(event)))

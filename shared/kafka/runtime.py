@@ -12,6 +12,7 @@ never skip an offset.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
+import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -28,7 +30,7 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.contracts.envelope import EventEnvelope
-from shared.contracts.registry import ContractError, decode_event, event_fingerprint
+from shared.contracts.registry import ContractError, decode_event, document_fingerprint
 from shared.contracts.topics import dead_letter_topic
 from shared.errors import PoisonEvent, is_transient
 from shared.kafka.handlers import BatchContext, HandlerRegistry
@@ -103,13 +105,24 @@ def decode(record: Record) -> Incoming:
     """Decode and validate one message; never raises."""
     item = Incoming(record)
     try:
-        if record.value is None:
-            raise ContractError("not_json", "message has no value")
-        item.event = decode_event(record.value)
-        item.fingerprint = event_fingerprint(item.event)
+        document = _parse(record.value)
+        item.fingerprint = document_fingerprint(document)
+        item.event = decode_event(document)
     except ContractError as exc:
         item.poison = (exc.code, exc.message)
     return item
+
+
+def _parse(value: bytes | None) -> dict[str, Any]:
+    if value is None:
+        raise ContractError("not_json", "message has no value")
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError("not_json", f"message is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ContractError("schema_violation", "an event must be a JSON object")
+    return document
 
 
 def dedupe_within_batch(items: Sequence[Incoming]) -> None:
@@ -184,7 +197,8 @@ class BatchApplier:
     ) -> set[int]:
         if not indexes:
             return set()
-        chosen = [items[i] for i in indexes]
+        # Sorted ids: index pages are touched in order and concurrent consumers lock alike.
+        chosen = sorted((items[i] for i in indexes), key=lambda it: it.event.event_id)  # type: ignore[union-attr]
         result = await conn.execute(
             _RECORD_PROCESSED,
             {
@@ -308,6 +322,16 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
 
 
+def _tune_garbage_collector() -> None:
+    """A batch allocates tens of thousands of short-lived objects that live until it
+    commits; with default thresholds that triggers a full collection every batch or two
+    (a fifth of consumer time, measured by `make bench`). Freeze what start-up built
+    and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 class EventConsumer:
     """Consumes `topics` as `group_id` and applies events exactly once to `engine`."""
 
@@ -349,6 +373,7 @@ class EventConsumer:
         self._stopping.set()
 
     async def run(self) -> None:
+        _tune_garbage_collector()
         self.consumer.subscribe(self.topics, listener=_FinishBatchOnRevoke(self._lock))
         await self.consumer.start()
         try:
