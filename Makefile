@@ -22,7 +22,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services bench
 
 ## test: lint, then every test (unit, integration on the embedded broker + PostgreSQL, e2e)
 test: lint

@@ -1,0 +1,88 @@
+"""A private embedded PostgreSQL + Tansu pair for one benchmark run.
+
+Free ports and a temporary directory, so a benchmark never touches the dev
+stack in ./var nor another run; everything is stopped and removed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from shared.devinfra import EmbeddedInfra
+from shared.migrate import upgrade
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_url(url: str) -> str:
+    """The asyncpg spelling of a SQLAlchemy `postgresql+asyncpg://` URL."""
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@dataclass(frozen=True)
+class BenchInfra:
+    bootstrap_servers: str
+    admin_url: str  # SQLAlchemy URL of the `postgres` database
+    pg_port: int
+    durable: bool
+    root: Path
+
+    def database_url(self, name: str) -> str:
+        return f"{self.admin_url.rsplit('/', 1)[0]}/{name}"
+
+    def describe(self) -> str:
+        durability = (
+            "durable (fsync=on, synchronous_commit=on, full_page_writes=on)"
+            if self.durable
+            else "NOT durable (fsync=off, synchronous_commit=off, full_page_writes=off)"
+        )
+        return (
+            f"embedded PostgreSQL on 127.0.0.1:{self.pg_port}, {durability}; "
+            f"Tansu broker (in-memory storage) on {self.bootstrap_servers}; dir {self.root}"
+        )
+
+    async def fresh_database(self, service: str = "points") -> str:
+        """A new database migrated to head with `service`'s Alembic migrations."""
+        name = f"bench_{service}_{uuid.uuid4().hex[:10]}"
+        admin = await asyncpg.connect(plain_url(self.admin_url))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        url = self.database_url(name)
+        await asyncio.to_thread(upgrade, service, url)
+        return url
+
+
+@contextmanager
+def embedded_infra(durable: bool) -> Iterator[BenchInfra]:
+    root = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
+    embedded = EmbeddedInfra(root, free_port(), free_port(), durable=durable)
+    try:
+        state = embedded.up()
+        yield BenchInfra(
+            bootstrap_servers=state.bootstrap_servers,
+            admin_url=state.database_url("postgres"),
+            pg_port=state.pg_port,
+            durable=durable,
+            root=embedded.root,
+        )
+    finally:
+        try:
+            embedded.down()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
