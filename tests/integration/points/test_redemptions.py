@@ -1,0 +1,111 @@
+"""Redemptions through the service layer the HTTP routes will call (one transaction per
+call, as per request): no overspending under concurrency, idempotency keys, cancellation,
+and a return after the points were spent leaving a visible negative balance."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from services.points.commands import Adjustment
+from services.points.service import (
+    IdempotencyKeyReused,
+    NotEnoughPoints,
+    RedemptionRequest,
+    adjust_points,
+    cancel_redemption,
+    redeem,
+)
+from shared.db import create_engine
+from tests.integration.points.helpers import days_ago, points_stack, purchase, returned
+from tests.support.counting import publish
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+
+def _ask(customer: str, points: int, key: str, reference: str = "basket-1") -> RedemptionRequest:
+    return RedemptionRequest(customer, points, "cinema", reference, key)
+
+
+async def test_fifty_concurrent_redemptions_never_overspend(
+    infra: Infra, points_db: str, unique: str
+) -> None:
+    engine = create_engine(points_db, pool_size=10)
+    now = datetime.now(UTC)
+    try:
+        async with engine.begin() as conn:
+            gift = Adjustment("adj-1", 100, "welcome gift", "ops@example.org")
+            await adjust_points(conn, "kim", gift, now)
+
+        async def one(n: int) -> bool:
+            try:
+                async with engine.begin() as conn:
+                    await redeem(conn, _ask("kim", 7, f"key-{n}"), now)
+            except NotEnoughPoints:
+                return False
+            return True
+
+        outcomes = await asyncio.gather(*(one(n) for n in range(50)))
+        assert sum(outcomes) == 100 // 7, "exactly as many redemptions as 100 points allow"
+        async with points_stack(infra, points_db, unique) as stack:
+            account = await stack.account("kim", now)
+            assert account.balance.available == 100 - 7 * (100 // 7), "never below zero"
+            await stack.sound("kim")
+    finally:
+        await engine.dispose()
+
+
+async def test_idempotency_key_and_cancellation(infra: Infra, points_db: str, unique: str) -> None:
+    engine = create_engine(points_db, pool_size=2)
+    now = datetime.now(UTC)
+    try:
+        async with engine.begin() as conn:
+            await adjust_points(conn, "lea", Adjustment("adj-2", 50, "goodwill", "ops"), now)
+            first = await redeem(conn, _ask("lea", 20, "k-1"), now)
+            again = await redeem(conn, _ask("lea", 20, "k-1"), now)
+            assert (again.redemption_id, again.replayed) == (first.redemption_id, True)
+            assert again.balance.available == 30, "a retried key does not debit twice"
+            with pytest.raises(IdempotencyKeyReused):
+                await redeem(conn, _ask("lea", 25, "k-1"), now)
+        async with engine.begin() as conn:
+            cancelled = await cancel_redemption(conn, first.redemption_id, now)
+            assert cancelled.balance.available == 50, "cancelling gives the points back"
+            twice = await cancel_redemption(conn, first.redemption_id, now)
+            assert twice.replayed and twice.balance.available == 50
+        async with points_stack(infra, points_db, unique) as stack:
+            await stack.sound("lea")
+            kinds = await stack.scalar(
+                "SELECT string_agg(kind || ' ' || points, ', ' ORDER BY id) FROM ledger"
+            )
+            assert kinds == "adjustment 50, redemption -20, redemption_cancel 20"
+    finally:
+        await engine.dispose()
+
+
+async def test_return_after_the_points_were_spent_shows_a_negative_balance(
+    infra: Infra, points_db: str, unique: str
+) -> None:
+    async with points_stack(infra, points_db, unique) as stack:
+        async with stack.consumer():
+            old_sale = purchase("max", "o-1", "60.00", days_ago(20))  # available since day 14
+            await publish(infra.bootstrap_servers, stack.inbound, [old_sale])
+            await stack.wait_handled(1)
+            async with stack.engine.begin() as conn:
+                spent = await redeem(conn, _ask("max", 60, "k-max"), datetime.now(UTC))
+            assert spent.balance.available == 0
+            refund = returned("max", "o-1", "r-1", "60.00", days_ago(0.1))
+            await publish(infra.bootstrap_servers, stack.inbound, [refund])
+            await stack.wait_handled(2)
+        account = await stack.account("max")
+        assert account.balance.available == -60, "spent points reversed show as negative"
+        assert account.balance.debt == 60
+        async with stack.engine.begin() as conn:
+            await adjust_points(
+                conn, "max", Adjustment("adj-3", 100, "apology", "ops"), days_ago(0)
+            )
+        account = await stack.account("max")
+        assert account.balance.available == 40, "new points repay the debt first"
+        await stack.sound("max")
