@@ -1,0 +1,194 @@
+"""Periodic jobs: refit the BG/NBD model on every summary, re-rank value segments.
+
+Both read every customer, so they run on a schedule (a day, an hour), never per scan, and one
+instance at a time (a PostgreSQL advisory lock; the others skip that round).
+
+Refit. Customers are reduced to (repeat visits, recency, age) measured in whole days at the
+clock's "now" and grouped in SQL, so identical histories become one weighted row: a million
+customers shrink to the number of distinct day-level histories. Day resolution moves nothing
+material for a model counted in weeks. The fit itself (numpy/scipy, in the domain) runs in a
+worker thread. After storing the parameters, every pending due time is recomputed, because the
+probabilistic rule's deadlines move with the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.alerts.clock import AlertsClock
+from services.alerts.db import customer_activity
+from services.alerts.domain.bgnbd import WEEK, BgNbdParams, ModelFitError, fit_bgnbd
+from services.alerts.ranking import refresh_value_segments
+from services.alerts.records import StoredModel, activity_from_row
+from services.alerts.repository import (
+    load_threshold_book,
+    open_alerts,
+    set_next_checks,
+    store_model,
+)
+from services.alerts.schedule import next_lapse_check
+from shared.errors import is_transient
+
+log = logging.getLogger(__name__)
+
+_REFIT_LOCK = 0x41_1E_27_01
+_SEGMENTS_LOCK = 0x41_1E_27_02
+
+_DISTINCT_HISTORIES = sa.text(
+    """
+    SELECT x, recency_days, GREATEST(age_days, recency_days) AS age_days, count(*) AS customers
+    FROM (
+        SELECT visit_count - 1 AS x,
+               CASE WHEN visit_count > 1
+                    THEN round(extract(epoch FROM last_purchase_at - first_purchase_at) / 86400)
+                    ELSE 0 END AS recency_days,
+               round(extract(epoch FROM CAST(:as_of AS timestamptz) - first_purchase_at) / 86400)
+                    AS age_days
+        FROM customer_activity
+        WHERE first_purchase_at IS NOT NULL AND first_purchase_at <= :as_of
+    ) AS histories
+    GROUP BY 1, 2, 3
+    """
+)
+
+
+@asynccontextmanager
+async def _exclusive(engine: AsyncEngine, key: int) -> AsyncIterator[bool]:
+    """True inside if this instance holds the job's advisory lock for the duration."""
+    async with engine.connect() as conn:
+        held = bool(await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(key))))
+        try:
+            yield held
+        finally:
+            if held:
+                await conn.scalar(sa.select(sa.func.pg_advisory_unlock(key)))
+
+
+async def refit_model(
+    engine: AsyncEngine, clock: AlertsClock, *, reschedule_batch: int = 5000
+) -> StoredModel | None:
+    """Fit BG/NBD on every summary at the clock's now and store it; None if not possible now."""
+    async with _exclusive(engine, _REFIT_LOCK) as held:
+        if not held:
+            return None
+        async with engine.connect() as conn:
+            as_of = await clock.now(conn)
+            if as_of is None:
+                return None
+            histories = (await conn.execute(_DISTINCT_HISTORIES, {"as_of": as_of})).all()
+        params = await _fit(histories)
+        if params is None:
+            return None
+        async with engine.begin() as conn:
+            stored = await store_model(conn, params, as_of)
+        log.info("BG/NBD refit on %d customers: %s", params.n_customers, params)
+        await reschedule_lapse_checks(engine, stored.params, reschedule_batch)
+        return stored
+
+
+async def _fit(histories: Sequence[sa.Row[Any]]) -> BgNbdParams | None:
+    if not histories:
+        return None
+    table = np.array([[float(value) for value in row] for row in histories], dtype=np.float64)
+    days_per_unit = WEEK.days
+    try:
+        return await asyncio.to_thread(
+            fit_bgnbd,
+            table[:, 0],
+            table[:, 1] / days_per_unit,
+            table[:, 2] / days_per_unit,
+            table[:, 3],
+            time_unit=WEEK,
+        )
+    except ModelFitError as exc:
+        log.warning("BG/NBD refit skipped: %s", exc)
+        return None
+
+
+async def reschedule_lapse_checks(
+    engine: AsyncEngine, model: BgNbdParams | None, batch_size: int = 5000
+) -> int:
+    """Recompute every pending due time under `model`; returns how many moved.
+
+    Walks the customers in id order, one transaction per batch. Rows another transaction
+    holds are skipped: whoever holds them is rescheduling them with the latest model anyway.
+    """
+    after, moved = "", 0
+    while True:
+        async with engine.begin() as conn:
+            query = (
+                sa.select(customer_activity)
+                .where(
+                    customer_activity.c.customer_id > after,
+                    customer_activity.c.next_check_at.isnot(None),
+                )
+                .order_by(customer_activity.c.customer_id)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            batch = [activity_from_row(r) for r in (await conn.execute(query)).mappings().all()]
+            if not batch:
+                return moved
+            still_open = await open_alerts(conn, [a.customer_id for a in batch])
+            book = await load_threshold_book(conn)
+            changes: dict[str, datetime | None] = {}
+            for activity in batch:
+                alert = still_open.get(activity.customer_id)
+                rules = book.for_customer(activity.home_merchant_id, activity.main_category).rules
+                due = next_lapse_check(
+                    activity.summary, rules, model, alert.status if alert else None
+                )
+                if due != activity.next_check_at:
+                    changes[activity.customer_id] = due
+            await set_next_checks(conn, changes)
+            moved += len(changes)
+            after = batch[-1].customer_id
+
+
+async def refresh_segments(engine: AsyncEngine, clock: AlertsClock) -> int | None:
+    """Re-rank every merchant's customers into A/B/C cutoffs; None if skipped this round."""
+    async with _exclusive(engine, _SEGMENTS_LOCK) as held:
+        if not held:
+            return None
+        async with engine.begin() as conn:
+            now = await clock.now(conn)
+            if now is None:
+                return None
+            return await refresh_value_segments(conn, now)
+
+
+class PeriodicJob:
+    """Runs `job` every `interval_seconds` until stopped; transient faults wait a round."""
+
+    def __init__(
+        self, name: str, job: Callable[[], Awaitable[object]], interval_seconds: float
+    ) -> None:
+        self.name = name
+        self.job = job
+        self.interval_seconds = interval_seconds
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.job()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("%s: transient fault, next round retries: %s", self.name, exc)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval_seconds)
+            except TimeoutError:
+                pass

@@ -1,0 +1,361 @@
+"""Queries of the alerts database. Every function runs in the caller's transaction and never
+commits: one transaction per consumed batch, per scan batch, per HTTP request."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.alerts.db import (
+    alert_thresholds,
+    alerts,
+    customer_activity,
+    event_clock,
+    model_parameters,
+)
+from services.alerts.domain.bgnbd import BgNbdParams
+from services.alerts.domain.lapse import AlertStatus
+from services.alerts.records import (
+    LAPSE_KIND,
+    CustomerActivity,
+    OpenAlert,
+    StoredModel,
+    activity_from_row,
+    activity_to_row,
+    model_from_row,
+)
+from services.alerts.thresholds import ThresholdBook, ThresholdOverrides, ThresholdScope
+
+POS_CLOCK = "pos"  # the event clock fed by pos.purchases
+
+
+# --- customer activity -------------------------------------------------------------------
+
+
+async def lock_activities(
+    conn: AsyncConnection, customer_ids: Iterable[str]
+) -> dict[str, CustomerActivity]:
+    """The stored activity of these customers, row-locked (in id order, so never deadlocking)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    query = (
+        sa.select(customer_activity)
+        .where(customer_activity.c.customer_id.in_(ids))
+        .order_by(customer_activity.c.customer_id)
+        .with_for_update()
+    )
+    rows = (await conn.execute(query)).mappings().all()
+    return {row["customer_id"]: activity_from_row(row) for row in rows}
+
+
+async def save_activities(conn: AsyncConnection, activities: Iterable[CustomerActivity]) -> None:
+    rows = [activity_to_row(a) for a in activities]
+    if not rows:
+        return
+    statement = pg_insert(customer_activity)
+    updated: dict[str, Any] = {
+        name: statement.excluded[name] for name in rows[0] if name != "customer_id"
+    }
+    updated["updated_at"] = sa.func.now()
+    await conn.execute(
+        statement.on_conflict_do_update(index_elements=["customer_id"], set_=updated), rows
+    )
+
+
+async def activity_of(conn: AsyncConnection, customer_id: str) -> CustomerActivity | None:
+    """One customer's activity, unlocked (for reading, e.g. over HTTP)."""
+    query = sa.select(customer_activity).where(customer_activity.c.customer_id == customer_id)
+    row = (await conn.execute(query)).mappings().first()
+    return None if row is None else activity_from_row(row)
+
+
+async def claim_due_lapse_checks(
+    conn: AsyncConnection, now: datetime, limit: int
+) -> list[CustomerActivity]:
+    """Customers whose lapse verdict may have changed by `now`, oldest due first.
+
+    A range scan of the partial index on `next_check_at`: the cost follows the number due,
+    never the number of customers. SKIP LOCKED lets several scanners (and the consumer)
+    work side by side, each on rows nobody else holds.
+    """
+    column = customer_activity.c.next_check_at
+    return await _claim(conn, column, now, limit)
+
+
+async def claim_due_follow_ups(
+    conn: AsyncConnection, now: datetime, limit: int
+) -> list[CustomerActivity]:
+    return await _claim(conn, customer_activity.c.follow_up_due_at, now, limit)
+
+
+async def _claim(
+    conn: AsyncConnection, due: sa.Column[Any], now: datetime, limit: int
+) -> list[CustomerActivity]:
+    query = (
+        sa.select(customer_activity)
+        .where(due <= now)
+        .order_by(due)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [activity_from_row(row) for row in (await conn.execute(query)).mappings().all()]
+
+
+async def set_next_checks(conn: AsyncConnection, due: Mapping[str, datetime | None]) -> None:
+    if not due:
+        return
+    await conn.execute(
+        sa.text(
+            "UPDATE customer_activity AS ca SET next_check_at = d.due, updated_at = now() "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:dues AS timestamptz[])) AS d(id, due) "
+            "WHERE ca.customer_id = d.id"
+        ),
+        {"ids": list(due), "dues": list(due.values())},
+    )
+
+
+async def mark_follow_ups_raised(
+    conn: AsyncConnection, customer_ids: Sequence[str], raised_at: datetime
+) -> None:
+    if not customer_ids:
+        return
+    await conn.execute(
+        sa.update(customer_activity)
+        .where(customer_activity.c.customer_id.in_(customer_ids))
+        .values(follow_up_due_at=None, follow_up_raised_at=raised_at, updated_at=sa.func.now())
+    )
+
+
+async def record_tier(
+    conn: AsyncConnection, customer_id: str, tier: str, changed_at: datetime
+) -> None:
+    """Remember the customer's tier (from `tier.changed`); an older change never wins."""
+    statement = pg_insert(customer_activity).values(
+        customer_id=customer_id, tier=tier, tier_changed_at=changed_at
+    )
+    current = customer_activity.c.tier_changed_at
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={"tier": tier, "tier_changed_at": changed_at, "updated_at": sa.func.now()},
+            where=sa.or_(current.is_(None), current <= changed_at),
+        )
+    )
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    alert_id: uuid.UUID
+    customer_id: str
+    status: AlertStatus
+    rule: str
+    reason: str
+    value_at_risk_minor: int
+    currency: str
+    segment: str
+    tier: str | None
+    merchant_id: str | None
+    last_purchase_at: datetime
+    tripped_at: datetime
+
+
+async def open_alerts(
+    conn: AsyncConnection, customer_ids: Iterable[str], kind: str = LAPSE_KIND
+) -> dict[str, OpenAlert]:
+    ids = list(set(customer_ids))
+    if not ids:
+        return {}
+    query = sa.select(
+        alerts.c.alert_id, alerts.c.customer_id, alerts.c.status, alerts.c.last_purchase_at
+    ).where(alerts.c.customer_id.in_(ids), alerts.c.kind == kind, alerts.c.closed_at.is_(None))
+    rows = (await conn.execute(query)).all()
+    return {
+        row.customer_id: OpenAlert(
+            row.alert_id, row.customer_id, AlertStatus(row.status), row.last_purchase_at
+        )
+        for row in rows
+    }
+
+
+async def open_new_alerts(
+    conn: AsyncConnection, new: Sequence[NewAlert], opened_at: datetime
+) -> set[uuid.UUID]:
+    """Insert alerts; returns the ids actually opened (an open one per customer and kind, or
+    the same alert opened before, makes the database refuse quietly)."""
+    if not new:
+        return set()
+    rows = [
+        {**_alert_row(alert), "kind": LAPSE_KIND, "opened_at": opened_at, "escalated_at": None}
+        for alert in new
+    ]
+    statement = pg_insert(alerts).on_conflict_do_nothing().returning(alerts.c.alert_id)
+    opened: set[uuid.UUID] = set()
+    for row in rows:  # one by one: RETURNING with executemany is not portable across drivers
+        opened.update((await conn.execute(statement, row)).scalars().all())
+    return opened
+
+
+def _alert_row(alert: NewAlert) -> dict[str, Any]:
+    return {
+        "alert_id": alert.alert_id,
+        "customer_id": alert.customer_id,
+        "status": alert.status.value,
+        "rule": alert.rule,
+        "reason": alert.reason,
+        "value_at_risk_minor": alert.value_at_risk_minor,
+        "currency": alert.currency,
+        "segment": alert.segment,
+        "tier": alert.tier,
+        "merchant_id": alert.merchant_id,
+        "last_purchase_at": alert.last_purchase_at,
+        "tripped_at": alert.tripped_at,
+    }
+
+
+async def escalate_alert(conn: AsyncConnection, alert: NewAlert, escalated_at: datetime) -> bool:
+    """Move an open at-risk alert to lapsed with fresh facts; False if it was not at risk."""
+    facts = _alert_row(alert)
+    for key in ("alert_id", "customer_id", "currency", "last_purchase_at", "tripped_at"):
+        facts.pop(key)
+    result = await conn.execute(
+        sa.update(alerts)
+        .where(
+            alerts.c.alert_id == alert.alert_id,
+            alerts.c.status == AlertStatus.AT_RISK.value,
+            alerts.c.closed_at.is_(None),
+        )
+        .values(**facts, escalated_at=escalated_at)
+    )
+    return result.rowcount == 1
+
+
+async def close_alerts(
+    conn: AsyncConnection, closures: Mapping[uuid.UUID, tuple[datetime, uuid.UUID]]
+) -> None:
+    """Close alerts: alert id -> (when, the purchase event that closed it)."""
+    if not closures:
+        return
+    await conn.execute(
+        sa.text(
+            "UPDATE alerts AS al SET closed_at = c.at, closed_by_event_id = c.event_id "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[]),"
+            " CAST(:events AS uuid[])) AS c(id, at, event_id) "
+            "WHERE al.alert_id = c.id AND al.closed_at IS NULL"
+        ),
+        {
+            "ids": list(closures),
+            "ats": [at for at, _ in closures.values()],
+            "events": [event for _, event in closures.values()],
+        },
+    )
+
+
+async def acknowledge_alert(
+    conn: AsyncConnection, alert_id: uuid.UUID, note: str, at: datetime
+) -> Mapping[Any, Any] | None:
+    """Operations saw the alert: keep the first acknowledgement time, the latest note.
+
+    Returns the updated alert row, or None if there is no such alert.
+    """
+    result = await conn.execute(
+        sa.update(alerts)
+        .where(alerts.c.alert_id == alert_id)
+        .values(acknowledged_at=sa.func.coalesce(alerts.c.acknowledged_at, at), ack_note=note)
+        .returning(*alerts.c)
+    )
+    return result.mappings().first()
+
+
+# --- event clock -------------------------------------------------------------------------
+
+
+async def advance_event_clock(
+    conn: AsyncConnection, moment: datetime, clock: str = POS_CLOCK
+) -> None:
+    """The clock moves to `moment` if that is later; it never goes back."""
+    statement = pg_insert(event_clock).values(clock=clock, latest_occurred_at=moment)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["clock"],
+            set_={"latest_occurred_at": moment, "updated_at": sa.func.now()},
+            where=event_clock.c.latest_occurred_at < moment,
+        )
+    )
+
+
+async def read_event_clock(conn: AsyncConnection, clock: str = POS_CLOCK) -> datetime | None:
+    query = sa.select(event_clock.c.latest_occurred_at).where(event_clock.c.clock == clock)
+    return await conn.scalar(query)
+
+
+# --- thresholds --------------------------------------------------------------------------
+
+
+async def load_threshold_book(conn: AsyncConnection) -> ThresholdBook:
+    rows = (await conn.execute(sa.select(alert_thresholds))).mappings().all()
+    book = ThresholdBook()
+    for row in rows:
+        overrides = ThresholdOverrides.model_validate(row["settings"])
+        scope = ThresholdScope(row["scope"])
+        if scope is ThresholdScope.DEFAULT:
+            book.default = overrides
+        elif scope is ThresholdScope.MERCHANT:
+            book.by_merchant[row["scope_id"]] = overrides
+        else:
+            book.by_category[row["scope_id"]] = overrides
+    return book
+
+
+async def put_thresholds(
+    conn: AsyncConnection, scope: ThresholdScope, scope_id: str, overrides: ThresholdOverrides
+) -> None:
+    """Store one scope's overrides (the caller checks them with `thresholds.merged` first)."""
+    key = "" if scope is ThresholdScope.DEFAULT else scope_id
+    settings = overrides.model_dump(exclude_none=True)
+    statement = pg_insert(alert_thresholds).values(
+        scope=scope.value, scope_id=key, settings=settings
+    )
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["scope", "scope_id"],
+            set_={"settings": settings, "updated_at": sa.func.now()},
+        )
+    )
+
+
+# --- model parameters --------------------------------------------------------------------
+
+
+async def latest_model(conn: AsyncConnection) -> StoredModel | None:
+    query = sa.select(model_parameters).order_by(model_parameters.c.fit_id.desc()).limit(1)
+    row = (await conn.execute(query)).mappings().first()
+    return None if row is None else model_from_row(row)
+
+
+async def store_model(conn: AsyncConnection, params: BgNbdParams, as_of: datetime) -> StoredModel:
+    statement = (
+        sa.insert(model_parameters)
+        .values(
+            r=params.r,
+            alpha=params.alpha,
+            a=params.a,
+            b=params.b,
+            time_unit_days=params.unit_days,
+            log_likelihood=params.log_likelihood,
+            customers_fitted=params.n_customers,
+            as_of=as_of,
+        )
+        .returning(*model_parameters.c)
+    )
+    return model_from_row((await conn.execute(statement)).mappings().one())

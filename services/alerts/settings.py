@@ -1,0 +1,25 @@
+"""Configuration of the alerts service, from ALERTS_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.alerts.clock import ClockMode
+from shared.contracts.topics import Topics
+from shared.settings import ServiceSettings
+
+
+class AlertsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ALERTS_", extra="ignore")
+
+    consumer_group: str = "alerts"
+    clock: ClockMode = Field(
+        default=ClockMode.WALL,
+        description="wall: real time; event: the latest occurred_at seen (demo, replays).",
+    )
+    alerts_topic: str = Topics.ALERTS
+    scan_batch: int = Field(default=500, ge=1, le=50_000)
+    scan_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    model_refit_interval_seconds: float = Field(default=86_400.0, gt=0)
+    segment_refresh_interval_seconds: float = Field(default=3_600.0, gt=0)
