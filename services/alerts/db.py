@@ -116,6 +116,8 @@ alerts = sa.Table(
     _moment("escalated_at"),
     _moment("acknowledged_at"),
     sa.Column("ack_note", sa.Text),
+    sa.Column("acknowledged_by", sa.Text),  # the name the acknowledging person gave (0003)
+    sa.Column("acknowledged_key_id", sa.Text),  # the API key they used (0003)
     _moment("closed_at"),
     sa.Column("closed_by_event_id", pg.UUID(as_uuid=True)),
     sa.CheckConstraint(_one_of("kind", ALERT_KINDS), name="kind"),
@@ -124,6 +126,9 @@ alerts = sa.Table(
     sa.CheckConstraint(_one_of("segment", SEGMENTS), name="segment"),
     sa.CheckConstraint("value_at_risk_minor >= 0", name="value_at_risk"),
     sa.CheckConstraint("(status = 'lapsed') OR escalated_at IS NULL", name="escalation"),
+    sa.CheckConstraint(
+        "(acknowledged_at IS NULL) = (acknowledged_by IS NULL)", name="acknowledgement"
+    ),
 )
 sa.Index(
     "uq_alerts_open_customer_kind",
@@ -134,6 +139,13 @@ sa.Index(
 )
 sa.Index(
     "ix_alerts_open_by_value",
+    alerts.c.value_at_risk_minor.desc(),
+    alerts.c.alert_id,
+    postgresql_where=alerts.c.closed_at.is_(None),
+)
+sa.Index(
+    "ix_alerts_open_merchant_by_value",
+    alerts.c.merchant_id,
     alerts.c.value_at_risk_minor.desc(),
     alerts.c.alert_id,
     postgresql_where=alerts.c.closed_at.is_(None),

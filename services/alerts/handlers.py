@@ -4,9 +4,19 @@ One function per event type, each applying a whole run of events inside the batc
 transaction (the runtime records every event id in `processed_events` in that same
 transaction, so a redelivered event is a no-op). Outgoing events go through the outbox.
 
-Today the service consumes `pos.purchases` only. `loyalty.points` (`tier.changed`: call
-`repository.record_tier`, so alerts carry the tier) and `loyalty.rewards` plug in here, in
-`alerts_registry`, once their contracts settle.
+Topics are shared, so most event types on them are none of this service's business. The
+runtime records a type that is in the contracts but has no handler here as processed and skips
+it; only a type missing from the contracts is dead-lettered. What is consumed:
+
+* `pos.purchases`: `purchase.completed` and `purchase.returned` build the activity summaries;
+  `ops.service-incidents` types, should they ever arrive there, are skipped;
+* `loyalty.points`: every points event carries the account snapshot, tier included, so each
+  one keeps the customer's tier current for the value segment (`tier.changed` says it first,
+  but an accrual that follows it carries it too, and a lost or late `tier.changed` is healed
+  by the next snapshot); an older snapshot never overwrites a newer tier;
+* `loyalty.rewards`: nothing it carries today changes a lapse verdict (a credit request is
+  not a purchase), so its known types are skipped; subscribing keeps the service ready for
+  reward redemptions as activity without a new deployment of the wiring.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import get_args
 
 from services.alerts.domain.activity import (
     ActivityError,
@@ -26,12 +37,14 @@ from services.alerts.domain.bgnbd import BgNbdParams
 from services.alerts.domain.lapse import evaluate_lapse
 from services.alerts.records import CustomerActivity, OpenAlert
 from services.alerts.repository import (
+    TierSighting,
     advance_event_clock,
     close_alerts,
     latest_model,
     load_threshold_book,
     lock_activities,
     open_alerts,
+    record_tiers,
     save_activities,
 )
 from services.alerts.schedule import follow_up_due_at, next_lapse_check
@@ -39,6 +52,7 @@ from services.alerts.thresholds import ThresholdBook
 from shared.contracts.alerts import ALERTS_SOURCE, CustomerReactivated, CustomerReactivatedData
 from shared.contracts.envelope import EventEnvelope, derived_event_id
 from shared.contracts.fields import minor_units
+from shared.contracts.points import POINTS_EVENTS, AccountSnapshot
 from shared.contracts.pos import PurchaseCompleted, PurchaseCompletedData, PurchaseReturned
 from shared.contracts.topics import Topics
 from shared.errors import PoisonEvent
@@ -65,7 +79,33 @@ def alerts_registry(alerts_topic: str = Topics.ALERTS) -> HandlerRegistry:
     async def on_returns(ctx: BatchContext, events: Sequence[PurchaseReturned]) -> None:
         await record_returns(ctx, events)
 
+    for model in POINTS_EVENTS:
+        registry.batch(_event_type(model))(record_snapshot_tiers)
     return registry
+
+
+def _event_type(model: type[EventEnvelope]) -> str:
+    (literal,) = get_args(model.model_fields["type"].annotation)
+    return str(literal)
+
+
+async def record_snapshot_tiers(ctx: BatchContext, events: Sequence[EventEnvelope]) -> None:
+    """Keep each customer's tier from the account snapshot every points event carries.
+
+    Per customer only the latest event of the run counts (later in the run wins a tie), and
+    the database keeps a stored tier that is newer than it.
+    """
+    latest: dict[str, TierSighting] = {}
+    for event in events:
+        snapshot = event.data
+        if not isinstance(snapshot, AccountSnapshot):
+            continue
+        seen = latest.get(event.customer_id)
+        if seen is None or event.occurred_at >= seen.seen_at:
+            latest[event.customer_id] = TierSighting(
+                event.customer_id, snapshot.tier.value, event.occurred_at
+            )
+    await record_tiers(ctx.conn, latest.values())
 
 
 @dataclass

@@ -73,21 +73,39 @@ async def _exclusive(engine: AsyncEngine, key: int) -> AsyncIterator[bool]:
                 await conn.scalar(sa.select(sa.func.pg_advisory_unlock(key)))
 
 
+class RefitRefused(Exception):
+    """Why a refit did not happen now; `code` is stable (the HTTP API reports it)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 async def refit_model(
     engine: AsyncEngine, clock: AlertsClock, *, reschedule_batch: int = 5000
 ) -> StoredModel | None:
     """Fit BG/NBD on every summary at the clock's now and store it; None if not possible now."""
+    try:
+        return await refit_model_or_explain(engine, clock, reschedule_batch=reschedule_batch)
+    except RefitRefused as refused:
+        log.info("BG/NBD refit skipped: %s", refused.message)
+        return None
+
+
+async def refit_model_or_explain(
+    engine: AsyncEngine, clock: AlertsClock, *, reschedule_batch: int = 5000
+) -> StoredModel:
+    """`refit_model`, raising `RefitRefused` to say why nothing was fitted."""
     async with _exclusive(engine, _REFIT_LOCK) as held:
         if not held:
-            return None
+            raise RefitRefused("refit_in_progress", "another instance is refitting the model")
         async with engine.connect() as conn:
             as_of = await clock.now(conn)
             if as_of is None:
-                return None
+                raise RefitRefused("no_events_yet", "event time has not started: no event seen")
             histories = (await conn.execute(_DISTINCT_HISTORIES, {"as_of": as_of})).all()
         params = await _fit(histories)
-        if params is None:
-            return None
         async with engine.begin() as conn:
             stored = await store_model(conn, params, as_of)
         log.info("BG/NBD refit on %d customers: %s", params.n_customers, params)
@@ -95,9 +113,9 @@ async def refit_model(
         return stored
 
 
-async def _fit(histories: Sequence[sa.Row[Any]]) -> BgNbdParams | None:
+async def _fit(histories: Sequence[sa.Row[Any]]) -> BgNbdParams:
     if not histories:
-        return None
+        raise RefitRefused("model_not_fittable", "no customer has purchased yet")
     table = np.array([[float(value) for value in row] for row in histories], dtype=np.float64)
     days_per_unit = WEEK.days
     try:
@@ -110,8 +128,7 @@ async def _fit(histories: Sequence[sa.Row[Any]]) -> BgNbdParams | None:
             time_unit=WEEK,
         )
     except ModelFitError as exc:
-        log.warning("BG/NBD refit skipped: %s", exc)
-        return None
+        raise RefitRefused("model_not_fittable", str(exc)) from exc
 
 
 async def reschedule_lapse_checks(

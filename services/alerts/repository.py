@@ -134,20 +134,43 @@ async def mark_follow_ups_raised(
     )
 
 
-async def record_tier(
-    conn: AsyncConnection, customer_id: str, tier: str, changed_at: datetime
-) -> None:
-    """Remember the customer's tier (from `tier.changed`); an older change never wins."""
-    statement = pg_insert(customer_activity).values(
-        customer_id=customer_id, tier=tier, tier_changed_at=changed_at
-    )
-    current = customer_activity.c.tier_changed_at
+@dataclass(frozen=True, slots=True)
+class TierSighting:
+    """A customer's tier as a points event reported it at `seen_at`."""
+
+    customer_id: str
+    tier: str
+    seen_at: datetime
+
+
+_RECORD_TIERS = sa.text(
+    "INSERT INTO customer_activity AS ca (customer_id, tier, tier_changed_at) "
+    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tiers AS text[]),"
+    " CAST(:ats AS timestamptz[])) "
+    "ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier,"
+    " tier_changed_at = excluded.tier_changed_at, updated_at = now() "
+    "WHERE ca.tier IS DISTINCT FROM excluded.tier"
+    " AND (ca.tier_changed_at IS NULL OR ca.tier_changed_at <= excluded.tier_changed_at)"
+)
+
+
+async def record_tiers(conn: AsyncConnection, sightings: Iterable[TierSighting]) -> None:
+    """Remember each customer's tier; an older sighting never overwrites a newer tier.
+
+    `tier_changed_at` is when the stored tier was first seen (a `tier.changed` event, or the
+    first snapshot that showed it), so a late snapshot of the previous tier loses. One
+    sighting per customer (the caller keeps the latest), in id order so writers lock alike.
+    """
+    chosen = sorted(sightings, key=lambda s: s.customer_id)
+    if not chosen:
+        return
     await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={"tier": tier, "tier_changed_at": changed_at, "updated_at": sa.func.now()},
-            where=sa.or_(current.is_(None), current <= changed_at),
-        )
+        _RECORD_TIERS,
+        {
+            "ids": [s.customer_id for s in chosen],
+            "tiers": [s.tier for s in chosen],
+            "ats": [s.seen_at for s in chosen],
+        },
     )
 
 
@@ -188,22 +211,46 @@ async def open_alerts(
     }
 
 
+_OPEN_ALERTS = sa.text(
+    "INSERT INTO alerts (alert_id, customer_id, kind, status, rule, reason, value_at_risk_minor,"
+    " currency, segment, tier, merchant_id, last_purchase_at, tripped_at, opened_at) "
+    "SELECT n.alert_id, n.customer_id, :kind, n.status, n.rule, n.reason, n.value, n.currency,"
+    " n.segment, n.tier, n.merchant_id, n.last_purchase_at, n.tripped_at, :opened_at "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:customers AS text[]), CAST(:statuses AS text[]),"
+    " CAST(:rules AS text[]), CAST(:reasons AS text[]), CAST(:values AS bigint[]),"
+    " CAST(:currencies AS text[]), CAST(:segments AS text[]), CAST(:tiers AS text[]),"
+    " CAST(:merchants AS text[]), CAST(:lasts AS timestamptz[]), CAST(:tripped AS timestamptz[]))"
+    " AS n(alert_id, customer_id, status, rule, reason, value, currency, segment, tier,"
+    " merchant_id, last_purchase_at, tripped_at) "
+    "ORDER BY n.customer_id "
+    "ON CONFLICT DO NOTHING RETURNING alert_id"
+)
+
+
 async def open_new_alerts(
     conn: AsyncConnection, new: Sequence[NewAlert], opened_at: datetime
 ) -> set[uuid.UUID]:
-    """Insert alerts; returns the ids actually opened (an open one per customer and kind, or
-    the same alert opened before, makes the database refuse quietly)."""
+    """Insert alerts in one statement; returns the ids actually opened (an open one per
+    customer and kind, or the same alert opened before, makes the database refuse quietly)."""
     if not new:
         return set()
-    rows = [
-        {**_alert_row(alert), "kind": LAPSE_KIND, "opened_at": opened_at, "escalated_at": None}
-        for alert in new
-    ]
-    statement = pg_insert(alerts).on_conflict_do_nothing().returning(alerts.c.alert_id)
-    opened: set[uuid.UUID] = set()
-    for row in rows:  # one by one: RETURNING with executemany is not portable across drivers
-        opened.update((await conn.execute(statement, row)).scalars().all())
-    return opened
+    params = {
+        "kind": LAPSE_KIND,
+        "opened_at": opened_at,
+        "ids": [a.alert_id for a in new],
+        "customers": [a.customer_id for a in new],
+        "statuses": [a.status.value for a in new],
+        "rules": [a.rule for a in new],
+        "reasons": [a.reason for a in new],
+        "values": [a.value_at_risk_minor for a in new],
+        "currencies": [a.currency for a in new],
+        "segments": [a.segment for a in new],
+        "tiers": [a.tier for a in new],
+        "merchants": [a.merchant_id for a in new],
+        "lasts": [a.last_purchase_at for a in new],
+        "tripped": [a.tripped_at for a in new],
+    }
+    return set((await conn.execute(_OPEN_ALERTS, params)).scalars().all())
 
 
 def _alert_row(alert: NewAlert) -> dict[str, Any]:
@@ -262,19 +309,26 @@ async def close_alerts(
 
 
 async def acknowledge_alert(
-    conn: AsyncConnection, alert_id: uuid.UUID, note: str, at: datetime
+    conn: AsyncConnection,
+    alert_id: uuid.UUID,
+    *,
+    by: str,
+    note: str,
+    key_id: str | None,
+    at: datetime,
 ) -> Mapping[Any, Any] | None:
-    """Operations saw the alert: keep the first acknowledgement time, the latest note.
+    """Operations saw the alert. The FIRST acknowledgement is kept whole (who, when, note):
+    repeating it changes nothing, so the record of who acted first cannot be rewritten.
 
-    Returns the updated alert row, or None if there is no such alert.
+    Returns the alert row as it stands afterwards, or None if there is no such alert.
     """
-    result = await conn.execute(
+    await conn.execute(
         sa.update(alerts)
-        .where(alerts.c.alert_id == alert_id)
-        .values(acknowledged_at=sa.func.coalesce(alerts.c.acknowledged_at, at), ack_note=note)
-        .returning(*alerts.c)
+        .where(alerts.c.alert_id == alert_id, alerts.c.acknowledged_at.is_(None))
+        .values(acknowledged_at=at, acknowledged_by=by, acknowledged_key_id=key_id, ack_note=note)
     )
-    return result.mappings().first()
+    query = sa.select(alerts).where(alerts.c.alert_id == alert_id)
+    return (await conn.execute(query)).mappings().first()
 
 
 # --- event clock -------------------------------------------------------------------------

@@ -14,17 +14,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts.clock import FixedClock
+from services.alerts.app import build_app
+from services.alerts.clock import AlertsClock, FixedClock
 from services.alerts.handlers import alerts_registry
 from services.alerts.scanner import AlertScanner, ScanOutcome
+from services.alerts.settings import AlertsSettings
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.registry import decode_event
 from shared.db import create_engine
+from shared.http import PROBLEM_JSON
 from shared.kafka.admin import ensure_topics
+from shared.settings import KafkaSettings
 from tests.support.counting import publish, purchase, wait_until
 from tests.support.dlq import read_topic
 from tests.support.infra import Databases, Infra
@@ -70,6 +75,67 @@ def refund(customer: str, at: datetime, amount: str, merchant: str = "m1") -> di
     }
 
 
+def _snapshot(tier: str) -> dict[str, Any]:
+    return {
+        "available": 120,
+        "pending": 0,
+        "debt": 0,
+        "lifetime_earned": 120,
+        "purchase_count": 3,
+        "tier": tier,
+    }
+
+
+def points_accrued(customer: str, at: datetime, tier: str) -> dict[str, Any]:
+    """A points.accrued event as the points service publishes it, its snapshot in `tier`."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": "points.accrued",
+        "version": 1,
+        "occurred_at": at.isoformat(),
+        "source": "points",
+        "customer_id": customer,
+        "data": {
+            **_snapshot(tier),
+            "order_id": f"o-{uuid.uuid4().hex[:10]}",
+            "merchant_id": "m1",
+            "points": 60,
+        },
+    }
+
+
+def tier_changed(customer: str, at: datetime, tier: str, previous: str) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": "tier.changed",
+        "version": 1,
+        "occurred_at": at.isoformat(),
+        "source": "points",
+        "customer_id": customer,
+        "data": {
+            **_snapshot(tier),
+            "previous_tier": previous,
+            "reason": "qualified",
+            "qualifying_purchases": 3,
+            "qualifying_spend": "180.00",
+            "currency": "EUR",
+        },
+    }
+
+
+def credit_requested(customer: str, at: datetime) -> dict[str, Any]:
+    """A loyalty.rewards event the alerts service has no business with."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": "points.credit_requested",
+        "version": 1,
+        "occurred_at": at.isoformat(),
+        "source": "rewards",
+        "customer_id": customer,
+        "data": {"credit_id": f"cr-{uuid.uuid4().hex[:10]}", "points": 50, "reason": "sorry"},
+    }
+
+
 def every(customer: str, days: float, visits: int, last: float) -> list[dict[str, Any]]:
     """`visits` purchases `days` apart, the last one on day `last`."""
     return [shopping(customer, day(last - days * k)) for k in reversed(range(visits))]
@@ -82,11 +148,14 @@ class AlertsHarness:
     engine: AsyncEngine
     pos_topic: str
     alerts_topic: str
+    points_topic: str = ""
+    rewards_topic: str = ""
     published: int = 0
     received: list[EventEnvelope] = field(default_factory=list)
 
-    async def publish(self, events: Sequence[dict[str, Any]]) -> None:
-        await publish(self.infra.bootstrap_servers, self.pos_topic, list(events))
+    async def publish(self, events: Sequence[dict[str, Any]], topic: str | None = None) -> None:
+        """Publish to the purchases topic, or to `topic` (points, rewards)."""
+        await publish(self.infra.bootstrap_servers, topic or self.pos_topic, list(events))
         self.published += len(events)
 
     async def settled(self) -> None:
@@ -135,14 +204,19 @@ async def alerts_service(
     alerts_topic: str,
     group: str,
 ) -> AsyncIterator[AlertsHarness]:
-    await ensure_topics(infra.bootstrap_servers, [pos_topic, alerts_topic], partitions=2)
+    """The consumer on all three consumed topics: `<pos>`, `<pos>.points`, `<pos>.rewards`."""
+    points_topic, rewards_topic = f"{pos_topic}.points", f"{pos_topic}.rewards"
+    topics = [pos_topic, points_topic, rewards_topic]
+    await ensure_topics(infra.bootstrap_servers, [*topics, alerts_topic], partitions=2)
     engine = create_engine(db_url, pool_size=4)
     registry = alerts_registry(alerts_topic=alerts_topic)
     try:
         async with running_consumer(
-            infra.bootstrap_servers, db_url, group, [pos_topic], registry, max_batch=100
+            infra.bootstrap_servers, db_url, group, topics, registry, max_batch=100
         ):
-            yield AlertsHarness(infra, db_url, engine, pos_topic, alerts_topic)
+            yield AlertsHarness(
+                infra, db_url, engine, pos_topic, alerts_topic, points_topic, rewards_topic
+            )
     finally:
         await engine.dispose()
 
@@ -158,3 +232,54 @@ async def harness(infra: Infra, alerts_db: str, unique: str) -> AsyncIterator[Al
         infra, alerts_db, f"pos.{unique}", f"alerts.{unique}", f"g-alerts-{unique}"
     ) as running:
         yield running
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Bearer headers of API keys made for one test database."""
+
+    reader: dict[str, str]
+    admin: dict[str, str]
+    bound_m2: dict[str, str]  # alerts:read, bound to merchant m2
+    points_only: dict[str, str]
+
+
+async def make_keys(engine: AsyncEngine) -> Keys:
+    from shared.auth import Scope, create_key
+
+    async def bearer(name: str, scopes: list[Scope], merchant: str | None = None) -> dict[str, str]:
+        async with engine.begin() as conn:
+            issued = await create_key(conn, name, scopes, merchant)
+        return {"Authorization": f"Bearer {issued.plaintext}"}
+
+    return Keys(
+        reader=await bearer("crm desk", [Scope.ALERTS_READ]),
+        admin=await bearer("ops admin", [Scope.ADMIN]),
+        bound_m2=await bearer("store m2", [Scope.ALERTS_READ], "m2"),
+        points_only=await bearer("partner app", [Scope.POINTS_READ]),
+    )
+
+
+@asynccontextmanager
+async def api_client(
+    infra: Infra, db_url: str, clock: AlertsClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The alerts HTTP app (no workers: the harness consumes) behind an in-process client."""
+    app = build_app(
+        AlertsSettings(database_url=db_url, run_workers=False),
+        kafka=KafkaSettings(bootstrap_servers=infra.bootstrap_servers),
+        clock=clock,
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://alerts") as client:
+            yield client
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The problem+json body of `response`, after checking its status and code."""
+    assert response.status_code == status, f"expected {status}, got {response.text}"
+    assert response.headers["content-type"] == PROBLEM_JSON, "error is not problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, f"expected code {code}, got {body}"
+    return body

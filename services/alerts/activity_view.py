@@ -1,0 +1,138 @@
+"""One customer as operations see them: summary, rhythm, P(alive), segment, value at risk.
+
+Computed on request from the stored summary, the latest model and the thresholds in force, at
+the service's "now" (the configured clock; wall time before event time has started), so it
+always agrees with what the scanner would decide at that moment.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.alerts.clock import AlertsClock
+from services.alerts.domain.activity import ActivitySummary, days_between
+from services.alerts.domain.bgnbd import expected_purchases, summary_to_rfm
+from services.alerts.domain.lapse import current_alive_probability
+from services.alerts.domain.segments import customer_value_at_risk_minor
+from services.alerts.ranking import segments_for
+from services.alerts.records import CustomerActivity, StoredModel
+from services.alerts.repository import activity_of, latest_model, load_threshold_book, open_alerts
+from services.alerts.schemas import (
+    ActivitySummaryOut,
+    CustomerActivityOut,
+    ModelViewOut,
+    OpenAlertRef,
+    RhythmOut,
+    SegmentOut,
+)
+from services.alerts.thresholds import Thresholds
+from shared.errors import NotFound
+from shared.money import format_money
+
+
+async def service_now(conn: AsyncConnection, clock: AlertsClock) -> datetime:
+    """The clock's now; wall time while event time has not started (no event seen yet)."""
+    return await clock.now(conn) or datetime.now(UTC)
+
+
+async def customer_activity_view(
+    conn: AsyncConnection, customer_id: str, clock: AlertsClock
+) -> CustomerActivityOut:
+    activity = await activity_of(conn, customer_id)
+    if activity is None:
+        raise NotFound(
+            f"no activity known for customer {customer_id}",
+            code="customer_not_found",
+            customer_id=customer_id,
+        )
+    now = await service_now(conn, clock)
+    book = await load_threshold_book(conn)
+    thresholds = book.for_customer(activity.home_merchant_id, activity.main_category)
+    stored = await latest_model(conn)
+    segment = (await segments_for(conn, [activity], now))[customer_id]
+    open_alert = (await open_alerts(conn, [customer_id])).get(customer_id)
+    summary = activity.summary
+    value_at_risk = None
+    if activity.currency is not None:
+        minor = customer_value_at_risk_minor(
+            summary, now, horizon=thresholds.risk_horizon, model=stored.params if stored else None
+        )
+        value_at_risk = format_money(minor, activity.currency)
+    return CustomerActivityOut(
+        customer_id=customer_id,
+        as_of=now,
+        summary=_summary(activity),
+        rhythm=_rhythm(summary, thresholds, now),
+        model=_model_view(summary, stored, thresholds.risk_horizon, now),
+        segment=SegmentOut(segment=segment.value, merchant_id=activity.home_merchant_id),
+        value_at_risk=value_at_risk,
+        open_alert=OpenAlertRef(alert_id=open_alert.alert_id, status=open_alert.status.value)
+        if open_alert
+        else None,
+        next_check_at=activity.next_check_at,
+        follow_up_due_at=activity.follow_up_due_at,
+        follow_up_raised_at=activity.follow_up_raised_at,
+    )
+
+
+def _money(minor: int, currency: str | None) -> str | None:
+    return format_money(minor, currency) if currency is not None else None
+
+
+def _summary(activity: CustomerActivity) -> ActivitySummaryOut:
+    summary, currency = activity.summary, activity.currency
+    bought = summary.has_purchased
+    return ActivitySummaryOut(
+        first_purchase_at=summary.first_purchase_at,
+        last_purchase_at=summary.last_purchase_at,
+        purchase_count=summary.purchase_count,
+        visit_count=summary.visit_count,
+        spend=_money(summary.spend_minor, currency) if bought else None,
+        average_order_value=_money(summary.average_order_value_minor, currency) if bought else None,
+        currency=currency,
+        merchant_ids=sorted(summary.merchant_ids),
+        home_merchant_id=activity.home_merchant_id,
+        main_category=activity.main_category,
+        tier=activity.tier,
+    )
+
+
+def _finite(value: float | None, digits: int = 4) -> float | None:
+    return round(value, digits) if value is not None and math.isfinite(value) else None
+
+
+def _rhythm(summary: ActivitySummary, thresholds: Thresholds, now: datetime) -> RhythmOut:
+    rules, mean = thresholds.rules, summary.mean_gap_days
+    variance = summary.gap_variance_days
+    has_rhythm = mean is not None and mean > 0 and summary.gaps.count >= rules.rhythm_min_visits - 1
+    last = summary.last_purchase_at
+    return RhythmOut(
+        mean_gap_days=_finite(mean),
+        gap_stddev_days=_finite(math.sqrt(variance) if variance is not None else None),
+        gaps_measured=summary.gaps.count,
+        days_since_last_purchase=_finite(max(0.0, days_between(last, now)) if last else None),
+        flagged_after_days=_finite(mean * rules.rhythm_multiple if has_rhythm and mean else None),
+    )
+
+
+def _model_view(
+    summary: ActivitySummary, stored: StoredModel | None, horizon: timedelta, now: datetime
+) -> ModelViewOut | None:
+    if stored is None:
+        return None
+    model = stored.params
+    alive = expected = None
+    first, last = summary.first_purchase_at, summary.last_purchase_at
+    if first is not None and last is not None:
+        alive = current_alive_probability(summary, now, model)
+        rfm = summary_to_rfm(first, last, summary.visit_count, now, unit_days=model.unit_days)
+        expected = float(expected_purchases(model, horizon / model.time_unit, *rfm))
+    return ModelViewOut(
+        fit_id=stored.fit_id,
+        alive_probability=_finite(alive),
+        expected_purchases=_finite(expected),
+        horizon_days=horizon / timedelta(days=1),
+    )

@@ -1,0 +1,330 @@
+"""HTTP API of the alerts service: the ranked at-risk list, acknowledgements, one customer's
+activity, and the administration of thresholds and the model.
+
+Who may do what (API-key scopes, `shared.auth.Scope`):
+- `alerts:read`: list alerts, read a customer's activity, and ACKNOWLEDGE an alert. The people
+  who read the at-risk list are the ones who call the customer, so acknowledging is part of
+  reading it; a dedicated scope would only be handed out together with this one. The extra
+  check: a key bound to a merchant sees and acknowledges only that merchant's alerts (the
+  alert's merchant is the customer's home merchant) and only customers who bought there.
+- `admin`: thresholds and the model.
+
+Acknowledging is idempotent: the first acknowledgement (who, when, note, which key) is kept,
+and repeating it answers 200 with that first acknowledgement unchanged; a different note later
+does not rewrite the record. Acknowledging a closed alert is allowed (a call may be logged
+after the customer came back).
+
+Each request runs in one transaction, committed before the response is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.alerts.activity_view import customer_activity_view, service_now
+from services.alerts.clock import AlertsClock
+from services.alerts.db import alert_thresholds
+from services.alerts.model_jobs import RefitRefused, refit_model_or_explain, reschedule_lapse_checks
+from services.alerts.queries import (
+    AlertFilters,
+    alert_by_id,
+    alert_out,
+    decode_cursor,
+    encode_cursor,
+    list_alerts,
+)
+from services.alerts.records import StoredModel
+from services.alerts.repository import (
+    acknowledge_alert,
+    activity_of,
+    latest_model,
+    load_threshold_book,
+    put_thresholds,
+)
+from services.alerts.schemas import (
+    AcknowledgeRequest,
+    AlertOut,
+    AlertPage,
+    AlertState,
+    CustomerActivityOut,
+    ModelOut,
+    ProblemOut,
+    ThresholdScopeOut,
+    ThresholdsOut,
+    ThresholdsPut,
+    ThresholdValues,
+)
+from services.alerts.thresholds import (
+    ThresholdBook,
+    ThresholdOverrides,
+    Thresholds,
+    ThresholdScope,
+    merged,
+)
+from shared.auth import ApiPrincipal, Scope
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.http import PROBLEM_JSON, ensure_merchant, require
+
+log = logging.getLogger(__name__)
+
+_ID_PATTERN = r"^[A-Za-z0-9._:@/-]+$"
+_CUSTOMER_PATTERN = r"^[A-Za-z0-9._:@-]+$"
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"model": ProblemOut, "content": {PROBLEM_JSON: {}}}
+        for status in (401, 403, 422, *statuses)
+    }
+
+
+def _engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def _clock(request: Request) -> AlertsClock:
+    clock: AlertsClock = request.app.state.alerts_clock
+    return clock
+
+
+Reader = Annotated[ApiPrincipal, Depends(require(Scope.ALERTS_READ))]
+Admin = Annotated[ApiPrincipal, Depends(require(Scope.ADMIN))]
+
+alerts_router = APIRouter(prefix="/v1", tags=["alerts"])
+admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@alerts_router.get(
+    "/alerts",
+    response_model=AlertPage,
+    summary="Alerts, most value at risk first",
+    responses=_problems(),
+)
+async def get_alerts(
+    request: Request,
+    principal: Reader,
+    state: AlertState = AlertState.OPEN,
+    status: Literal["at_risk", "lapsed"] | None = None,
+    kind: Literal["lapse"] | None = None,
+    merchant: Annotated[
+        str | None, Query(min_length=1, max_length=100, pattern=_ID_PATTERN)
+    ] = None,
+    segment: Literal["A", "B", "C"] | None = None,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
+    acknowledged: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> AlertPage:
+    """Ranked by value at risk (ties by alert id); `next_cursor` continues the same order.
+
+    Value at risk is compared in minor units, so filter by `currency` when a programme mixes
+    currencies. A key bound to a merchant sees only that merchant's alerts.
+    """
+    if principal.merchant_id is not None:
+        if merchant is not None:
+            ensure_merchant(principal, merchant)
+        merchant = principal.merchant_id
+    after = decode_cursor(cursor) if cursor is not None else None
+    filters = AlertFilters(state, status, kind, merchant, segment, currency, acknowledged)
+    async with _engine(request).begin() as conn:
+        rows, position = await list_alerts(conn, filters, after, limit)
+    return AlertPage(
+        items=[alert_out(row) for row in rows],
+        next_cursor=encode_cursor(position) if position else None,
+    )
+
+
+@alerts_router.post(
+    "/alerts/{alert_id}/ack",
+    response_model=AlertOut,
+    summary="Acknowledge an alert, with a note",
+    responses=_problems(404),
+)
+async def acknowledge(
+    request: Request, alert_id: uuid.UUID, body: AcknowledgeRequest, principal: Reader
+) -> AlertOut:
+    """Idempotent: the first acknowledgement is kept; repeating it returns it unchanged."""
+    async with _engine(request).begin() as conn:
+        row = await alert_by_id(conn, alert_id, lock=True)
+        if row is None:
+            raise NotFound(f"no alert {alert_id}", code="alert_not_found", alert_id=alert_id)
+        if principal.merchant_id is not None:
+            ensure_merchant(principal, row["merchant_id"] or "")
+        at = await service_now(conn, _clock(request))
+        updated = await acknowledge_alert(
+            conn, alert_id, by=body.by, note=body.note, key_id=principal.key_id, at=at
+        )
+    assert updated is not None  # locked above, so it still exists
+    return alert_out(updated)
+
+
+@alerts_router.get(
+    "/customers/{customer_id}/activity",
+    response_model=CustomerActivityOut,
+    summary="One customer's summary, rhythm, P(alive) and segment",
+    responses=_problems(404),
+)
+async def customer_activity(
+    request: Request,
+    customer_id: Annotated[str, Path(min_length=1, max_length=64, pattern=_CUSTOMER_PATTERN)],
+    principal: Reader,
+) -> CustomerActivityOut:
+    async with _engine(request).begin() as conn:
+        if principal.merchant_id is not None:
+            known = await activity_of(conn, customer_id)
+            if known is not None and principal.merchant_id not in known.summary.merchant_ids:
+                raise Forbidden(
+                    "this customer has not bought at the merchant this API key is bound to",
+                    code="merchant_mismatch",
+                    merchant_id=principal.merchant_id,
+                )
+        return await customer_activity_view(conn, customer_id, _clock(request))
+
+
+# --- administration -------------------------------------------------------------------------
+
+
+def _values(thresholds: Thresholds) -> ThresholdValues:
+    rules, day = thresholds.rules, 86_400.0
+    return ThresholdValues(
+        inactivity_window_days=rules.inactivity_window.total_seconds() / day,
+        rhythm_multiple=rules.rhythm_multiple,
+        rhythm_min_visits=rules.rhythm_min_visits,
+        at_risk_alive_probability=rules.at_risk_alive_probability,
+        lapsed_alive_probability=rules.lapsed_alive_probability,
+        lapsed_multiple=rules.lapsed_multiple,
+        follow_up_days=thresholds.follow_up_after.total_seconds() / day,
+        risk_horizon_days=thresholds.risk_horizon.total_seconds() / day,
+    )
+
+
+def _scope_out(
+    book: ThresholdBook,
+    scope: ThresholdScope,
+    scope_id: str,
+    overrides: ThresholdOverrides,
+    updated_at: Any = None,
+) -> ThresholdScopeOut:
+    layers = (overrides,) if scope is ThresholdScope.DEFAULT else (book.default, overrides)
+    return ThresholdScopeOut(
+        scope=scope,
+        scope_id=scope_id or None,
+        settings=overrides.model_dump(exclude_none=True),
+        effective=_values(merged(*layers)),
+        updated_at=updated_at,
+    )
+
+
+@admin_router.get("/thresholds", response_model=ThresholdsOut, responses=_problems())
+async def get_thresholds(request: Request, _: Admin) -> ThresholdsOut:
+    """The built-in defaults and every stored scope (default, per category, per merchant)."""
+    async with _engine(request).begin() as conn:
+        book = await load_threshold_book(conn)
+        query = sa.select(alert_thresholds).order_by(
+            alert_thresholds.c.scope, alert_thresholds.c.scope_id
+        )
+        rows = (await conn.execute(query)).mappings().all()
+    scopes = []
+    for row in rows:
+        overrides = ThresholdOverrides.model_validate(row["settings"])
+        scope = ThresholdScope(row["scope"])
+        scopes.append(_scope_out(book, scope, row["scope_id"], overrides, row["updated_at"]))
+    return ThresholdsOut(built_in=_values(Thresholds()), scopes=scopes)
+
+
+def _check_consistent(book: ThresholdBook, change: ThresholdsPut) -> None:
+    """Refuse overrides that, merged as they would be, put lapsed before at risk."""
+    checks: list[tuple[str, tuple[ThresholdOverrides | None, ...]]]
+    if change.scope is ThresholdScope.DEFAULT:
+        others = [*book.by_merchant.items(), *book.by_category.items()]
+        checks = [("settings", (change.settings,))]
+        checks += [(f"scope {name}", (change.settings, other)) for name, other in others]
+    else:
+        checks = [("settings", (book.default, change.settings))]
+    for what, layers in checks:
+        try:
+            merged(*layers)
+        except ValueError as exc:
+            raise Unprocessable(
+                f"inconsistent thresholds ({what}): {exc}",
+                code="validation_failed",
+                errors=[
+                    {"field": "body.settings", "rule": "thresholds_consistent", "message": str(exc)}
+                ],
+            ) from exc
+
+
+async def _reschedule(engine: AsyncEngine) -> None:
+    """Due times follow the thresholds: recompute them after a change (in the background)."""
+    try:
+        async with engine.connect() as conn:
+            stored = await latest_model(conn)
+        moved = await reschedule_lapse_checks(engine, stored.params if stored else None)
+        log.info("thresholds changed: %d due times moved", moved)
+    except Exception:
+        log.exception("rescheduling after a threshold change failed; the next refit will")
+
+
+@admin_router.put("/thresholds", response_model=ThresholdScopeOut, responses=_problems())
+async def put_threshold_scope(
+    request: Request, change: ThresholdsPut, background: BackgroundTasks, _: Admin
+) -> ThresholdScopeOut:
+    """Replace one scope's overrides; pending lapse checks are rescheduled under them."""
+    engine = _engine(request)
+    async with engine.begin() as conn:
+        book = await load_threshold_book(conn)
+        _check_consistent(book, change)
+        await put_thresholds(conn, change.scope, change.scope_id or "", change.settings)
+    if change.scope is ThresholdScope.DEFAULT:
+        book.default = change.settings
+    background.add_task(_reschedule, engine)
+    return _scope_out(book, change.scope, change.scope_id or "", change.settings)
+
+
+def _model_out(stored: StoredModel) -> ModelOut:
+    params = stored.params
+    unit = "week" if params.unit_days == 7 else f"{params.unit_days:g} days"
+    return ModelOut(
+        fit_id=stored.fit_id,
+        r=params.r,
+        alpha=params.alpha,
+        a=params.a,
+        b=params.b,
+        time_unit=unit,
+        time_unit_days=params.unit_days,
+        log_likelihood=params.log_likelihood,
+        customers_fitted=params.n_customers,
+        as_of=stored.as_of,
+        fitted_at=stored.fitted_at,
+    )
+
+
+@admin_router.get("/model", response_model=ModelOut, responses=_problems(404))
+async def get_model(request: Request, _: Admin) -> ModelOut:
+    """The BG/NBD parameters in use (the latest fit)."""
+    async with _engine(request).connect() as conn:
+        stored = await latest_model(conn)
+    if stored is None:
+        raise NotFound("no model has been fitted yet", code="model_not_fitted")
+    return _model_out(stored)
+
+
+@admin_router.post("/model/refit", response_model=ModelOut, responses=_problems(409))
+async def refit(request: Request, _: Admin) -> ModelOut:
+    """Fit the model on every summary now, store it and reschedule the probabilistic checks.
+
+    409 with `refit_in_progress` while another instance refits, `no_events_yet` before event
+    time has started, `model_not_fittable` when the data cannot support a fit.
+    """
+    try:
+        stored = await refit_model_or_explain(_engine(request), _clock(request))
+    except RefitRefused as refused:
+        raise Conflict(refused.message, code=refused.code) from refused
+    return _model_out(stored)

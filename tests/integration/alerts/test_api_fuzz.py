@@ -1,0 +1,107 @@
+"""Schemathesis over the alerts OpenAPI document: whatever it sends, no 5xx, and every error
+is problem+json. The service runs under uvicorn in a thread, on a real migrated database with
+some alerts, customers and a model in it, called with an admin key (every route reachable)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from services.alerts.app import build_app
+from services.alerts.clock import FixedClock
+from services.alerts.settings import AlertsSettings
+from shared.auth import Scope, create_key
+from shared.db import create_engine
+from shared.http import PROBLEM_JSON
+from shared.settings import KafkaSettings
+from tests.integration.alerts.conftest import day
+from tests.integration.alerts.test_replay_and_concurrency import _weekly_activity
+from tests.support.infra import Databases, Infra, free_port
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class FuzzTarget:
+    base_url: str
+    headers: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+async def fuzz_db(databases: Databases) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """A database with 30 customers, a scan's worth of alerts and an admin key."""
+    from services.alerts.repository import save_activities
+    from services.alerts.scanner import AlertScanner
+
+    url = await databases.fresh("alerts")
+    engine = create_engine(url, pool_size=2)
+    try:
+        async with engine.begin() as conn:
+            await save_activities(conn, [_weekly_activity(f"fz-{i:02d}") for i in range(30)])
+            issued = await create_key(conn, "fuzzer", [Scope.ADMIN])
+        await AlertScanner(engine, FixedClock(day(60))).scan_due(day(60))
+    finally:
+        await engine.dispose()
+    yield url, {"Authorization": f"Bearer {issued.plaintext}"}
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(infra: Infra, fuzz_db: tuple[str, dict[str, str]]) -> Iterator[FuzzTarget]:
+    url, headers = fuzz_db
+    app = build_app(
+        AlertsSettings(database_url=url, run_workers=False),
+        kafka=KafkaSettings(bootstrap_servers=infra.bootstrap_servers),
+        clock=FixedClock(day(60)),
+    )
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the alerts app did not start"
+        time.sleep(0.05)
+    try:
+        yield FuzzTarget(f"http://127.0.0.1:{port}", headers)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def test_the_alerts_api_never_answers_5xx(fuzz_target: FuzzTarget) -> None:
+    schema = schemathesis.openapi.from_url(f"{fuzz_target.base_url}/openapi.json")
+    operations = [result.ok() for result in schema.include(path_regex="^/v1/").get_all_operations()]
+    assert len(operations) == 7, f"every alerts route should be fuzzed: {operations}"
+    statuses: Counter[int] = Counter()
+    for operation in operations:
+        _fuzz(operation, fuzz_target, statuses)
+    assert statuses[401] == 0, "the fuzzer must call with the admin key, not be turned away"
+    assert sum(n for status, n in statuses.items() if status < 300) > 0, statuses
+
+
+def _fuzz(operation: Any, target: FuzzTarget, statuses: Counter[int]) -> None:
+    @given(case=operation.as_strategy())
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+    def no_server_error(case: schemathesis.Case) -> None:
+        response = case.call_and_validate(
+            base_url=target.base_url, headers=target.headers, checks=[not_a_server_error]
+        )
+        statuses[response.status_code] += 1
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == [PROBLEM_JSON], (
+                f"{case.method} {case.formatted_path} -> {response.status_code} is not problem+json"
+            )
+
+    no_server_error()
