@@ -34,10 +34,15 @@ from services.points.repository import (
     lock_accounts,
 )
 from services.points.rules import RuleBook, load_rule_book
+from services.points.saga import apply_debit_requests, apply_reversal_requests
 from services.points.writes import save_changes
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.pos import PurchaseCompleted, PurchaseReturned
-from shared.contracts.rewards import PointsCreditRequested
+from shared.contracts.rewards import (
+    PointsCreditRequested,
+    PointsDebitRequested,
+    PointsDebitReversalRequested,
+)
 from shared.contracts.topics import Topics
 from shared.errors import PoisonEvent
 from shared.kafka.handlers import BatchContext, HandlerRegistry
@@ -245,5 +250,13 @@ def points_registry(points_topic: str = Topics.POINTS) -> HandlerRegistry:
     @registry.batch("points.credit_requested")
     async def credits(ctx: BatchContext, events: Sequence[PointsCreditRequested]) -> None:
         await apply_credits(ctx, events, points_topic)
+
+    @registry.batch("points.debit_requested")
+    async def debits(ctx: BatchContext, events: Sequence[PointsDebitRequested]) -> None:
+        await apply_debit_requests(ctx, events, points_topic)
+
+    @registry.batch("points.debit_reversal_requested")
+    async def reversals(ctx: BatchContext, events: Sequence[PointsDebitReversalRequested]) -> None:
+        await apply_reversal_requests(ctx, events, points_topic)
 
     return registry

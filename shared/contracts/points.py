@@ -113,6 +113,25 @@ class TierChangedData(AccountSnapshot):
     review_at: AwareDatetime | None = Field(default=None, description="Set for a yearly review.")
 
 
+class PointsDebitedData(AccountSnapshot):
+    debit_id: Identifier = Field(description="The rewards catalogue claim this debit pays for.")
+    redemption_id: Identifier
+    merchant_id: Identifier
+    points: int = Field(gt=0)
+
+
+class PointsDebitRejectedData(AccountSnapshot):
+    debit_id: Identifier
+    points: int = Field(gt=0, description="What was asked for.")
+    reason: str = Field(min_length=1, max_length=100, examples=["insufficient_points"])
+
+
+class PointsDebitReversedData(AccountSnapshot):
+    debit_id: Identifier
+    redemption_id: Identifier
+    points: int = Field(gt=0, description="Points given back, with their original expiry.")
+
+
 class PointsAccrued(EventEnvelope):
     """A purchase was recorded: its points (maybe 0) are pending until its return window ends."""
 
@@ -177,6 +196,30 @@ class TierChanged(EventEnvelope):
     data: TierChangedData
 
 
+class PointsDebited(EventEnvelope):
+    """Saga: the points a rewards claim asked for were spent (reply to points.debit_requested)."""
+
+    type: Literal["points.debited"]
+    version: Literal[1]
+    data: PointsDebitedData
+
+
+class PointsDebitRejected(EventEnvelope):
+    """Saga: the points a rewards claim asked for could not be spent; nothing was taken."""
+
+    type: Literal["points.debit_rejected"]
+    version: Literal[1]
+    data: PointsDebitRejectedData
+
+
+class PointsDebitReversed(EventEnvelope):
+    """Saga compensation: a claim's debit was given back (reply to a reversal request)."""
+
+    type: Literal["points.debit_reversed"]
+    version: Literal[1]
+    data: PointsDebitReversedData
+
+
 POINTS_EVENTS: tuple[type[EventEnvelope], ...] = (
     PointsAccrued,
     PointsReversed,
@@ -186,4 +229,7 @@ POINTS_EVENTS: tuple[type[EventEnvelope], ...] = (
     PointsAdjusted,
     PointsCredited,
     TierChanged,
+    PointsDebited,
+    PointsDebitRejected,
+    PointsDebitReversed,
 )

@@ -1,13 +1,23 @@
-"""Events the rewards service publishes on `loyalty.rewards` that other services act on."""
+"""Events the rewards service publishes on `loyalty.rewards` (and one on the ops topic).
+
+Commands to the points service (`points.credit_requested`, `points.debit_requested`,
+`points.debit_reversal_requested`) carry an id the points service applies once. Facts
+for partners and operations (`reward.issued`, `voucher.*`, `compensation.*`,
+`refund.instructed`, `claim.escalated`) have ids derived from their cause, so a replay
+re-derives the same ids and consumers deduplicate. Voucher codes never travel on a
+topic: a partner app reads them through the authenticated API.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.envelope import EventEnvelope
-from shared.contracts.fields import Identifier
+from shared.contracts.fields import Currency, Identifier, Money, minor_units
+
+RewardOrigin = Literal["guarantee", "catalogue", "milestone", "referral"]
 
 
 class _Data(BaseModel):
@@ -31,4 +41,171 @@ class PointsCreditRequested(EventEnvelope):
     data: PointsCreditRequestedData
 
 
-REWARDS_EVENTS: tuple[type[EventEnvelope], ...] = (PointsCreditRequested,)
+class PointsDebitRequestedData(_Data):
+    debit_id: Identifier = Field(description="The catalogue claim; debited at most once.")
+    points: int = Field(strict=True, gt=0, le=100_000_000)
+    merchant_id: Identifier = Field(description="Who the points are spent with.")
+    reference: str = Field(min_length=1, max_length=200, examples=["catalogue:free-coffee"])
+
+
+class PointsDebitRequested(EventEnvelope):
+    """Saga step 1: rewards asks the points service to spend points for a catalogue claim."""
+
+    type: Literal["points.debit_requested"]
+    version: Literal[1]
+    data: PointsDebitRequestedData
+
+
+class PointsDebitReversalRequestedData(_Data):
+    debit_id: Identifier
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class PointsDebitReversalRequested(EventEnvelope):
+    """Saga compensation: the claim was cancelled after its debit; give the points back."""
+
+    type: Literal["points.debit_reversal_requested"]
+    version: Literal[1]
+    data: PointsDebitReversalRequestedData
+
+
+class RewardIssuedData(_Data):
+    voucher_id: Identifier
+    reward_code: Identifier = Field(examples=["fruit-plate"])
+    origin: RewardOrigin
+    origin_ref: str = Field(min_length=1, max_length=300, description="Compensation, claim, ...")
+    merchant_id: Identifier | None = Field(default=None, description="Redeemable only there.")
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime
+
+
+class RewardIssued(EventEnvelope):
+    """A voucher was issued to the customer."""
+
+    type: Literal["reward.issued"]
+    version: Literal[1]
+    data: RewardIssuedData
+
+
+class VoucherRedeemedData(_Data):
+    voucher_id: Identifier
+    reward_code: Identifier
+    merchant_id: Identifier
+    store_id: Identifier | None = None
+    redeemed_at: AwareDatetime
+
+
+class VoucherRedeemed(EventEnvelope):
+    """A point of sale redeemed a voucher (once)."""
+
+    type: Literal["voucher.redeemed"]
+    version: Literal[1]
+    data: VoucherRedeemedData
+
+
+class VoucherExpiredData(_Data):
+    voucher_id: Identifier
+    reward_code: Identifier
+    expired_at: AwareDatetime
+
+
+class VoucherExpired(EventEnvelope):
+    """A voucher reached its expiry unredeemed."""
+
+    type: Literal["voucher.expired"]
+    version: Literal[1]
+    data: VoucherExpiredData
+
+
+class _BreachFacts(_Data):
+    compensation_id: Identifier
+    merchant_id: Identifier
+    order_id: Identifier
+    promise_kind: Identifier
+    tier: int = Field(ge=1, description="The highest policy tier this compensation reaches.")
+    vouchers: list[Identifier] = Field(default_factory=list, description="Reward codes.")
+    points: int = Field(ge=0)
+    refund_amount: Money
+    currency: Currency
+    top_up: bool = Field(description="Adds to an earlier compensation of the same breach.")
+
+    @model_validator(mode="after")
+    def _precision_fits_currency(self) -> _BreachFacts:
+        minor_units(self.refund_amount, self.currency)
+        return self
+
+
+class CompensationGrantedData(_BreachFacts):
+    decided_by: str = Field(min_length=1, max_length=200, examples=["policy", "admin:kim"])
+
+
+class CompensationGranted(EventEnvelope):
+    """A missed service promise was compensated (automatically or after review)."""
+
+    type: Literal["compensation.granted"]
+    version: Literal[1]
+    data: CompensationGrantedData
+
+
+class CompensationReviewRequiredData(_BreachFacts):
+    reasons: list[str] = Field(min_length=1, examples=[["customer_refund_cap"]])
+
+
+class CompensationReviewRequired(EventEnvelope):
+    """A compensation over a cap (or for an unknown order) waits for an admin's decision."""
+
+    type: Literal["compensation.review_required"]
+    version: Literal[1]
+    data: CompensationReviewRequiredData
+
+
+class RefundInstructedData(_Data):
+    compensation_id: Identifier
+    merchant_id: Identifier
+    order_id: Identifier
+    amount: Money
+    currency: Currency
+
+    @model_validator(mode="after")
+    def _precision_fits_currency(self) -> RefundInstructedData:
+        minor_units(self.amount, self.currency)
+        return self
+
+
+class RefundInstructed(EventEnvelope):
+    """The point of sale must pay this money back to the customer (once per compensation)."""
+
+    type: Literal["refund.instructed"]
+    version: Literal[1]
+    data: RefundInstructedData
+
+
+class ClaimEscalatedData(_Data):
+    claim_id: Identifier
+    merchant_id: Identifier
+    order_id: Identifier
+    promise_kind: Identifier
+    filed_at: AwareDatetime
+    decide_by: AwareDatetime
+
+
+class ClaimEscalated(EventEnvelope):
+    """Green channel: a guarantee claim is still undecided 12 hours after filing."""
+
+    type: Literal["claim.escalated"]
+    version: Literal[1]
+    data: ClaimEscalatedData
+
+
+REWARDS_EVENTS: tuple[type[EventEnvelope], ...] = (
+    PointsCreditRequested,
+    PointsDebitRequested,
+    PointsDebitReversalRequested,
+    RewardIssued,
+    VoucherRedeemed,
+    VoucherExpired,
+    CompensationGranted,
+    CompensationReviewRequired,
+    RefundInstructed,
+    ClaimEscalated,
+)

@@ -1,0 +1,95 @@
+"""Wiring: the rewards HTTP app, its consumer, outbox relay and due-time jobs.
+
+`build_app` follows the convention every service shares: the lifespan starts the
+consumer (loyalty.points and ops.service-incidents), the outbox relay and the jobs
+as asyncio tasks, and stops them in reverse on shutdown (the consumer finishes and
+commits its batch first). `settings.run_workers = False` builds the app for HTTP only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+
+from services.rewards.admin_api import router as admin_router
+from services.rewards.api import router as partner_router
+from services.rewards.handlers import rewards_registry
+from services.rewards.jobs import DueJobs
+from services.rewards.settings import RewardsSettings
+from services.rewards.topics import RewardsTopics
+from shared.http.app import create_service_app, register_outbox_relay
+from shared.kafka.runtime import EventConsumer, utc_now
+from shared.outbox import OutboxRelay
+from shared.settings import KafkaSettings
+
+
+def _workers(
+    settings: RewardsSettings, kafka: KafkaSettings, clock: Callable[[], datetime]
+) -> Callable[[FastAPI], AsyncIterator[None]]:
+    @asynccontextmanager
+    async def workers(app: FastAPI) -> AsyncIterator[None]:
+        topics: RewardsTopics = app.state.topics
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=2)
+        await producer.start()
+        relay = OutboxRelay(
+            app.state.engine, producer, service="rewards", batch_size=settings.outbox_batch
+        )
+        register_outbox_relay(app, relay)
+        consumer = EventConsumer(
+            group_id=settings.consumer_group,
+            topics=[settings.points_topic, settings.incidents_topic],
+            bootstrap_servers=kafka.bootstrap_servers,
+            engine=app.state.engine,
+            registry=rewards_registry(topics, settings.default_voucher_days),
+            clock=clock,
+            max_batch=settings.max_batch,
+            after_commit=relay.wakeup.set,
+        )
+        jobs = DueJobs(
+            app.state.engine,
+            topics,
+            clock,
+            settings.jobs_interval_seconds,
+            settings.jobs_batch,
+            after_pass=relay.wakeup.set,
+        )
+        tasks = [asyncio.create_task(t.run()) for t in (consumer, relay, jobs)]
+        try:
+            yield
+        finally:
+            consumer.request_stop()
+            jobs.stop()
+            await asyncio.gather(tasks[0], tasks[2], return_exceptions=True)
+            relay.stop()  # last: what the consumer and jobs committed still goes out
+            await asyncio.gather(tasks[1], return_exceptions=True)
+            await producer.stop()
+
+    return workers  # type: ignore[return-value]
+
+
+def build_app(
+    settings: RewardsSettings | None = None,
+    *,
+    kafka: KafkaSettings | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
+    """The rewards service: partner and admin routes, and (unless disabled) its workers."""
+    settings = settings or RewardsSettings()
+    kafka = kafka or KafkaSettings()
+    now = clock or utc_now
+    extras = [_workers(settings, kafka, now)] if settings.run_workers else []
+    app = create_service_app(
+        "rewards",
+        settings,
+        kafka=kafka,
+        routers=[partner_router, admin_router],
+        lifespan_extras=extras,  # type: ignore[arg-type]
+    )
+    app.state.clock = now
+    app.state.topics = RewardsTopics(rewards=settings.rewards_topic, ops=settings.ops_topic)
+    return app

@@ -1,0 +1,305 @@
+"""Guarantee claims from partner apps, manual review, and the green channel.
+
+A claim is screened (`domain.guarantee_claims.screen_claim`) against the orders this
+service saw on `loyalty.points`: someone else's order or one outside the claim window
+is rejected with a reason; an order not seen yet is held for a person. An accepted
+claim goes through the very evaluation incidents go through (`assess_breach`).
+Undecided claims are escalated (`claim.escalated`) 12 hours after filing and listed as
+overdue after 24.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.rewards.compensation import (
+    ORDER_NOT_KNOWN,
+    BreachReport,
+    Delivery,
+    assess_breach,
+    deliver,
+    lock_parties,
+)
+from services.rewards.db import compensations, customer_orders, guarantee_claims
+from services.rewards.domain.errors import RewardsRuleError
+from services.rewards.domain.guarantee_claims import (
+    ESCALATE_AFTER,
+    GuaranteeClaim,
+    KnownOrder,
+    ScreeningOutcome,
+    decide_by,
+    screen_claim,
+)
+from services.rewards.events import rewards_event
+from services.rewards.policies import load_policy, measurement, promise_kind
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.money import to_minor_units
+from shared.outbox import OutboxWriter
+
+MAX_ORDER_MINOR = 10**12  # keeps every refund (up to 100x the order) inside a bigint
+
+
+class GuaranteeClaimNotFound(NotFound):
+    code, title = "guarantee_claim_not_found", "No such guarantee claim"
+
+
+class CompensationNotFound(NotFound):
+    code, title = "compensation_not_found", "No such compensation"
+
+
+class AlreadyDecided(Conflict):
+    code, title = "already_decided", "The compensation was already decided"
+
+
+@dataclass(frozen=True)
+class ClaimFiling:
+    """What a partner app sends when a customer complains."""
+
+    customer_id: str
+    merchant_id: str
+    order_id: str
+    promise_kind: str
+    measured_value: Decimal
+    measured_unit: str
+    order_amount: Decimal
+    currency: str
+
+
+async def _known_order(conn: AsyncConnection, order_id: str) -> KnownOrder | None:
+    row = (
+        await conn.execute(sa.select(customer_orders).where(customer_orders.c.order_id == order_id))
+    ).first()
+    if row is None:
+        return None
+    return KnownOrder(row.order_id, row.customer_id, row.merchant_id, row.ordered_at)
+
+
+async def file_claim(
+    conn: AsyncConnection, delivery: Delivery, filing: ClaimFiling, now: datetime
+) -> dict[str, Any]:
+    """Screen and judge a claim in the caller's transaction; returns the stored claim."""
+    kind = promise_kind(filing.promise_kind)
+    try:
+        measured = measurement(filing.measured_value, filing.measured_unit)
+        amount_minor = to_minor_units(filing.order_amount, filing.currency)
+    except (RewardsRuleError, ValueError) as error:
+        raise Unprocessable(str(error), code="claim_invalid") from error
+    if amount_minor > MAX_ORDER_MINOR:
+        raise Unprocessable("the order amount is implausibly large", code="order_amount_too_large")
+    await lock_parties(conn, [filing.merchant_id], [filing.customer_id])
+    policy = await load_policy(conn, filing.merchant_id, kind) if kind else None
+    claim_id = uuid.uuid4()
+    values: dict[str, Any] = {
+        "claim_id": claim_id,
+        "customer_id": filing.customer_id,
+        "merchant_id": filing.merchant_id,
+        "order_id": filing.order_id,
+        "promise_kind": filing.promise_kind,
+        "measured_value": measured.value,
+        "measured_unit": measured.unit.value,
+        "order_amount_minor": amount_minor,
+        "currency": filing.currency,
+        "filed_at": now,
+    }
+    order = await _known_order(conn, filing.order_id)
+    if kind is None or policy is None:
+        screening_status = (
+            "rejected",
+            "no_such_promise",
+            f"merchant {filing.merchant_id} makes no {filing.promise_kind} promise",
+        )
+        return await _store(conn, values, *screening_status, None, now)
+    domain_claim = GuaranteeClaim(
+        str(claim_id), filing.customer_id, filing.merchant_id, filing.order_id, kind, now
+    )
+    screening = screen_claim(domain_claim, order, policy)
+    reason = screening.reason.value if screening.reason else None
+    if screening.outcome is ScreeningOutcome.REJECT:
+        return await _store(conn, values, "rejected", reason, screening.explanation, None, now)
+    report = BreachReport(
+        filing.customer_id,
+        filing.merchant_id,
+        filing.order_id,
+        kind,
+        measured,
+        amount_minor,
+        filing.currency,
+        "claim",
+        f"claim:{claim_id}",
+        now,
+    )
+    held = ORDER_NOT_KNOWN if screening.outcome is ScreeningOutcome.MANUAL_REVIEW else None
+    assessment = await assess_breach(conn, delivery, report, policy, force_review=held)
+    status = {"granted": "granted", "in_review": "in_review"}.get(assessment.status, "nothing_owed")
+    explanation = screening.explanation or _explain(status)
+    return await _store(conn, values, status, reason, explanation, assessment.compensation_id, now)
+
+
+def _explain(status: str) -> str:
+    return {
+        "granted": "compensation granted",
+        "in_review": "over a compensation cap: a person will decide within 24 hours",
+        "nothing_owed": "the promise was kept, or this breach was already compensated",
+    }[status]
+
+
+async def _store(
+    conn: AsyncConnection,
+    values: dict[str, Any],
+    status: str,
+    reason: str | None,
+    explanation: str,
+    compensation_id: uuid.UUID | None,
+    now: datetime,
+) -> dict[str, Any]:
+    row = {
+        **values,
+        "status": status,
+        "reason": reason,
+        "explanation": explanation,
+        "compensation_id": compensation_id,
+        "decided_at": None if status == "in_review" else now,
+    }
+    await conn.execute(sa.insert(guarantee_claims).values(**row))
+    return await claim_view(conn, values["claim_id"])
+
+
+async def claim_view(conn: AsyncConnection, claim_id: uuid.UUID) -> dict[str, Any]:
+    row = (
+        await conn.execute(
+            sa.select(guarantee_claims).where(guarantee_claims.c.claim_id == claim_id)
+        )
+    ).first()
+    if row is None:
+        raise GuaranteeClaimNotFound(f"no guarantee claim {claim_id}")
+    view = dict(row._mapping)
+    view["claim_id"] = str(row.claim_id)
+    view["compensation_id"] = str(row.compensation_id) if row.compensation_id else None
+    view["decide_by"] = decide_by(row.filed_at)
+    return view
+
+
+async def decide_compensation(
+    conn: AsyncConnection,
+    delivery: Delivery,
+    compensation_id: uuid.UUID,
+    approve: bool,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """An admin approves (pays now) or rejects a compensation held for review."""
+    found = (
+        await conn.execute(
+            sa.select(compensations.c.merchant_id, compensations.c.customer_id).where(
+                compensations.c.compensation_id == compensation_id
+            )
+        )
+    ).first()
+    if found is None:
+        raise CompensationNotFound(f"no compensation {compensation_id}")
+    await lock_parties(conn, [found.merchant_id], [found.customer_id])
+    row = (
+        await conn.execute(
+            sa.select(compensations)
+            .where(compensations.c.compensation_id == compensation_id)
+            .with_for_update()
+        )
+    ).one()
+    if row.status != "in_review":
+        raise AlreadyDecided(f"compensation {compensation_id} is already {row.status}")
+    status = "granted" if approve else "rejected"
+    values = {**row._mapping, "status": status, "decided_at": now, "decided_by": f"admin:{actor}"}
+    await conn.execute(
+        sa.update(compensations)
+        .where(compensations.c.compensation_id == compensation_id)
+        .values(status=status, decided_at=now, decided_by=values["decided_by"])
+    )
+    await conn.execute(
+        sa.update(guarantee_claims)
+        .where(
+            guarantee_claims.c.compensation_id == compensation_id,
+            guarantee_claims.c.status == "in_review",
+        )
+        .values(status=status, decided_at=now, explanation=f"{status} by {actor}")
+    )
+    if approve:
+        await deliver(conn, delivery, values, now)
+    return compensation_view(values)
+
+
+def compensation_view(row: Any) -> dict[str, Any]:
+    view = dict(row)
+    view["compensation_id"] = str(view["compensation_id"])
+    view["vouchers"] = list(view["vouchers"])
+    view["review_reasons"] = list(view["review_reasons"])
+    return view
+
+
+async def review_queue(conn: AsyncConnection, limit: int = 200) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        sa.select(compensations)
+        .where(compensations.c.status == "in_review")
+        .order_by(compensations.c.created_at)
+        .limit(limit)
+    )
+    return [compensation_view(r._mapping) for r in rows]
+
+
+async def escalate_due_claims(
+    conn: AsyncConnection, outbox: OutboxWriter, ops_topic: str, now: datetime, limit: int
+) -> int:
+    """Emit `claim.escalated` once for each claim undecided 12 hours after filing."""
+    due = (
+        await conn.execute(
+            sa.select(guarantee_claims)
+            .where(
+                guarantee_claims.c.status == "in_review",
+                guarantee_claims.c.escalated_at.is_(None),
+                guarantee_claims.c.filed_at <= now - ESCALATE_AFTER,
+            )
+            .order_by(guarantee_claims.c.filed_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for row in due:
+        await conn.execute(
+            sa.update(guarantee_claims)
+            .where(guarantee_claims.c.claim_id == row.claim_id)
+            .values(escalated_at=now)
+        )
+        data = {
+            "claim_id": str(row.claim_id),
+            "merchant_id": row.merchant_id,
+            "order_id": row.order_id,
+            "promise_kind": row.promise_kind,
+            "filed_at": row.filed_at,
+            "decide_by": decide_by(row.filed_at),
+        }
+        outbox.emit(
+            ops_topic, rewards_event("claim.escalated", row.customer_id, row.claim_id, now, data)
+        )
+    return len(due)
+
+
+async def overdue_claims(
+    conn: AsyncConnection, now: datetime, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Claims still undecided past their 24-hour deadline, most overdue first."""
+    rows = await conn.execute(
+        sa.select(guarantee_claims.c.claim_id)
+        .where(
+            guarantee_claims.c.status == "in_review",
+            guarantee_claims.c.filed_at <= now - timedelta(hours=24),
+        )
+        .order_by(guarantee_claims.c.filed_at)
+        .limit(limit)
+    )
+    return [await claim_view(conn, r.claim_id) for r in rows]

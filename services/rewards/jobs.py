@@ -1,0 +1,90 @@
+"""Due-time jobs: voucher expiry and the green channel's 12-hour escalation.
+
+Each pass claims due rows with SKIP LOCKED in its own transaction and costs O(rows due)
+through partial indexes, so N instances can run it side by side. The clock is injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.rewards.claims import escalate_due_claims
+from services.rewards.issuing import expire_due_vouchers
+from services.rewards.topics import RewardsTopics
+from shared.errors import is_transient
+from shared.outbox import OutboxWriter
+
+log = logging.getLogger(__name__)
+
+
+async def run_due_jobs_once(
+    engine: AsyncEngine, topics: RewardsTopics, now: datetime, batch: int
+) -> dict[str, int]:
+    """One pass of every job; returns how many rows each handled."""
+    done: dict[str, int] = {}
+    for name, job in (("vouchers_expired", _expire), ("claims_escalated", _escalate)):
+        total = 0
+        while True:
+            async with engine.begin() as conn:
+                outbox = OutboxWriter()
+                count = await job(conn, outbox, topics, now, batch)
+                await outbox.flush(conn)
+            total += count
+            if count < batch:
+                break
+        done[name] = total
+    return done
+
+
+async def _expire(
+    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
+) -> int:
+    return await expire_due_vouchers(conn, outbox, topics.rewards, now, batch)
+
+
+async def _escalate(
+    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
+) -> int:
+    return await escalate_due_claims(conn, outbox, topics.ops, now, batch)
+
+
+class DueJobs:
+    """Runs the jobs every `interval` seconds until stopped; transient faults wait a pass."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        topics: RewardsTopics,
+        clock: Callable[[], datetime],
+        interval: float,
+        batch: int,
+        after_pass: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine, self.topics, self.clock = engine, topics, clock
+        self.interval, self.batch, self.after_pass = interval, batch, after_pass
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                done = await run_due_jobs_once(self.engine, self.topics, self.clock(), self.batch)
+                if any(done.values()) and self.after_pass is not None:
+                    self.after_pass()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning(
+                    "rewards jobs: transient fault, next pass in %.0fs: %s", self.interval, exc
+                )
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass

@@ -1,0 +1,149 @@
+"""Milestones and referral rewards, fired as the projection moves.
+
+Milestone rules are rows of `milestone_rules` (every N lifetime points, or a tier
+reached). Each firing inserts its idempotency key into `milestones_reached` first and
+pays only if that insert took, so a replayed or re-derived event never pays twice.
+Referral rewards are paid when the referred customer's first purchase arrives; the
+`referrals` row is marked rewarded in the same transaction, and each side's voucher
+or credit carries a key that depends only on the referred customer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from services.rewards.compensation import Delivery
+from services.rewards.db import milestone_rules, milestones_reached, referrals
+from services.rewards.domain.grants import Grant, PointsGrant, VoucherGrant
+from services.rewards.domain.milestones import (
+    EveryLifetimePoints,
+    LoyaltyProjection,
+    MilestoneRule,
+    MilestoneRulebook,
+    TierLadder,
+    TierReached,
+)
+from services.rewards.domain.milestones import (
+    milestones_reached as reached_between,
+)
+from services.rewards.domain.referrals import (
+    Referral,
+    ReferralProgramme,
+    rewards_for_first_purchase,
+)
+from services.rewards.events import rewards_event
+from services.rewards.issuing import VoucherRequest, issue_voucher
+from services.rewards.projection import CustomerView, ViewChange
+from shared.contracts.envelope import EventEnvelope
+from shared.contracts.points import PointsAccrued
+from shared.kafka.handlers import BatchContext
+
+log = logging.getLogger(__name__)
+LADDER = TierLadder(("member", "silver", "gold", "platinum"))
+REFERRAL_PROGRAMME = ReferralProgramme(PointsGrant(500), PointsGrant(250))
+_RULEBOOK = "rewards.milestone_rulebook"
+
+
+def rule_from_row(row: Any) -> MilestoneRule:
+    grant: Grant = (
+        VoucherGrant(row.grant_reward_code)
+        if row.grant_reward_code is not None
+        else PointsGrant(int(row.grant_points))
+    )
+    if row.kind == "every_lifetime_points":
+        return EveryLifetimePoints(row.rule_key, int(row.every_points), grant)
+    return TierReached(row.rule_key, row.tier, grant)
+
+
+async def _rulebook(ctx: BatchContext) -> MilestoneRulebook:
+    book = ctx.state.get(_RULEBOOK)
+    if not isinstance(book, MilestoneRulebook):
+        rows = await ctx.conn.execute(
+            sa.select(milestone_rules).where(milestone_rules.c.active).order_by("rule_key")
+        )
+        book = MilestoneRulebook(LADDER, tuple(rule_from_row(r) for r in rows))
+        ctx.state[_RULEBOOK] = book
+    return book
+
+
+async def grant(
+    ctx: BatchContext, delivery: Delivery, customer_id: str, what: Grant, origin: str, key: str
+) -> None:
+    """Pay a voucher (issued here) or points (requested from the points service)."""
+    if isinstance(what, VoucherGrant):
+        request = VoucherRequest(customer_id, what.reward_code, origin, key)
+        await issue_voucher(
+            ctx.conn,
+            delivery.outbox,
+            delivery.topics.rewards,
+            request,
+            ctx.now,
+            delivery.default_voucher_days,
+        )
+        return
+    credit = {"credit_id": key, "points": what.points, "reason": f"{origin}: {key}"}
+    event = rewards_event("points.credit_requested", customer_id, key, ctx.now, credit)
+    delivery.outbox.emit(delivery.topics.rewards, event)
+
+
+def _projection(view: CustomerView | None) -> LoyaltyProjection | None:
+    return None if view is None else LoyaltyProjection(view.lifetime_points, view.tier)
+
+
+async def _milestones(
+    ctx: BatchContext, delivery: Delivery, before: CustomerView | None, after: CustomerView
+) -> None:
+    book = await _rulebook(ctx)
+    if not book.rules:
+        return
+    current = LoyaltyProjection(after.lifetime_points, after.tier)
+    for firing in reached_between(after.customer_id, book, _projection(before), current):
+        took = await ctx.conn.scalar(
+            pg.insert(milestones_reached)
+            .values(
+                idempotency_key=firing.idempotency_key,
+                customer_id=firing.customer_id,
+                rule_key=firing.rule_key,
+                occurrence=firing.occurrence,
+                reached_at=ctx.now,
+            )
+            .on_conflict_do_nothing()
+            .returning(milestones_reached.c.idempotency_key)
+        )
+        if took is not None:
+            await grant(ctx, delivery, firing.customer_id, firing.grant, "milestone", took)
+
+
+async def _referral(ctx: BatchContext, delivery: Delivery, event: PointsAccrued) -> None:
+    row = (
+        await ctx.conn.execute(
+            sa.update(referrals)
+            .where(referrals.c.referee_id == event.customer_id, referrals.c.rewarded_at.is_(None))
+            .values(rewarded_at=ctx.now)
+            .returning(referrals.c.referrer_id)
+        )
+    ).first()
+    if row is None:
+        return
+    referral = Referral(row.referrer_id, event.customer_id)
+    for reward in rewards_for_first_purchase(referral, REFERRAL_PROGRAMME, event.customer_id, True):
+        await grant(
+            ctx, delivery, reward.customer_id, reward.grant, "referral", reward.idempotency_key
+        )
+
+
+def on_projection_change(delivery: Delivery) -> ViewChange:
+    """What fires when one points event moves a customer's view."""
+
+    async def changed(
+        ctx: BatchContext, event: EventEnvelope, before: CustomerView | None, after: CustomerView
+    ) -> None:
+        await _milestones(ctx, delivery, before, after)
+        if isinstance(event, PointsAccrued) and event.data.first_purchase:
+            await _referral(ctx, delivery, event)
+
+    return changed

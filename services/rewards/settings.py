@@ -1,0 +1,27 @@
+"""Settings of the rewards service, from REWARDS_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.contracts.topics import Topics
+from shared.settings import ServiceSettings
+
+
+class RewardsSettings(ServiceSettings):
+    """REWARDS_DATABASE_URL is required; everything else has a working default."""
+
+    model_config = SettingsConfigDict(env_prefix="REWARDS_", extra="ignore")
+
+    consumer_group: str = "rewards"
+    http_port: int = 8002
+    points_topic: str = Topics.POINTS
+    incidents_topic: str = Topics.SERVICE_INCIDENTS
+    rewards_topic: str = Topics.REWARDS
+    ops_topic: str = Topics.SERVICE_INCIDENTS  # claim.escalated goes to operations
+    run_workers: bool = True
+    jobs_interval_seconds: float = Field(default=30.0, gt=0, le=86_400)
+    jobs_batch: int = Field(default=500, ge=1, le=50_000)
+    claim_wait_seconds: float = Field(default=2.0, ge=0, le=30)
+    default_voucher_days: int = Field(default=30, ge=1, le=3650)

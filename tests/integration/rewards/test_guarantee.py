@@ -1,0 +1,150 @@
+"""Guarantee compensation through Kafka on the real broker and PostgreSQL: the projection,
+the seeded dish-wait policy, top-ups that never pay twice, caps routing to manual review,
+and replaying every topic changing nothing."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.integration.rewards.helpers import (
+    NOW,
+    RESTAURANT,
+    accrued,
+    days_ago,
+    incident,
+    rewards_stack,
+)
+from tests.support.counting import publish
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+
+async def test_projection_follows_points_snapshots(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        events = [
+            accrued("ana", "o-1", days_ago(3), available=0, lifetime=40, purchases=1, first=True),
+            accrued(
+                "ana", "o-2", days_ago(1), available=40, lifetime=95, purchases=2, tier="silver"
+            ),
+        ]
+        await publish(infra.bootstrap_servers, stack.points_topic, events)
+        async with stack.consumer():
+            await stack.wait_handled(2)
+        row = (await stack.rows("SELECT * FROM customers WHERE customer_id = 'ana'"))[0]
+        assert (row.available, row.lifetime_points, row.tier, row.purchase_count) == (
+            40,
+            95,
+            "silver",
+            2,
+        ), "the projection holds the newest snapshot"
+        assert row.first_purchase_at == days_ago(3), "the first purchase is remembered"
+        orders = await stack.rows("SELECT order_id, merchant_id FROM customer_orders ORDER BY 1")
+        assert [tuple(o) for o in orders] == [("o-1", RESTAURANT), ("o-2", RESTAURANT)]
+
+
+async def test_dish_wait_escalation_tops_up_and_never_pays_twice(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        async with stack.consumer():
+            # 12 minutes: the fruit plate; 17: also 20% of 80.00; 25: double the order in
+            # total; 12 again and 25 again: nothing more.
+            for minutes in ("12", "17", "25", "12", "25"):
+                await publish(
+                    infra.bootstrap_servers, stack.incidents, [incident("bo", "o-9", minutes)]
+                )
+            await stack.wait_handled(5)
+            await stack.outbox_empty()
+        comps = await stack.rows(
+            "SELECT tier, vouchers, refund_minor, status FROM compensations ORDER BY tier"
+        )
+        assert [(c.tier, list(c.vouchers), c.refund_minor, c.status) for c in comps] == [
+            (1, ["fruit-plate"], 0, "granted"),
+            (2, [], 1600, "granted"),
+            (3, [], 14400, "granted"),
+        ], "each tier paid once, the top-up only adds the difference"
+        total = await stack.scalar("SELECT sum(refund_minor) FROM compensations")
+        assert total == 16000, "over 20 minutes pays double the order amount in total, not more"
+        vouchers = await stack.rows("SELECT reward_code, merchant_id FROM vouchers")
+        assert [tuple(v) for v in vouchers] == [("fruit-plate", RESTAURANT)]
+        events = await stack.emitted(7)
+        kinds = Counter(e.type for e in events)
+        assert kinds == {
+            "reward.issued": 1,
+            "compensation.granted": 3,
+            "refund.instructed": 2,
+        }, f"unexpected events: {kinds}"
+        refunds = [e.data.amount for e in events if e.type == "refund.instructed"]
+        assert [str(a) for a in refunds] == ["16.00", "144.00"]
+
+
+async def test_a_claim_over_the_customer_cap_waits_for_manual_review(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        await stack.execute(
+            "INSERT INTO merchant_limits (merchant_id, customer_breach_cap) VALUES (:m, 1)",
+            m=RESTAURANT,
+        )
+        async with stack.consumer():
+            await publish(
+                infra.bootstrap_servers,
+                stack.incidents,
+                [
+                    incident("cy", "o-1", "11"),
+                    incident("cy", "o-2", "16"),
+                ],
+            )
+            await stack.wait_handled(2)
+            await stack.outbox_empty()
+        rows = await stack.rows(
+            "SELECT order_id, status, review_reasons FROM compensations ORDER BY order_id"
+        )
+        assert [(r.order_id, r.status, list(r.review_reasons)) for r in rows] == [
+            ("o-1", "granted", []),
+            ("o-2", "in_review", ["customer_breach_cap"]),
+        ], "the second breach in 30 days goes to a person, it is not dropped"
+        assert await stack.scalar("SELECT count(*) FROM vouchers") == 1, "nothing paid yet for o-2"
+        events = await stack.emitted(4)
+        review = [e for e in events if e.type == "compensation.review_required"]
+        assert len(review) == 1 and review[0].data.order_id == "o-2"
+
+
+async def test_replaying_every_topic_changes_nothing(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        history = [
+            accrued("di", "o-5", days_ago(2), available=10, lifetime=10, purchases=1, first=True),
+        ]
+        incidents = [incident("di", "o-5", "16"), incident("di", "o-5", "21", at=NOW)]
+        await publish(infra.bootstrap_servers, stack.points_topic, history)
+        await publish(infra.bootstrap_servers, stack.incidents, incidents)
+        async with stack.consumer():
+            await stack.wait_handled(3)
+            await stack.outbox_empty()
+        before = await _state(stack)
+        sent_before = len(await stack.emitted(1))
+        # Every message again, on the topics, and a brand-new group reading them all.
+        await publish(infra.bootstrap_servers, stack.points_topic, history)
+        await publish(infra.bootstrap_servers, stack.incidents, incidents)
+        async with stack.consumer(group=f"{stack.group}-replay") as replay:
+            await stack.caught_up(replay)
+        await stack.outbox_empty()
+        assert await _state(stack) == before, "a replay must not change any state"
+        assert len(await stack.emitted(sent_before)) == sent_before, "a replay emits nothing new"
+
+
+async def _state(stack: object) -> list[object]:
+    queries = [
+        "SELECT customer_id, available, lifetime_points, tier FROM customers ORDER BY 1",
+        "SELECT breach_key, tier, refund_minor FROM breaches ORDER BY 1",
+        "SELECT compensation_id, tier, refund_minor, status FROM compensations ORDER BY 1",
+        "SELECT voucher_id, reward_code FROM vouchers ORDER BY 1",
+    ]
+    return [[tuple(r) for r in await stack.rows(q)] for q in queries]  # type: ignore[attr-defined]
