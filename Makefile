@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test test-fast lint schemas bench infra-up infra-down up down clean
+.PHONY: venv run demo test test-fast lint schemas bench infra-up infra-down up down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(STAMP)
 ## run: the whole system on the embedded PostgreSQL + Tansu broker (Ctrl-C stops it)
 run: $(STAMP)
 	$(BIN)/python -m shared.run
+
+## demo: a simulated year of a coalition's purchases in about a minute (needs `make run`)
+demo: $(STAMP)
+	$(BIN)/loyalty simulate --customers 200 --days 365 --wall-seconds 60
 
 ## lint: ruff and mypy (strict on shared/ and every domain package)
 lint: $(STAMP)

@@ -3,62 +3,42 @@
     loyalty keys create --service points --name "Acme POS" --scope points:read [--merchant M]
     loyalty keys list   --service points
     loyalty keys revoke --service points KEY_ID
+    loyalty publish EVENTS.json                  validated against the contracts first
+    loyalty tail loyalty.alerts | <group>.dlq    readable lines, dlq.* headers included
+    loyalty dlq replay --group G (--offset N [--partition P] | --event-id ID) [--file FIXED.json]
+    loyalty invariants                           every service's invariant checks
+    loyalty simulate --customers 200 --days 365 --speed 525600 --seed 7
+    loyalty topics ensure                        create the platform and dead-letter topics
 
-The database comes from `--database-url`, else `<SERVICE>_DATABASE_URL`, else the
-environment file `python -m shared.devinfra up` writes (var/env, or
-$LOYALTY_VAR_DIR/env). A new key's plaintext is printed once, alone on stdout, so
+Addresses come from flags, else the environment (`<SERVICE>_DATABASE_URL`,
+`KAFKA_BOOTSTRAP_SERVERS`, `<SERVICE>_URL`, `<SERVICE>_ADMIN_KEY`), else what
+`make run` / `python -m shared.devinfra up` wrote under var/ (or $LOYALTY_VAR_DIR):
+`env` and `services.json`. A new key's plaintext is printed once, alone on stdout, so
 `KEY=$(loyalty keys create ...)` captures it; everything else goes to stderr.
 
-Each command group is one `add_*_commands(subparsers)` function in `COMMAND_GROUPS`;
-later groups (publish, tail, dlq replay) plug in the same way.
+Each command group is one `add_*_commands(subparsers)` function in `COMMAND_GROUPS`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.auth import ApiKeyRecord, Scope, create_key, list_keys, revoke_key
+from shared.cli_env import CommandError, database_url
+from shared.cli_invariants import add_invariant_commands
+from shared.cli_kafka import add_kafka_commands
+from shared.cli_simulate import add_simulate_commands
 from shared.db import create_engine
 from shared.devinfra import SERVICE_DATABASES
 from shared.errors import DomainError, is_transient
-from shared.settings import asyncpg_url
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-class CommandError(Exception):
-    """A problem the operator can fix; printed without a traceback."""
-
-
-def _from_env_file(name: str) -> str | None:
-    env_file = Path(os.environ.get("LOYALTY_VAR_DIR", "var")) / "env"
-    if not env_file.is_file():
-        return None
-    for line in env_file.read_text().splitlines():
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if sep and key.strip() == name:
-            return value.strip().strip("'\"")
-    return None
-
-
-def database_url(service: str, explicit: str | None) -> str:
-    """The service's database: the flag, else its environment variable, else var/env."""
-    name = f"{service.upper()}_DATABASE_URL"
-    url = explicit or os.environ.get(name) or _from_env_file(name)
-    if not url:
-        raise CommandError(
-            f"no database for {service}: pass --database-url, set {name}, "
-            "or start the embedded stack with `python -m shared.devinfra up`"
-        )
-    return asyncpg_url(url)
 
 
 async def _in_transaction(
@@ -157,6 +137,9 @@ def add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     add_keys_commands,
+    add_kafka_commands,
+    add_invariant_commands,
+    add_simulate_commands,
 ]
 
 

@@ -1,0 +1,162 @@
+"""`loyalty invariants`: run every service's invariant checks and say exactly what ran.
+
+For each service, in order:
+1. its admin endpoint `GET <url>/v1/admin/invariants` with the local admin key (URL and
+   key from `<NAME>_URL` / `<NAME>_ADMIN_KEY`, else `var/services.json` that `make run`
+   writes, else the conventional port);
+2. when the service does not answer or has no such endpoint, the check functions it
+   exposes (`DIRECT_CHECKS`), run against its database (`<NAME>_DATABASE_URL` or var/env);
+3. otherwise it is reported as not checked.
+
+Exit status: 0 when everything that ran is sound, 1 when any check found a violation,
+2 when no check could run at all.
+
+The services are named by module path, imported only when needed, so `shared` stays free
+of any service's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.cli_env import CommandError, database_url, service_endpoint
+from shared.db import create_engine
+from shared.errors import is_transient
+from shared.migrate import SERVICES
+from shared.settings import asyncpg_url
+
+INVARIANTS_PATH = "/v1/admin/invariants"
+
+# service -> "module:function(conn) -> list of what is out of balance"
+DIRECT_CHECKS: dict[str, str] = {
+    "points": "services.points.queries:customers_out_of_balance",
+}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What ran for one service and what it found."""
+
+    service: str
+    how: str  # "http", "direct" or "not checked"
+    sound: bool | None  # None: nothing ran
+    detail: str
+
+    def line(self) -> str:
+        verdict = {True: "ok", False: "VIOLATED", None: "not checked"}[self.sound]
+        return f"{self.service:<8} {verdict:<11} via {self.how}: {self.detail}"
+
+
+def verdict_of(document: Any) -> tuple[bool, str]:
+    """Read an invariants response: sound unless it lists violations or says ok=false."""
+    if not isinstance(document, dict):
+        return False, f"unexpected answer: {str(document)[:200]}"
+    violations = document.get("violations")
+    if isinstance(violations, list):
+        sound = not violations and document.get("ok", True) is not False
+        shown = json.dumps(violations[:5], default=str)
+        return sound, f"{len(violations)} violation(s)" + ("" if sound else f": {shown}")
+    if "ok" in document:
+        return bool(document["ok"]), json.dumps(document, default=str)[:300]
+    return False, f"answer has neither `violations` nor `ok`: {json.dumps(document)[:200]}"
+
+
+def _http_check(service: str, timeout: float) -> CheckResult:
+    """The service's own endpoint; `sound` is None when it is not running or has none."""
+    endpoint = service_endpoint(service)
+    request = urllib.request.Request(endpoint.url + INVARIANTS_PATH)  # noqa: S310 - operator URL
+    if endpoint.admin_key:
+        request.add_header("Authorization", f"Bearer {endpoint.admin_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            document = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code in (404, 405):
+            return CheckResult(service, "-", None, f"{endpoint.url} has no {INVARIANTS_PATH}")
+        body = exc.read()[:300].decode(errors="replace")
+        return CheckResult(
+            service, f"GET {endpoint.url}{INVARIANTS_PATH}", None, f"HTTP {exc.code}: {body}"
+        )
+    except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+        return CheckResult(service, "-", None, f"{endpoint.url} did not answer ({exc})")
+    sound, detail = verdict_of(document)
+    return CheckResult(service, f"GET {endpoint.url}{INVARIANTS_PATH}", sound, detail)
+
+
+def _direct_check(name: str) -> Callable[[Any], Awaitable[list[Any]]] | None:
+    target = DIRECT_CHECKS.get(name)
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError):
+        return None
+    return found  # type: ignore[no-any-return]
+
+
+async def _run_direct(service: str, database_url: str | None, why: str) -> CheckResult:
+    check = _direct_check(service)
+    if check is None:
+        return CheckResult(service, "-", None, f"{why}; no direct check known")
+    if not database_url:
+        return CheckResult(service, DIRECT_CHECKS[service], None, "no database URL known")
+    engine = create_engine(asyncpg_url(database_url), pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            found = await check(conn)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        return CheckResult(service, DIRECT_CHECKS[service], None, f"database unreachable: {exc}")
+    finally:
+        await engine.dispose()
+    detail = f"{len(found)} out of balance" + (f": {found[:10]}" if found else "")
+    return CheckResult(service, f"{DIRECT_CHECKS[service]} (direct)", not found, detail)
+
+
+async def check_service(service: str, db_url: str | None, patience: float) -> CheckResult:
+    """The HTTP endpoint if the service answers it, else the direct check, else nothing."""
+    result = await asyncio.to_thread(_http_check, service, patience)
+    if result.sound is not None or result.how != "-":
+        return result
+    return await _run_direct(service, db_url, result.detail)
+
+
+def exit_status(results: list[CheckResult]) -> int:
+    if any(r.sound is False for r in results):
+        return 1
+    return 0 if any(r.sound for r in results) else 2
+
+
+async def invariants(args: argparse.Namespace) -> int:
+    unknown = [s for s in args.services if s not in SERVICES]
+    if unknown:
+        raise CommandError(f"unknown service(s) {unknown}; expected some of {list(SERVICES)}")
+    results = []
+    for service in args.services or SERVICES:
+        try:
+            url: str | None = database_url(service, None)
+        except CommandError:
+            url = None
+        results.append(await check_service(service, url, args.timeout))
+    for result in results:
+        print(result.line())
+    return exit_status(results)
+
+
+def add_invariant_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    parser = commands.add_parser("invariants", help="run every service's invariant checks")
+    parser.add_argument("services", nargs="*", help="points, rewards, alerts (default: all)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per service")
+    parser.set_defaults(run=invariants)

@@ -1,0 +1,115 @@
+"""The whole system, started the way `make run` starts it, from a clean private state.
+
+`python -m shared.run` runs as a subprocess with its own state directory and free ports
+(LOYALTY_VAR_DIR, LOYALTY_PG_PORT, LOYALTY_KAFKA_PORT, <SERVICE>_HTTP_PORT). The fixture
+waits for `services.json` (written once every service answered /readyz), and at the end
+stops the run with SIGINT, as Ctrl-C would, and checks that it stopped cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.infra import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 240.0
+STOP_TIMEOUT = 90.0
+# Addresses of some other stack must not leak into the clean run.
+_FOREIGN = ("KAFKA_BOOTSTRAP_SERVERS", "LOYALTY_ADMIN_DATABASE_URL", "ALERTS_CLOCK")
+
+
+@dataclass(frozen=True)
+class System:
+    bootstrap_servers: str
+    urls: dict[str, str]
+    keys: dict[str, str]
+    var_dir: Path
+    process: subprocess.Popen[str]
+
+    def headers(self, service: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[service]}"}
+
+
+def _clean_environment(var_dir: Path, kafka_port: int) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _FOREIGN and not k.endswith(("_DATABASE_URL", "_HTTP_PORT", "_HTTP_HOST"))
+    }
+    env.update(
+        LOYALTY_VAR_DIR=str(var_dir),
+        LOYALTY_PG_PORT=str(free_port()),
+        LOYALTY_KAFKA_PORT=str(kafka_port),
+        POINTS_HTTP_PORT=str(free_port()),
+        REWARDS_HTTP_PORT=str(free_port()),
+        ALERTS_HTTP_PORT=str(free_port()),
+        POINTS_JOBS_INTERVAL_SECONDS="1",
+        REWARDS_JOBS_INTERVAL_SECONDS="1",
+        ALERTS_SCAN_INTERVAL_SECONDS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _output(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.kill()
+    out, _ = process.communicate(timeout=30)
+    return out[-5000:]
+
+
+def _wait_for_services(
+    process: subprocess.Popen[str], services_file: Path
+) -> dict[str, dict[str, str]]:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"`make run` exited with {process.returncode}:\n{_output(process)}")
+        if services_file.is_file():
+            return dict(json.loads(services_file.read_text()))
+        time.sleep(0.2)
+    pytest.fail(f"`make run` did not start within {START_TIMEOUT}s:\n{_output(process)}")
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    var_dir = Path(tmp_path_factory.mktemp("make-run")) / "var"
+    kafka_port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.run"],
+        cwd=ROOT,
+        env=_clean_environment(var_dir, kafka_port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        started = _wait_for_services(process, var_dir / "services.json")
+        yield System(
+            bootstrap_servers=f"127.0.0.1:{kafka_port}",
+            urls={name: s["url"] for name, s in started.items()},
+            keys={name: s["admin_key"] for name, s in started.items()},
+            var_dir=var_dir,
+            process=process,
+        )
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # what Ctrl-C does
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        out = _output(process)
+        assert process.returncode == 0, f"`make run` did not stop cleanly:\n{out}"
+        assert "stopped." in out, f"`make run` did not report stopping:\n{out}"
