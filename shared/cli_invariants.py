@@ -38,6 +38,7 @@ INVARIANTS_PATH = "/v1/admin/invariants"
 # service -> "module:function(conn) -> list of what is out of balance"
 DIRECT_CHECKS: dict[str, str] = {
     "points": "services.points.queries:customers_out_of_balance",
+    "alerts": "services.alerts.invariants:invariant_violations",
 }
 
 

@@ -28,3 +28,8 @@ TRANSIENT_RETRIES = Counter(
 )
 OUTBOX_BACKLOG = Gauge("loyalty_outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter("loyalty_outbox_published_total", "Outbox rows published", ["service"])
+ALERTS_OPEN = Gauge(
+    "loyalty_alerts_open",
+    "Open alerts by kind and status, as last counted in the alerts database",
+    ["kind", "status"],
+)

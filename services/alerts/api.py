@@ -7,7 +7,7 @@ Who may do what (API-key scopes, `shared.auth.Scope`):
   reading it; a dedicated scope would only be handed out together with this one. The extra
   check: a key bound to a merchant sees and acknowledges only that merchant's alerts (the
   alert's merchant is the customer's home merchant) and only customers who bought there.
-- `admin`: thresholds and the model.
+- `admin`: thresholds, the model and the invariant check.
 
 Acknowledging is idempotent: the first acknowledgement (who, when, note, which key) is kept,
 and repeating it answers 200 with that first acknowledgement unchanged; a different note later
@@ -21,16 +21,27 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts.activity_view import customer_activity_view, service_now
 from services.alerts.clock import AlertsClock
 from services.alerts.db import alert_thresholds
-from services.alerts.model_jobs import RefitRefused, refit_model_or_explain, reschedule_lapse_checks
+from services.alerts.invariants import (
+    check_invariants_page,
+    decode_invariants_cursor,
+    encode_invariants_cursor,
+)
+from services.alerts.model_jobs import (
+    PeriodicJob,
+    RefitRefused,
+    refit_model_or_explain,
+    reschedule_lapse_checks,
+)
 from services.alerts.queries import (
     AlertFilters,
     alert_by_id,
@@ -53,6 +64,8 @@ from services.alerts.schemas import (
     AlertPage,
     AlertState,
     CustomerActivityOut,
+    InvariantReport,
+    InvariantViolationOut,
     ModelOut,
     ProblemOut,
     ThresholdScopeOut,
@@ -303,6 +316,7 @@ def _model_out(stored: StoredModel) -> ModelOut:
         customers_fitted=params.n_customers,
         as_of=stored.as_of,
         fitted_at=stored.fitted_at,
+        checks_rescheduled_at=stored.checks_rescheduled_at,
     )
 
 
@@ -316,9 +330,19 @@ async def get_model(request: Request, _: Admin) -> ModelOut:
     return _model_out(stored)
 
 
-@admin_router.post("/model/refit", response_model=ModelOut, responses=_problems(409))
-async def refit(request: Request, _: Admin) -> ModelOut:
-    """Fit the model on every summary now, store it and reschedule the probabilistic checks.
+@admin_router.post(
+    "/model/refit",
+    response_model=ModelOut,
+    status_code=202,
+    responses=_problems(409),
+)
+async def refit(request: Request, response: Response, _: Admin) -> ModelOut:
+    """Fit the model on every summary now and store it; 202 with the new fit.
+
+    The fit is done when this answers (it reads one row per distinct history, not per
+    customer). Moving every pending lapse check to the new fit is not: it takes minutes for a
+    million customers, so the background rescheduling job does it and then sets
+    `checks_rescheduled_at`; follow `Location` (GET /v1/admin/model) to see when.
 
     409 with `refit_in_progress` while another instance refits, `no_events_yet` before event
     time has started, `model_not_fittable` when the data cannot support a fit.
@@ -327,4 +351,34 @@ async def refit(request: Request, _: Admin) -> ModelOut:
         stored = await refit_model_or_explain(_engine(request), _clock(request))
     except RefitRefused as refused:
         raise Conflict(refused.message, code=refused.code) from refused
+    rescheduler = getattr(request.app.state, "alerts_rescheduler", None)
+    if isinstance(rescheduler, PeriodicJob):
+        rescheduler.wake()  # otherwise a worker instance finds the unmarked fit when it polls
+    response.headers["Location"] = str(request.url_for("get_model").path)
     return _model_out(stored)
+
+
+@admin_router.get("/invariants", response_model=InvariantReport, responses=_problems())
+async def check_invariants(
+    request: Request,
+    _: Admin,
+    limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=400)] = None,
+) -> InvariantReport:
+    """Check every customer (or `limit` customers per page: follow `next_cursor`).
+
+    At most one open alert per customer and kind; every open alert's customer is known;
+    counts and spend never negative; a next lapse check for every customer who has bought
+    and has no open lapsed alert. Each check is one set-based query over the page's range.
+    """
+    after = decode_invariants_cursor(cursor) if cursor is not None else None
+    async with _engine(request).begin() as conn:
+        page = await check_invariants_page(conn, after, limit)
+    violations = [InvariantViolationOut(**asdict(v)) for v in page.violations]
+    return InvariantReport(
+        checked_customers=page.checked_customers,
+        sound=not violations,
+        breaking_customers=sorted({v.customer_id for v in violations}),
+        violations=violations,
+        next_cursor=encode_invariants_cursor(page.next_after) if page.next_after else None,
+    )

@@ -2,8 +2,10 @@
 
 Workers (unless `run_workers` is off): the exactly-once consumer of `pos.purchases`,
 `loyalty.points` and `loyalty.rewards`; the outbox relay to `loyalty.alerts` (woken after each
-consumed batch); the due-time scanner; the periodic model refit and segment refresh. Every one
-is safe with several instances (consumer groups, SKIP LOCKED, advisory locks).
+consumed batch); the due-time scanner; the periodic model refit, segment refresh and recount
+of open alerts (the `loyalty_alerts_open` gauge); the rescheduling of lapse checks after a
+refit (see `model_jobs`). Every one is safe with several instances (consumer groups, SKIP
+LOCKED, advisory locks).
 
 Shutdown (SIGTERM through uvicorn, then the lifespan): the consumer finishes and commits its
 batch and leaves the group, the scanner and jobs stop between rounds, and the relay stops last
@@ -24,7 +26,13 @@ from fastapi import FastAPI
 from services.alerts.api import admin_router, alerts_router
 from services.alerts.clock import AlertsClock, clock_for
 from services.alerts.handlers import alerts_registry
-from services.alerts.model_jobs import PeriodicJob, refit_model, refresh_segments
+from services.alerts.metrics import refresh_open_alerts_gauge
+from services.alerts.model_jobs import (
+    PeriodicJob,
+    refit_model,
+    refresh_segments,
+    reschedule_pending_checks,
+)
 from services.alerts.scanner import AlertScanner
 from services.alerts.settings import AlertsSettings
 from shared.http import create_service_app, register_outbox_relay
@@ -99,7 +107,13 @@ def _workers(settings: AlertsSettings, kafka: KafkaSettings, clock: AlertsClock)
             alerts_topic=settings.alerts_topic,
             interval_seconds=settings.scan_interval_seconds,
         )
+        rescheduler = PeriodicJob(
+            "check rescheduling",
+            lambda: reschedule_pending_checks(engine),
+            settings.reschedule_poll_seconds,
+        )
         jobs = [
+            rescheduler,
             PeriodicJob(
                 "model refit",
                 lambda: refit_model(engine, clock),
@@ -110,8 +124,14 @@ def _workers(settings: AlertsSettings, kafka: KafkaSettings, clock: AlertsClock)
                 lambda: refresh_segments(engine, clock),
                 settings.segment_refresh_interval_seconds,
             ),
+            PeriodicJob(
+                "open alerts gauge",
+                lambda: refresh_open_alerts_gauge(engine),
+                settings.open_alerts_gauge_interval_seconds,
+            ),
         ]
         app.state.alerts_scanner = scanner
+        app.state.alerts_rescheduler = rescheduler  # a refit over HTTP wakes it
         relay_task = _start("relay", relay.run())
         workers = [
             _start("consumer", consumer.run()),

@@ -178,6 +178,8 @@ model_parameters = sa.Table(
     sa.Column(
         "fitted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    # When the pending lapse checks were recomputed under this fit; NULL: still to do (0004).
+    _moment("checks_rescheduled_at"),
     sa.CheckConstraint(
         "r > 0 AND alpha > 0 AND a > 0 AND b > 0 AND time_unit_days > 0 AND customers_fitted > 0",
         name="positive",

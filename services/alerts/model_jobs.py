@@ -7,13 +7,21 @@ Refit. Customers are reduced to (repeat visits, recency, age) measured in whole 
 clock's "now" and grouped in SQL, so identical histories become one weighted row: a million
 customers shrink to the number of distinct day-level histories. Day resolution moves nothing
 material for a model counted in weeks. The fit itself (numpy/scipy, in the domain) runs in a
-worker thread. After storing the parameters, every pending due time is recomputed, because the
-probabilistic rule's deadlines move with the model.
+worker thread.
+
+Rescheduling. The probabilistic rule's deadlines move with the model, so after a fit every
+pending due time is recomputed: O(customers with a pending check), minutes for a million. A
+fit is stored with `checks_rescheduled_at` NULL and `reschedule_pending_checks` (the periodic
+refit runs it at once; the HTTP refit leaves it to the rescheduling job, woken in-process and
+polling otherwise) does the walk under its own advisory lock and then marks the fit. The mark
+lives in the database, so a crash or restart mid-walk leaves the work to the next round, on
+any instance, and a fit is never walked twice once marked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -30,7 +38,9 @@ from services.alerts.domain.bgnbd import WEEK, BgNbdParams, ModelFitError, fit_b
 from services.alerts.ranking import refresh_value_segments
 from services.alerts.records import StoredModel, activity_from_row
 from services.alerts.repository import (
+    latest_model,
     load_threshold_book,
+    mark_checks_rescheduled,
     open_alerts,
     set_next_checks,
     store_model,
@@ -42,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _REFIT_LOCK = 0x41_1E_27_01
 _SEGMENTS_LOCK = 0x41_1E_27_02
+_RESCHEDULE_LOCK = 0x41_1E_27_03
 
 _DISTINCT_HISTORIES = sa.text(
     """
@@ -85,18 +96,25 @@ class RefitRefused(Exception):
 async def refit_model(
     engine: AsyncEngine, clock: AlertsClock, *, reschedule_batch: int = 5000
 ) -> StoredModel | None:
-    """Fit BG/NBD on every summary at the clock's now and store it; None if not possible now."""
+    """Fit BG/NBD on every summary at the clock's now, store it and reschedule the pending
+    checks under it (this runs as a background job already); None if not possible now."""
     try:
-        return await refit_model_or_explain(engine, clock, reschedule_batch=reschedule_batch)
+        stored = await refit_model_or_explain(engine, clock)
     except RefitRefused as refused:
         log.info("BG/NBD refit skipped: %s", refused.message)
         return None
+    marked = await reschedule_pending_checks(engine, reschedule_batch)
+    if marked is not None and marked.fit_id == stored.fit_id:
+        return marked
+    return stored
 
 
-async def refit_model_or_explain(
-    engine: AsyncEngine, clock: AlertsClock, *, reschedule_batch: int = 5000
-) -> StoredModel:
-    """`refit_model`, raising `RefitRefused` to say why nothing was fitted."""
+async def refit_model_or_explain(engine: AsyncEngine, clock: AlertsClock) -> StoredModel:
+    """Fit and store the model, raising `RefitRefused` to say why nothing was fitted.
+
+    The due times are NOT moved here: the fit is stored unmarked and
+    `reschedule_pending_checks` moves them (see the module docstring).
+    """
     async with _exclusive(engine, _REFIT_LOCK) as held:
         if not held:
             raise RefitRefused("refit_in_progress", "another instance is refitting the model")
@@ -109,7 +127,6 @@ async def refit_model_or_explain(
         async with engine.begin() as conn:
             stored = await store_model(conn, params, as_of)
         log.info("BG/NBD refit on %d customers: %s", params.n_customers, params)
-        await reschedule_lapse_checks(engine, stored.params, reschedule_batch)
         return stored
 
 
@@ -129,6 +146,28 @@ async def _fit(histories: Sequence[sa.Row[Any]]) -> BgNbdParams:
         )
     except ModelFitError as exc:
         raise RefitRefused("model_not_fittable", str(exc)) from exc
+
+
+async def reschedule_pending_checks(
+    engine: AsyncEngine, batch_size: int = 5000
+) -> StoredModel | None:
+    """If the latest fit is not marked yet, move every pending due time to it and mark it.
+
+    Returns the fit as marked; None when there was nothing to do or another instance is on
+    it. A fit stored meanwhile stays unmarked, so the next round walks again under it.
+    """
+    async with _exclusive(engine, _RESCHEDULE_LOCK) as held:
+        if not held:
+            return None
+        async with engine.connect() as conn:
+            stored = await latest_model(conn)
+        if stored is None or stored.checks_rescheduled_at is not None:
+            return None
+        moved = await reschedule_lapse_checks(engine, stored.params, batch_size)
+        async with engine.begin() as conn:
+            marked_at = await mark_checks_rescheduled(conn, stored.fit_id)
+        log.info("lapse checks moved to fit %d: %d due times changed", stored.fit_id, moved)
+        return dataclasses.replace(stored, checks_rescheduled_at=marked_at)
 
 
 async def reschedule_lapse_checks(
@@ -184,7 +223,10 @@ async def refresh_segments(engine: AsyncEngine, clock: AlertsClock) -> int | Non
 
 
 class PeriodicJob:
-    """Runs `job` every `interval_seconds` until stopped; transient faults wait a round."""
+    """Runs `job` every `interval_seconds` until stopped; transient faults wait a round.
+
+    `wake()` starts the next round now (after the current one, if one is running).
+    """
 
     def __init__(
         self, name: str, job: Callable[[], Awaitable[object]], interval_seconds: float
@@ -193,9 +235,14 @@ class PeriodicJob:
         self.job = job
         self.interval_seconds = interval_seconds
         self._stopping = asyncio.Event()
+        self._nudged = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._nudged.set()
+
+    def wake(self) -> None:
+        self._nudged.set()
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -206,6 +253,7 @@ class PeriodicJob:
                     raise
                 log.warning("%s: transient fault, next round retries: %s", self.name, exc)
             try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval_seconds)
+                await asyncio.wait_for(self._nudged.wait(), timeout=self.interval_seconds)
             except TimeoutError:
                 pass
+            self._nudged.clear()

@@ -71,6 +71,7 @@ class StoredModel:
     params: BgNbdParams
     as_of: datetime
     fitted_at: datetime
+    checks_rescheduled_at: datetime | None = None  # None: due times not yet moved to this fit
 
 
 def activity_from_row(row: Mapping[Any, Any]) -> CustomerActivity:
@@ -137,4 +138,6 @@ def model_from_row(row: Mapping[Any, Any]) -> StoredModel:
         n_customers=row["customers_fitted"],
         time_unit=timedelta(days=row["time_unit_days"]),
     )
-    return StoredModel(row["fit_id"], params, row["as_of"], row["fitted_at"])
+    return StoredModel(
+        row["fit_id"], params, row["as_of"], row["fitted_at"], row["checks_rescheduled_at"]
+    )

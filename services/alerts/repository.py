@@ -397,6 +397,18 @@ async def latest_model(conn: AsyncConnection) -> StoredModel | None:
     return None if row is None else model_from_row(row)
 
 
+async def mark_checks_rescheduled(conn: AsyncConnection, fit_id: int) -> datetime:
+    """Record that every pending lapse check now follows fit `fit_id`; returns when."""
+    statement = (
+        sa.update(model_parameters)
+        .where(model_parameters.c.fit_id == fit_id)
+        .values(checks_rescheduled_at=sa.func.now())
+        .returning(model_parameters.c.checks_rescheduled_at)
+    )
+    marked: datetime = (await conn.execute(statement)).scalar_one()
+    return marked
+
+
 async def store_model(conn: AsyncConnection, params: BgNbdParams, as_of: datetime) -> StoredModel:
     statement = (
         sa.insert(model_parameters)

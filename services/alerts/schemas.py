@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from services.alerts.invariants import ViolationKind
 from services.alerts.thresholds import ThresholdOverrides, ThresholdScope
 from shared.contracts.fields import Identifier
 
@@ -199,6 +200,27 @@ class ModelOut(_Out):
     customers_fitted: int
     as_of: AwareDatetime = Field(description="The 'now' customer ages were measured at.")
     fitted_at: AwareDatetime
+    checks_rescheduled_at: AwareDatetime | None = Field(
+        default=None,
+        description="When every pending lapse check was moved to this fit; null while the"
+        " background job is still doing it.",
+    )
+
+
+class InvariantViolationOut(_Out):
+    customer_id: str
+    kind: ViolationKind
+    detail: str
+
+
+class InvariantReport(_Out):
+    """The customers checked on this page, and who breaks an invariant (as points reports)."""
+
+    checked_customers: int
+    sound: bool = Field(description="True when nothing in the checked range breaks an invariant")
+    breaking_customers: list[str]
+    violations: list[InvariantViolationOut]
+    next_cursor: str | None = Field(description="Continue with this cursor; null on the last page")
 
 
 class ProblemOut(BaseModel):

@@ -32,6 +32,17 @@ class AlertsSettings(ServiceSettings):
     scan_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     model_refit_interval_seconds: float = Field(default=86_400.0, gt=0)
     segment_refresh_interval_seconds: float = Field(default=3_600.0, gt=0)
+    reschedule_poll_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often a worker looks for a fit whose lapse checks are not yet moved"
+        " to it (a refit on this instance wakes it at once).",
+    )
+    open_alerts_gauge_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often `loyalty_alerts_open` is recounted (one small query).",
+    )
 
     @property
     def consumed_topics(self) -> list[str]:

@@ -202,8 +202,10 @@ async def test_customer_activity_follows_event_time_and_the_fitted_model(
             await client.post("/v1/admin/model/refit", headers=keys.reader), 403, "scope_missing"
         )
         refit = await client.post("/v1/admin/model/refit", headers=keys.admin)
-        assert refit.status_code == 200, refit.text
+        assert refit.status_code == 202, refit.text
+        assert refit.headers["location"] == "/v1/admin/model"
         model = refit.json()
+        assert model["checks_rescheduled_at"] is None, "no worker here has moved the checks"
         assert model["customers_fitted"] == 6 and model["time_unit"] == "week"
         assert model["as_of"] == "2026-03-19T09:00:00Z", "fitted at event time"
         assert all(model[p] > 0 for p in ("r", "alpha", "a", "b")) and model["log_likelihood"] < 0
