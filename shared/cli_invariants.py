@@ -22,6 +22,7 @@ import asyncio
 import importlib
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from shared.migrate import SERVICES
 from shared.settings import asyncpg_url
 
 INVARIANTS_PATH = "/v1/admin/invariants"
+MAX_PAGES = 10_000  # a bound on cursor-following, so a faulty server cannot loop forever
 
 # service -> "module:function(conn) -> list of what is out of balance"
 DIRECT_CHECKS: dict[str, str] = {
@@ -70,26 +72,43 @@ def verdict_of(document: Any) -> tuple[bool, str]:
     return False, f"answer has neither `violations` nor `ok`: {json.dumps(document)[:200]}"
 
 
+def _get_json(url: str, admin_key: str | None, timeout: float) -> Any:
+    request = urllib.request.Request(url)  # noqa: S310 - an operator-given URL
+    if admin_key:
+        request.add_header("Authorization", f"Bearer {admin_key}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def _all_pages(url: str, admin_key: str | None, timeout: float) -> Any:
+    """The invariants answer over every page: violations of each page, following next_cursor."""
+    document = _get_json(url, admin_key, timeout)
+    pages = MAX_PAGES
+    while isinstance(document, dict) and document.get("next_cursor") and pages > 0:
+        query = urllib.parse.urlencode({"cursor": document["next_cursor"]})
+        page = _get_json(f"{url}?{query}", admin_key, timeout)
+        if not isinstance(page, dict):
+            return page
+        page["violations"] = [*document.get("violations", []), *page.get("violations", [])]
+        document, pages = page, pages - 1
+    return document
+
+
 def _http_check(service: str, timeout: float) -> CheckResult:
     """The service's own endpoint; `sound` is None when it is not running or has none."""
     endpoint = service_endpoint(service)
-    request = urllib.request.Request(endpoint.url + INVARIANTS_PATH)  # noqa: S310 - operator URL
-    if endpoint.admin_key:
-        request.add_header("Authorization", f"Bearer {endpoint.admin_key}")
+    how = f"GET {endpoint.url}{INVARIANTS_PATH}"
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            document = json.loads(response.read())
+        document = _all_pages(endpoint.url + INVARIANTS_PATH, endpoint.admin_key, timeout)
     except urllib.error.HTTPError as exc:
         if exc.code in (404, 405):
             return CheckResult(service, "-", None, f"{endpoint.url} has no {INVARIANTS_PATH}")
         body = exc.read()[:300].decode(errors="replace")
-        return CheckResult(
-            service, f"GET {endpoint.url}{INVARIANTS_PATH}", None, f"HTTP {exc.code}: {body}"
-        )
+        return CheckResult(service, how, None, f"HTTP {exc.code}: {body}")
     except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
         return CheckResult(service, "-", None, f"{endpoint.url} did not answer ({exc})")
     sound, detail = verdict_of(document)
-    return CheckResult(service, f"GET {endpoint.url}{INVARIANTS_PATH}", sound, detail)
+    return CheckResult(service, how, sound, detail)
 
 
 def _direct_check(name: str) -> Callable[[Any], Awaitable[list[Any]]] | None:
