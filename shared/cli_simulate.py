@@ -22,10 +22,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from shared.cli_env import CommandError, bootstrap_servers
 from shared.simulator.runner import Pacing, Progress, ProgressDisplay, run_simulation
 from shared.simulator.stream import SimulationConfig, generate
+
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
 
 
 class KafkaSender:
@@ -50,6 +53,26 @@ class KafkaSender:
         for delivery in self.pending:
             await delivery
         self.pending.clear()
+
+
+async def start_producer(bootstrap: str) -> AIOKafkaProducer:
+    """A started producer, or a CommandError that says which broker and how to point at it.
+
+    The usual cause is a second terminal that does not know where `make run` put the
+    broker (a LOYALTY_VAR_DIR or LOYALTY_KAFKA_PORT of its own), so the message says so
+    instead of aiokafka's bootstrap error and its "unclosed producer" warning.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10)
+    try:
+        await producer.start()
+    except KafkaConnectionError as exc:
+        await producer.stop()
+        raise CommandError(
+            f"cannot reach the broker at {bootstrap} ({exc}). Is `make run` running? "
+            "If it runs with its own LOYALTY_VAR_DIR, export the same LOYALTY_VAR_DIR here "
+            "(`make run` prints it), or pass --bootstrap-servers."
+        ) from exc
+    return producer
 
 
 def default_start(days: int, today: datetime | None = None) -> datetime:
@@ -101,17 +124,20 @@ async def simulate(args: argparse.Namespace) -> int:
         f"{config.start.date()} to {config.end.date()} ({total} events, seed {config.seed}, "
         f"{'no pacing' if speed <= 0 else f'{speed:,.0f}x real time'}) into {bootstrap}"
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10)
-    await producer.start()
+    progress = Progress(total=total)
+    producer = await start_producer(bootstrap)
     try:
         sender = KafkaSender(producer, topic_prefix=args.topic_prefix)
-        progress = await run_simulation(
-            generate(config),
-            sender,
-            Pacing(config.start, speed),
-            Progress(total=total),
-            ProgressDisplay(),
-        )
+        try:
+            await run_simulation(
+                generate(config), sender, Pacing(config.start, speed), progress, ProgressDisplay()
+            )
+        except asyncio.CancelledError:  # Ctrl-C: stop() below still delivers what was sent
+            print(
+                f"\ninterrupted after {progress.sent} events; the same command again is safe "
+                "(same ids: the services skip what they have already seen)"
+            )
+            return INTERRUPTED
         await sender.flush()
     finally:
         await producer.stop()

@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS: Mapping[str, int] = {"points": 8001, "rewards": 8002, "alerts": 8003}
 LOCAL_KEY_NAME = "local admin (make run)"
 LOG_TAIL_LINES = 30
+SIMULATED_CUSTOMER = "c-00001"  # the first customer `loyalty simulate` makes by default
 
 
 @dataclass(frozen=True)
@@ -133,22 +134,48 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def next_steps(services: Sequence[RunningService], state: InfraState, var_dir: Path) -> str:
-    """The start-up message: URLs, keys, and commands worth trying."""
+def missing_services(root: Path = ROOT, names: Sequence[str] = SERVICES) -> list[str]:
+    """The services `make run` cannot start yet (no `__main__.py`), to say so, not hide it."""
+    startable = set(runnable_services(root, names))
+    return [name for name in names if name not in startable]
+
+
+def next_steps(
+    services: Sequence[RunningService],
+    state: InfraState,
+    var_dir: Path,
+    missing: Sequence[str] = (),
+    default_var_dir: Path = ROOT / "var",
+) -> str:
+    """The start-up message: URLs, keys, and commands worth trying, in the order they work.
+
+    The per-customer reads come after the simulation, since the customer they name exists
+    only once it ran. A state directory other than the default is printed as an export:
+    the CLI (and `make demo`) in another terminal finds this run through it.
+    """
     lines = ["", "The loyalty platform is running.", ""]
     for service in services:
         lines.append(f"  {service.plan.name:<8} {service.plan.url}   (API docs: /docs)")
         if service.admin_key:
             lines.append(f"           admin key: {service.admin_key}")
-    lines += ["", "Infrastructure:"]
+    for name in missing:
+        lines.append(f"  {name:<8} not started: services/{name}/__main__.py does not exist")
+    lines += ["", "Infrastructure (for tools in another terminal):"]
+    if var_dir.resolve() != default_var_dir.resolve():
+        lines.append(f"  export LOYALTY_VAR_DIR={var_dir}")
     lines += [f"  export {name}={value}" for name, value in state.environment().items()]
     lines += ["", "Try:"]
-    lines += _examples(services)
+    lines += _examples(services, per_customer=False)
     lines += [
-        "  .venv/bin/loyalty simulate --customers 200 --days 365   "
-        "# a simulated year of purchases in about a minute",
-        "  .venv/bin/loyalty tail loyalty.alerts",
+        "  make demo   # a simulated year of a coalition's purchases in about a minute",
+        "  .venv/bin/loyalty tail loyalty.alerts   # lapse alerts as the simulated year passes",
         "  .venv/bin/loyalty invariants",
+    ]
+    customer_reads = _examples(services, per_customer=True)
+    if customer_reads:
+        lines += ["", f"Once the simulation has run, one of its customers ({SIMULATED_CUSTOMER}):"]
+        lines += customer_reads
+    lines += [
         "",
         f"URLs and keys are also in {var_dir / 'services.json'}; logs in {var_dir / 'logs'}.",
         "The broker keeps topics in memory: they start empty after every restart.",
@@ -157,15 +184,18 @@ def next_steps(services: Sequence[RunningService], state: InfraState, var_dir: P
     return "\n".join(lines)
 
 
-def _examples(services: Sequence[RunningService]) -> list[str]:
+def _examples(services: Sequence[RunningService], *, per_customer: bool) -> list[str]:
+    """curl lines: readiness and one listing per service, or two reads about one customer."""
     lines = []
     for service in services:
-        lines.append(f"  curl -s {service.plan.url}/readyz")
         auth = f'-H "Authorization: Bearer {service.admin_key}" ' if service.admin_key else ""
-        reads = [p for p in service.paths if "{" not in p][:1]
-        reads += [p for p in service.paths if "{customer_id}" in p][:2]
+        if per_customer:
+            reads = [p for p in service.paths if "{customer_id}" in p][:2]
+        else:
+            lines.append(f"  curl -s {service.plan.url}/readyz")
+            reads = [p for p in service.paths if "{" not in p][:1]
         for path in reads:
-            concrete = path.replace("{customer_id}", "c-00001")  # a simulated customer
+            concrete = path.replace("{customer_id}", SIMULATED_CUSTOMER)
             lines.append(f"  curl -s {auth}{service.plan.url}{concrete}")
     return lines
 
@@ -359,7 +389,7 @@ async def _run_services(
     if not services:
         print("No service has a __main__.py yet: only the infrastructure runs.")
     write_services_file(var_dir / "services.json", services)
-    print(next_steps(services, state, var_dir), flush=True)
+    print(next_steps(services, state, var_dir, missing_services()), flush=True)
     died = await _watch(services, stop)
     if died is not None:
         print(

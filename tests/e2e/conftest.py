@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from tests.support.infra import free_port
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 240.0
 STOP_TIMEOUT = 90.0
+SCAN_INTERVAL_SECONDS = 1  # every periodic job runs this often, so the tests wait little
 # Addresses of some other stack must not leak into the clean run.
 _FOREIGN = ("KAFKA_BOOTSTRAP_SERVERS", "LOYALTY_ADMIN_DATABASE_URL", "ALERTS_CLOCK")
 
@@ -54,9 +57,9 @@ def _clean_environment(var_dir: Path, kafka_port: int) -> dict[str, str]:
         POINTS_HTTP_PORT=str(free_port()),
         REWARDS_HTTP_PORT=str(free_port()),
         ALERTS_HTTP_PORT=str(free_port()),
-        POINTS_JOBS_INTERVAL_SECONDS="1",
-        REWARDS_JOBS_INTERVAL_SECONDS="1",
-        ALERTS_SCAN_INTERVAL_SECONDS="1",
+        POINTS_JOBS_INTERVAL_SECONDS=str(SCAN_INTERVAL_SECONDS),
+        REWARDS_JOBS_INTERVAL_SECONDS=str(SCAN_INTERVAL_SECONDS),
+        ALERTS_SCAN_INTERVAL_SECONDS=str(SCAN_INTERVAL_SECONDS),
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -82,9 +85,20 @@ def _wait_for_services(
     pytest.fail(f"`make run` did not start within {START_TIMEOUT}s:\n{_output(process)}")
 
 
+def _private_var_dir() -> Path:
+    """A state directory outside pytest's own temporary tree.
+
+    PostgreSQL runs as an unprivileged system user when the tests run as root, so every
+    folder above its data directory is opened for traversal when it starts. pytest resets
+    its per-user folder (`pytest-of-<user>`) to mode 0700 whenever another session starts,
+    which would lock PostgreSQL out of its data mid-run (`pg_ctl ... Permission denied`).
+    """
+    return Path(tempfile.mkdtemp(prefix="loyalty-e2e-")) / "var"
+
+
 @pytest.fixture(scope="session")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    var_dir = Path(tmp_path_factory.mktemp("make-run")) / "var"
+def system() -> Iterator[System]:
+    var_dir = _private_var_dir()
     kafka_port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "shared.run"],
@@ -113,3 +127,4 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         out = _output(process)
         assert process.returncode == 0, f"`make run` did not stop cleanly:\n{out}"
         assert "stopped." in out, f"`make run` did not report stopping:\n{out}"
+        shutil.rmtree(var_dir.parent)  # kept when the run failed: its logs tell why
