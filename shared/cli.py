@@ -164,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not is_transient(exc):
             raise
-        print(f"error: cannot reach the database: {exc}", file=sys.stderr)
+        what = "the broker" if type(exc).__module__.startswith("aiokafka") else "the database"
+        print(f"error: cannot reach {what}: {exc}", file=sys.stderr)
         return 1
 
 
