@@ -25,6 +25,7 @@ from services.rewards.db import (
 )
 from services.rewards.domain.errors import RewardsRuleError
 from services.rewards.domain.guarantee_limits import CompensationLimits, budget_month
+from services.rewards.invariants import invariant_names, invariant_violations
 from services.rewards.milestones import LADDER, rule_from_row
 from services.rewards.policies import policy_from_document, save_limits, save_policy
 from shared.auth import ApiPrincipal, Scope
@@ -277,4 +278,22 @@ async def overdue(request: Request, _: Admin) -> dict[str, Any]:
         "as_of": now,
         "deadline_hours": int(timedelta(hours=24).total_seconds() // 3600),
         "claims": claims,
+    }
+
+
+@router.get(
+    "/invariants",
+    summary="Rows that break what must always hold (empty when the books are sound)",
+)
+async def invariants(request: Request, _: Admin) -> dict[str, Any]:
+    now: datetime = clock(request)()
+    async with engine(request).connect() as conn:
+        found = await invariant_violations(conn, now)
+    return {
+        "ok": not found,
+        "as_of": now,
+        "checked": invariant_names(),
+        "violations": [
+            {"invariant": v.invariant, "subject": v.subject, "detail": v.detail} for v in found
+        ],
     }

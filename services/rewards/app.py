@@ -20,6 +20,8 @@ from services.rewards.admin_api import router as admin_router
 from services.rewards.api import router as partner_router
 from services.rewards.handlers import rewards_registry
 from services.rewards.jobs import DueJobs
+from services.rewards.referral_api import admin_router as referral_admin_router
+from services.rewards.referral_api import router as referral_router
 from services.rewards.settings import RewardsSettings
 from services.rewards.topics import RewardsTopics
 from shared.http.app import create_service_app, register_outbox_relay
@@ -57,6 +59,7 @@ def _workers(
             settings.jobs_interval_seconds,
             settings.jobs_batch,
             after_pass=relay.wakeup.set,
+            claim_timeout=settings.claim_timeout,
         )
         tasks = [asyncio.create_task(t.run()) for t in (consumer, relay, jobs)]
         try:
@@ -87,7 +90,7 @@ def build_app(
         "rewards",
         settings,
         kafka=kafka,
-        routers=[partner_router, admin_router],
+        routers=[partner_router, referral_router, admin_router, referral_admin_router],
         lifespan_extras=extras,  # type: ignore[arg-type]
     )
     app.state.clock = now

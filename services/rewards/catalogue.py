@@ -16,7 +16,8 @@ only in the transaction that emits points.debited, and that answer is turned int
 voucher by the transaction that consumes it, so "points spent, no voucher" is only
 ever a state in flight. A debit that arrives for a claim that can no longer take it
 (not `requested`) is given back: rewards asks for a reversal and marks the claim
-`cancelled`, then `compensated` when the points service confirms.
+`cancelled`, then `compensated` when the points service confirms. A claim the points
+service never answers is cancelled the same way by a due-time job (`claim_timeouts`).
 
 Stock: the item row is locked (`FOR UPDATE`) while the per-customer limit and the stock
 are checked and `units_claimed` is raised, and a CHECK keeps `units_claimed <= total_stock`,
@@ -236,15 +237,16 @@ async def _give_back(
         )
 
 
-async def _answer(ctx: BatchContext, delivery: Delivery, event: EventEnvelope) -> None:
+def _claim_id(event: EventEnvelope) -> uuid.UUID | None:
     try:
-        claim_id = uuid.UUID(event.data.debit_id)
+        return uuid.UUID(event.data.debit_id)
     except ValueError:
-        return  # a debit some other saga asked for
-    claim = await claim_row(ctx.conn, claim_id, lock=True)
-    if claim is None:
-        return
+        return None  # a debit some other saga asked for
+
+
+async def _answer(ctx: BatchContext, delivery: Delivery, event: EventEnvelope, claim: Any) -> None:
     requested = claim.state == ClaimState.REQUESTED.value
+    cancelled = claim.state == ClaimState.CANCELLED.value
     if event.type == "points.debited":
         if requested:
             await _issue(ctx, delivery, claim)
@@ -252,17 +254,40 @@ async def _answer(ctx: BatchContext, delivery: Delivery, event: EventEnvelope) -
             await _give_back(ctx, delivery, claim, event)
     elif event.type == "points.debit_rejected" and requested:
         await _release_unit(ctx.conn, claim.item_id)
-        await _set_state(ctx.conn, claim_id, ClaimState.REJECTED, ctx.now, reason=event.data.reason)
-    elif event.type == "points.debit_reversed" and claim.state == ClaimState.CANCELLED.value:
-        await _set_state(ctx.conn, claim_id, ClaimState.COMPENSATED, ctx.now)
+        await _set_state(
+            ctx.conn, claim.claim_id, ClaimState.REJECTED, ctx.now, reason=event.data.reason
+        )
+    elif event.type == "points.debit_rejected" and cancelled:
+        # Cancelled while waiting (timed out), and nothing was spent: settled.
+        await _set_state(ctx.conn, claim.claim_id, ClaimState.REJECTED, ctx.now)
+    elif event.type == "points.debit_reversed" and cancelled:
+        await _set_state(ctx.conn, claim.claim_id, ClaimState.COMPENSATED, ctx.now)
 
 
 async def apply_debit_answers(
     ctx: BatchContext, events: Sequence[EventEnvelope], delivery: Delivery
 ) -> None:
-    """The points service's answers move each claim on (each claim row locked)."""
+    """The points service's answers move each claim on, in order.
+
+    Every claim of the run is locked first, in one statement and in id order, and only
+    then are items touched: the timeout job takes claims (SKIP LOCKED) before items too,
+    so neither ever waits for a claim while holding an item.
+    """
+    ids = {claim_id for event in events if (claim_id := _claim_id(event)) is not None}
+    if not ids:
+        return
+    query = (
+        sa.select(catalogue_claims)
+        .where(catalogue_claims.c.claim_id.in_(sorted(ids)))
+        .order_by(catalogue_claims.c.claim_id)
+        .with_for_update()
+    )
+    claims = {row.claim_id: row for row in await ctx.conn.execute(query)}
     for event in events:
-        await _answer(ctx, delivery, event)
+        claim_id = _claim_id(event)
+        if claim_id is not None and claim_id in claims:
+            await _answer(ctx, delivery, event, claims[claim_id])
+            claims[claim_id] = await claim_row(ctx.conn, claim_id)
 
 
 async def claim_view(conn: AsyncConnection, claim: Any, now: datetime) -> dict[str, Any]:

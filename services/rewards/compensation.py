@@ -12,12 +12,15 @@ Lock order, the same for consumers, HTTP requests and admins so they never deadl
 merchant (advisory), customer (advisory), then the breach row. The two advisory locks
 make the cap check and the grant one step: two claims of one customer cannot both
 slip under the cap.
+
+Incidents arrive in batches and take the same path for the whole batch at once
+(`breach_book.BreachBook`): every lock in one statement, every breach in one read,
+judged in order in memory, written with one statement per table.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,59 +28,35 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards.db import breaches, compensations
-from services.rewards.domain.guarantee import (
-    CompensationSet,
-    GrantedCompensation,
-    GuaranteePolicy,
-    Measurement,
-    MeasureUnit,
-    PromiseKind,
-    breach_key,
-    evaluate,
-    top_up,
+from services.rewards.breach_book import (
+    Assessment,
+    BreachBook,
+    BreachReport,
+    compensation_id_for,
 )
+from services.rewards.db import compensations
+from services.rewards.domain.guarantee import GuaranteePolicy
 from services.rewards.domain.guarantee_limits import (
-    CustomerUsage,
-    Route,
     budget_month,
-    customer_window_start,
-    route_compensation,
 )
 from services.rewards.events import rewards_event
-from services.rewards.issuing import VoucherRequest, issue_voucher
+from services.rewards.issuing import VoucherRequest, issue_vouchers
 from services.rewards.policies import load_limits
 from services.rewards.topics import RewardsTopics
 from shared.money import format_money
 from shared.outbox import OutboxWriter
 
-_COMPENSATION_NAMESPACE = uuid.UUID("b4a7f0c6-1d1e-4a8e-8f7e-6c1c2b3a9d10")
+__all__ = [
+    "Assessment",
+    "BreachReport",
+    "Delivery",
+    "assess_breach",
+    "compensation_id_for",
+    "deliver",
+    "deliver_assessed",
+    "lock_parties",
+]
 ORDER_NOT_KNOWN = "order_not_known"
-
-
-@dataclass(frozen=True)
-class BreachReport:
-    """A measured promise on an order, from an incident event or a customer's claim."""
-
-    customer_id: str
-    merchant_id: str
-    order_id: str
-    promise: PromiseKind
-    measured: Measurement
-    order_amount_minor: int
-    currency: str
-    trigger: str  # "incident" or "claim"
-    trigger_ref: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """What one report led to: the compensation row (if any) and its status."""
-
-    compensation_id: uuid.UUID | None
-    status: str  # "granted", "in_review" or "nothing_owed"
-    compensation: CompensationSet
 
 
 @dataclass
@@ -89,98 +68,26 @@ class Delivery:
     default_voucher_days: int = 30
 
 
-def compensation_id_for(key: str, tier: int) -> uuid.UUID:
-    return uuid.uuid5(_COMPENSATION_NAMESPACE, f"{key}#{tier}")
+# One statement for every lock: the keys arrive in the order they must be taken (unnest
+# keeps array order), so a batch of a thousand customers costs one round trip.
+_LOCK_ALL = sa.text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) AS k"
+)
 
 
-_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+def party_lock_keys(merchant_ids: Iterable[str], customer_ids: Iterable[str]) -> list[str]:
+    """The advisory lock keys in the one order every path takes them: merchants, customers."""
+    merchants = [f"rewards:merchant:{m}" for m in sorted(set(merchant_ids))]
+    return merchants + [f"rewards:customer:{c}" for c in sorted(set(customer_ids))]
 
 
 async def lock_parties(
     conn: AsyncConnection, merchant_ids: Iterable[str], customer_ids: Iterable[str]
 ) -> None:
     """Take the merchant, then the customer advisory locks, each set in sorted order."""
-    for merchant_id in sorted(set(merchant_ids)):
-        await conn.execute(_LOCK, {"key": f"rewards:merchant:{merchant_id}"})
-    for customer_id in sorted(set(customer_ids)):
-        await conn.execute(_LOCK, {"key": f"rewards:customer:{customer_id}"})
-
-
-async def _locked_breach(conn: AsyncConnection, key: str) -> Any:
-    query = sa.select(breaches).where(breaches.c.breach_key == key).with_for_update()
-    return (await conn.execute(query)).first()
-
-
-def _granted(row: Any) -> GrantedCompensation:
-    unit = MeasureUnit(row.worst_unit)
-    owed = CompensationSet(row.tier, frozenset(row.vouchers), row.points, row.refund_minor)
-    return GrantedCompensation(Measurement(row.worst_value, unit), owed)
-
-
-async def _record_breach(
-    conn: AsyncConnection, report: BreachReport, key: str, row: Any, owed: CompensationSet
-) -> None:
-    """Store the worst measurement and everything owed so far (granted or in review)."""
-    if row is None:
-        await conn.execute(
-            sa.insert(breaches).values(
-                breach_key=key,
-                customer_id=report.customer_id,
-                merchant_id=report.merchant_id,
-                order_id=report.order_id,
-                promise_kind=report.promise.value,
-                currency=report.currency,
-                order_amount_minor=report.order_amount_minor,
-                worst_value=report.measured.value,
-                worst_unit=report.measured.unit.value,
-                tier=owed.tier,
-                vouchers=sorted(owed.vouchers),
-                points=owed.points,
-                refund_minor=owed.refund_minor,
-                first_seen_at=report.at,
-                updated_at=report.at,
-            )
-        )
-        return
-    total = _granted(row).compensation.plus(owed)
-    await conn.execute(
-        sa.update(breaches)
-        .where(breaches.c.breach_key == key)
-        .values(
-            worst_value=report.measured.value,
-            worst_unit=report.measured.unit.value,
-            tier=total.tier,
-            vouchers=sorted(total.vouchers),
-            points=total.points,
-            refund_minor=total.refund_minor,
-            updated_at=report.at,
-        )
-    )
-
-
-def _owed(policy: GuaranteePolicy, report: BreachReport, row: Any) -> CompensationSet:
-    if row is None:
-        return evaluate(policy, report.measured, report.order_amount_minor)
-    return top_up(policy, _granted(row), report.measured, row.order_amount_minor)
-
-
-async def customer_usage(conn: AsyncConnection, customer_id: str, now: datetime) -> CustomerUsage:
-    """Money and distinct breaches granted to a customer in the 30 days up to `now`."""
-    granted = compensations.c
-    row = (
-        await conn.execute(
-            sa.select(
-                sa.func.coalesce(sa.func.sum(granted.refund_minor), 0),
-                sa.func.count(sa.distinct(granted.breach_key)),
-            ).where(
-                granted.customer_id == customer_id,
-                granted.status == "granted",
-                granted.decided_at > customer_window_start(now),
-                granted.decided_at <= now,
-            )
-        )
-    ).one()
-    return CustomerUsage(int(row[0]), int(row[1]))
+    keys = party_lock_keys(merchant_ids, customer_ids)
+    if keys:
+        await conn.execute(_LOCK_ALL, {"keys": keys})
 
 
 async def merchant_month_spend(conn: AsyncConnection, merchant_id: str, now: datetime) -> int:
@@ -207,54 +114,35 @@ async def assess_breach(
     """Evaluate `report` against `policy` once per breach; grant, or hold for review.
 
     The caller holds the merchant and customer locks (`lock_parties`). `force_review`
-    names a reason to hold the compensation for a person even within the caps.
+    names a reason to hold the compensation for a person even within the caps. This is
+    a batch of one through `BreachBook`, the path incidents take in batches.
     """
-    key = breach_key(report.order_id, report.promise)
-    row = await _locked_breach(conn, key)
-    owed = _owed(policy, report, row)
-    if owed.is_empty:
-        return Assessment(None, "nothing_owed", owed)
-    limits = await load_limits(conn, report.merchant_id)
-    usage, spent = CustomerUsage(), 0
-    # Usage is only read for the caps that exist: without caps a grant costs no sums.
-    if limits.customer_refund_cap_minor is not None or limits.customer_breach_cap is not None:
-        usage = await customer_usage(conn, report.customer_id, report.at)
-    if limits.merchant_monthly_budget_minor is not None:
-        spent = await merchant_month_spend(conn, report.merchant_id, report.at)
-    decision = route_compensation(owed, limits, usage, spent, new_breach=row is None)
-    reasons = [cap.value for cap in decision.caps_exceeded]
-    if force_review:
-        reasons.append(force_review)
-    status = "in_review" if decision.route is Route.MANUAL_REVIEW or force_review else "granted"
-    await _record_breach(conn, report, key, row, owed)
-    compensation_id = compensation_id_for(key, owed.tier)
-    values = {
-        "compensation_id": compensation_id,
-        "breach_key": key,
-        "tier": owed.tier,
-        "customer_id": report.customer_id,
-        "merchant_id": report.merchant_id,
-        "order_id": report.order_id,
-        "promise_kind": report.promise.value,
-        "vouchers": sorted(owed.vouchers),
-        "points": owed.points,
-        "refund_minor": owed.refund_minor,
-        "currency": report.currency,
-        "new_breach": row is None,
-        "status": status,
-        "trigger": report.trigger,
-        "trigger_ref": report.trigger_ref,
-        "review_reasons": reasons,
-        "created_at": report.at,
-        "decided_at": report.at if status == "granted" else None,
-        "decided_by": "policy" if status == "granted" else None,
-    }
-    await conn.execute(sa.insert(compensations).values(**values))
-    if status == "granted":
-        await deliver(conn, delivery, values, report.at)
-    else:
-        _announce_review(delivery, values, report.at)
-    return Assessment(compensation_id, status, owed)
+    limits = {report.merchant_id: await load_limits(conn, report.merchant_id)}
+    book = await BreachBook.load(conn, [report], limits)
+    assessment = book.assess(report, policy, force_review)
+    await deliver_assessed(conn, delivery, await book.write(conn))
+    return assessment
+
+
+async def deliver_assessed(
+    conn: AsyncConnection, delivery: Delivery, assessed: Sequence[dict[str, Any]]
+) -> None:
+    """Pay the granted compensations and announce the held ones, in the order given."""
+    granted = [values for values in assessed if values["status"] == "granted"]
+    issued = await _issue_vouchers(conn, delivery, granted)
+    for values in assessed:
+        if values["status"] == "granted":
+            _emit_payment(delivery, values, issued)
+        else:
+            _announce_review(delivery, values)
+
+
+async def deliver(
+    conn: AsyncConnection, delivery: Delivery, values: dict[str, Any], now: datetime
+) -> None:
+    """Pay one granted compensation (an admin's approval) at `now`."""
+    issued = await _issue_vouchers(conn, delivery, [values], now)
+    _emit_payment(delivery, values, issued, now)
 
 
 def _facts(values: dict[str, Any]) -> dict[str, Any]:
@@ -272,31 +160,61 @@ def _facts(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _announce_review(delivery: Delivery, values: dict[str, Any], now: datetime) -> None:
+def _announce_review(delivery: Delivery, values: dict[str, Any]) -> None:
     data = {**_facts(values), "reasons": values["review_reasons"]}
     event = rewards_event(
-        "compensation.review_required", values["customer_id"], values["compensation_id"], now, data
+        "compensation.review_required",
+        values["customer_id"],
+        values["compensation_id"],
+        values["created_at"],
+        data,
     )
     delivery.outbox.emit(delivery.topics.rewards, event)
 
 
-async def deliver(
-    conn: AsyncConnection, delivery: Delivery, values: dict[str, Any], now: datetime
-) -> None:
-    """Pay a granted compensation: vouchers here, points and money through events."""
-    compensation_id, customer_id = values["compensation_id"], values["customer_id"]
-    topic = delivery.topics.rewards
-    for reward_code in values["vouchers"]:
-        request = VoucherRequest(
-            customer_id,
+def _voucher_requests(values: dict[str, Any], at: datetime | None = None) -> list[VoucherRequest]:
+    return [
+        VoucherRequest(
+            values["customer_id"],
             reward_code,
             "guarantee",
-            f"compensation:{compensation_id}:{reward_code}",
+            f"compensation:{values['compensation_id']}:{reward_code}",
             merchant_id=values["merchant_id"],
+            issued_at=at or values["decided_at"],
         )
-        await issue_voucher(
-            conn, delivery.outbox, topic, request, now, delivery.default_voucher_days
-        )
+        for reward_code in values["vouchers"]
+    ]
+
+
+async def _issue_vouchers(
+    conn: AsyncConnection,
+    delivery: Delivery,
+    granted: Sequence[dict[str, Any]],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Every voucher the compensations owe, with one insert; events by origin reference.
+
+    Vouchers are issued at the compensation's decision time unless `now` says otherwise.
+    """
+    requests = [r for values in granted for r in _voucher_requests(values, now)]
+    if not requests:
+        return {}
+    fallback = now or granted[0]["decided_at"]  # every request carries its own time
+    issued = await issue_vouchers(conn, requests, fallback, delivery.default_voucher_days)
+    return {r.origin_ref: i.event for r, i in zip(requests, issued, strict=True)}
+
+
+def _emit_payment(
+    delivery: Delivery, values: dict[str, Any], issued: dict[str, Any], now: datetime | None = None
+) -> None:
+    """Vouchers' `reward.issued`, then points and money as events, then the grant itself."""
+    compensation_id, customer_id = values["compensation_id"], values["customer_id"]
+    at = now or values["decided_at"]
+    topic = delivery.topics.rewards
+    for request in _voucher_requests(values, now):
+        event = issued.get(request.origin_ref)
+        if event is not None:
+            delivery.outbox.emit(topic, event)
     if values["points"]:
         credit = {
             "credit_id": f"compensation:{compensation_id}",
@@ -304,7 +222,7 @@ async def deliver(
             "reason": f"compensation: {values['promise_kind']}",
             "merchant_id": values["merchant_id"],
         }
-        event = rewards_event("points.credit_requested", customer_id, compensation_id, now, credit)
+        event = rewards_event("points.credit_requested", customer_id, compensation_id, at, credit)
         delivery.outbox.emit(topic, event)
     if values["refund_minor"]:
         refund = {
@@ -314,8 +232,8 @@ async def deliver(
             "amount": format_money(values["refund_minor"], values["currency"]),
             "currency": values["currency"],
         }
-        event = rewards_event("refund.instructed", customer_id, compensation_id, now, refund)
+        event = rewards_event("refund.instructed", customer_id, compensation_id, at, refund)
         delivery.outbox.emit(topic, event)
     granted = {**_facts(values), "decided_by": values["decided_by"]}
-    event = rewards_event("compensation.granted", customer_id, compensation_id, now, granted)
+    event = rewards_event("compensation.granted", customer_id, compensation_id, at, granted)
     delivery.outbox.emit(topic, event)

@@ -9,7 +9,8 @@ What the database itself guarantees, so no code path can break it:
 - `catalogue_items.units_claimed <= total_stock` (and within the budget), so no race can
   oversell an item;
 - a catalogue claim is `issued` exactly when it has a voucher;
-- one row per (customer, milestone occurrence), one referrer per customer.
+- one row per (customer, milestone occurrence), one referrer per customer;
+- one referral programme row (rewards_0003), each side paid a voucher or points.
 """
 
 from __future__ import annotations
@@ -221,4 +222,16 @@ referrals = sa.Table(
     sa.Column("referrer_id", sa.Text, nullable=False),
     sa.Column("recorded_at", TZ, nullable=False),
     sa.Column("rewarded_at", TZ),
+)
+
+referral_programme = sa.Table(
+    "referral_programme",
+    metadata,
+    sa.Column("programme_id", sa.Integer, primary_key=True),
+    sa.Column("referrer_reward_code", sa.Text),
+    sa.Column("referrer_points", sa.BigInteger),
+    sa.Column("referee_reward_code", sa.Text),
+    sa.Column("referee_points", sa.BigInteger),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
 )

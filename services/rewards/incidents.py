@@ -3,6 +3,11 @@
 An incident for a promise the merchant makes no policy for, or a kept promise, owes
 nothing. A measurement the policy cannot judge (minutes against a yes/no promise) can
 never pass, so that incident is dead-lettered with its reason.
+
+A run of incidents is judged as one batch (`breach_book.BreachBook`): policies and limits
+are read once per consumer batch (kept in `ctx.state`), every party is locked in one
+statement, every breach read in one, and the results written with one statement per
+table, in the order the incidents arrived.
 """
 
 from __future__ import annotations
@@ -10,14 +15,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from services.rewards.compensation import BreachReport, Delivery, assess_breach, lock_parties
+from services.rewards.breach_book import BreachBook
+from services.rewards.compensation import BreachReport, Delivery, deliver_assessed, lock_parties
 from services.rewards.domain.errors import RewardsRuleError
-from services.rewards.policies import load_policy, measurement, promise_kind
+from services.rewards.domain.guarantee import GuaranteePolicy, PromiseKind
+from services.rewards.domain.guarantee_limits import CompensationLimits
+from services.rewards.policies import load_limits_of, load_policies, measurement, promise_kind
 from shared.contracts.pos import ServiceIncident
 from shared.errors import DomainError, PoisonEvent
 from shared.kafka.handlers import BatchContext
 
 log = logging.getLogger(__name__)
+_POLICIES = "rewards.guarantee_policies"
+_LIMITS = "rewards.compensation_limits"
 
 
 class RejectedIncident(PoisonEvent):
@@ -52,21 +62,52 @@ def report_of(event: ServiceIncident) -> BreachReport | None:
     )
 
 
+PolicyKey = tuple[str, PromiseKind]
+
+
+async def batch_policies(
+    ctx: BatchContext, wanted: set[PolicyKey]
+) -> dict[PolicyKey, GuaranteePolicy | None]:
+    """The policies `wanted`, read at most once per consumer batch."""
+    known: dict[PolicyKey, GuaranteePolicy | None] = ctx.state.setdefault(_POLICIES, {})
+    missing = wanted - known.keys()
+    if missing:
+        known.update(await load_policies(ctx.conn, missing))
+    return known
+
+
+async def batch_limits(ctx: BatchContext, merchants: set[str]) -> dict[str, CompensationLimits]:
+    """The merchants' compensation caps, read at most once per consumer batch."""
+    known: dict[str, CompensationLimits] = ctx.state.setdefault(_LIMITS, {})
+    missing = merchants - known.keys()
+    if missing:
+        known.update(await load_limits_of(ctx.conn, missing))
+    return known
+
+
 async def apply_incidents(
     ctx: BatchContext, events: Sequence[ServiceIncident], delivery: Delivery
 ) -> None:
-    """Judge each incident in order; the run's parties are locked up front, in order."""
-    reports = [(event, report_of(event)) for event in events]
-    known = [(e, r) for e, r in reports if r is not None]
-    await lock_parties(
-        ctx.conn, (r.merchant_id for _, r in known), (r.customer_id for _, r in known)
-    )
-    for event, report in known:
-        policy = await load_policy(ctx.conn, report.merchant_id, report.promise)
+    """Judge a run of incidents in order, as one batch of reads and writes."""
+    reports = [(event, report) for event in events if (report := report_of(event)) is not None]
+    policies = await batch_policies(ctx, {(r.merchant_id, r.promise) for _, r in reports})
+    judged = []
+    for event, report in reports:
+        policy = policies[(report.merchant_id, report.promise)]
         if policy is None:
             log.info("incident %s: %s makes no such promise", event.event_id, report.merchant_id)
-            continue
+        else:
+            judged.append((event, report, policy))
+    if not judged:
+        return
+    await lock_parties(
+        ctx.conn, (r.merchant_id for _, r, _ in judged), (r.customer_id for _, r, _ in judged)
+    )
+    limits = await batch_limits(ctx, {r.merchant_id for _, r, _ in judged})
+    book = await BreachBook.load(ctx.conn, [r for _, r, _ in judged], limits)
+    for event, report, policy in judged:
         try:
-            await assess_breach(ctx.conn, delivery, report, policy)
+            book.assess(report, policy)
         except RewardsRuleError as error:
             raise RejectedIncident(event, error.code, str(error)) from error
+    await deliver_assessed(ctx.conn, delivery, await book.write(ctx.conn))

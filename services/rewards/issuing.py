@@ -9,6 +9,7 @@ sale racing for one code cannot both succeed.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from services.rewards.domain.vouchers import (
     voucher_status,
 )
 from services.rewards.events import rewards_event
-from shared.contracts.envelope import derived_event_id
+from shared.contracts.envelope import EventEnvelope, derived_event_id
 from shared.errors import Conflict, NotFound
 from shared.outbox import OutboxWriter
 
@@ -53,6 +54,7 @@ class VoucherRequest:
     origin_ref: str
     merchant_id: str | None = None
     valid_days: int | None = None  # None: the reward definition's, else the default
+    issued_at: datetime | None = None  # None: the caller's `now`
 
 
 def voucher_id_for(origin_ref: str) -> uuid.UUID:
@@ -60,21 +62,103 @@ def voucher_id_for(origin_ref: str) -> uuid.UUID:
     return uuid.uuid5(_VOUCHER_NAMESPACE, origin_ref)
 
 
-async def _validity(
-    conn: AsyncConnection, request: VoucherRequest, default_days: int
+async def reward_definitions_of(
+    conn: AsyncConnection, reward_codes: set[str]
+) -> dict[str, tuple[int, str | None]]:
+    """Validity days and merchant binding of each known reward code, in one read."""
+    if not reward_codes:
+        return {}
+    rows = await conn.execute(
+        sa.select(
+            reward_definitions.c.reward_code,
+            reward_definitions.c.valid_days,
+            reward_definitions.c.merchant_id,
+        ).where(reward_definitions.c.reward_code.in_(sorted(reward_codes)))
+    )
+    return {row.reward_code: (row.valid_days, row.merchant_id) for row in rows}
+
+
+def _validity(
+    request: VoucherRequest, definitions: dict[str, tuple[int, str | None]], default_days: int
 ) -> tuple[int, str | None]:
     if request.valid_days is not None:
         return request.valid_days, request.merchant_id
-    row = (
-        await conn.execute(
-            sa.select(reward_definitions.c.valid_days, reward_definitions.c.merchant_id).where(
-                reward_definitions.c.reward_code == request.reward_code
-            )
-        )
-    ).first()
-    if row is None:
+    known = definitions.get(request.reward_code)
+    if known is None:
         return default_days, request.merchant_id
-    return row.valid_days, request.merchant_id or row.merchant_id
+    return known[0], request.merchant_id or known[1]
+
+
+@dataclass(frozen=True)
+class IssuedVoucher:
+    """The voucher of a request, and its `reward.issued` event when this call issued it."""
+
+    voucher_id: uuid.UUID
+    event: EventEnvelope | None
+
+
+async def issue_vouchers(
+    conn: AsyncConnection,
+    requests: Sequence[VoucherRequest],
+    now: datetime,
+    default_days: int = 30,
+) -> list[IssuedVoucher]:
+    """Issue each request's voucher once, with one insert; results in request order.
+
+    A request whose origin already has a voucher (a replay) issues nothing and has no
+    event; the caller emits the events, so it decides where they go and in what order.
+    """
+    if not requests:
+        return []
+    needed = {r.reward_code for r in requests if r.valid_days is None}
+    definitions = await reward_definitions_of(conn, needed)
+    rows: list[dict[str, Any]] = []
+    data: list[dict[str, Any]] = []
+    for request in requests:
+        days, merchant_id = _validity(request, definitions, default_days)
+        at = request.issued_at or now
+        row = {
+            "voucher_id": voucher_id_for(request.origin_ref),
+            "code": new_voucher_code(),
+            "customer_id": request.customer_id,
+            "reward_code": request.reward_code,
+            "origin": request.origin,
+            "origin_ref": request.origin_ref,
+            "merchant_id": merchant_id,
+            "issued_at": at,
+            "expires_at": at + timedelta(days=days),
+        }
+        rows.append(row)
+        data.append(_issued_data(row))
+    statement = (
+        pg.insert(vouchers)
+        .on_conflict_do_nothing(index_elements=["origin_ref"])
+        .returning(vouchers.c.voucher_id)
+    )
+    inserted = set((await conn.execute(statement, rows)).scalars())
+    return [
+        IssuedVoucher(
+            row["voucher_id"],
+            rewards_event(
+                "reward.issued", row["customer_id"], row["voucher_id"], row["issued_at"], facts
+            )
+            if row["voucher_id"] in inserted
+            else None,
+        )
+        for row, facts in zip(rows, data, strict=True)
+    ]
+
+
+def _issued_data(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "voucher_id": str(row["voucher_id"]),
+        "reward_code": row["reward_code"],
+        "origin": row["origin"],
+        "origin_ref": row["origin_ref"],
+        "merchant_id": row["merchant_id"],
+        "issued_at": row["issued_at"],
+        "expires_at": row["expires_at"],
+    }
 
 
 async def issue_voucher(
@@ -86,39 +170,10 @@ async def issue_voucher(
     default_days: int = 30,
 ) -> uuid.UUID:
     """Issue the voucher of `request` once, emitting `reward.issued`; returns its id."""
-    voucher_id = voucher_id_for(request.origin_ref)
-    days, merchant_id = await _validity(conn, request, default_days)
-    expires_at = now + timedelta(days=days)
-    inserted = await conn.scalar(
-        pg.insert(vouchers)
-        .values(
-            voucher_id=voucher_id,
-            code=new_voucher_code(),
-            customer_id=request.customer_id,
-            reward_code=request.reward_code,
-            origin=request.origin,
-            origin_ref=request.origin_ref,
-            merchant_id=merchant_id,
-            issued_at=now,
-            expires_at=expires_at,
-        )
-        .on_conflict_do_nothing(index_elements=["origin_ref"])
-        .returning(vouchers.c.voucher_id)
-    )
-    if inserted is not None:
-        data = {
-            "voucher_id": str(voucher_id),
-            "reward_code": request.reward_code,
-            "origin": request.origin,
-            "origin_ref": request.origin_ref,
-            "merchant_id": merchant_id,
-            "issued_at": now,
-            "expires_at": expires_at,
-        }
-        outbox.emit(
-            topic, rewards_event("reward.issued", request.customer_id, voucher_id, now, data)
-        )
-    return voucher_id
+    (issued,) = await issue_vouchers(conn, [request], now, default_days)
+    if issued.event is not None:
+        outbox.emit(topic, issued.event)
+    return issued.voucher_id
 
 
 def voucher_from_row(row: Any) -> Voucher:

@@ -1,4 +1,5 @@
-"""Due-time jobs: voucher expiry and the green channel's 12-hour escalation.
+"""Due-time jobs: voucher expiry, the green channel's 12-hour escalation, and catalogue
+claims the points service never answered (`claim_timeouts`).
 
 Each pass claims due rows with SKIP LOCKED in its own transaction and costs O(rows due)
 through partial indexes, so N instances can run it side by side. The clock is injected.
@@ -9,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.rewards.claim_timeouts import DEFAULT_CLAIM_TIMEOUT, time_out_claims
 from services.rewards.claims import escalate_due_claims
 from services.rewards.issuing import expire_due_vouchers
 from services.rewards.topics import RewardsTopics
@@ -23,11 +25,26 @@ log = logging.getLogger(__name__)
 
 
 async def run_due_jobs_once(
-    engine: AsyncEngine, topics: RewardsTopics, now: datetime, batch: int
+    engine: AsyncEngine,
+    topics: RewardsTopics,
+    now: datetime,
+    batch: int,
+    claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT,
 ) -> dict[str, int]:
     """One pass of every job; returns how many rows each handled."""
+
+    async def time_out(
+        conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, n: int
+    ) -> int:
+        return await time_out_claims(conn, outbox, topics, now, n, claim_timeout)
+
     done: dict[str, int] = {}
-    for name, job in (("vouchers_expired", _expire), ("claims_escalated", _escalate)):
+    jobs = (
+        ("vouchers_expired", _expire),
+        ("claims_escalated", _escalate),
+        ("claims_timed_out", time_out),
+    )
+    for name, job in jobs:
         total = 0
         while True:
             async with engine.begin() as conn:
@@ -64,9 +81,11 @@ class DueJobs:
         interval: float,
         batch: int,
         after_pass: Callable[[], None] | None = None,
+        claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT,
     ) -> None:
         self.engine, self.topics, self.clock = engine, topics, clock
         self.interval, self.batch, self.after_pass = interval, batch, after_pass
+        self.claim_timeout = claim_timeout
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -75,7 +94,9 @@ class DueJobs:
     async def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                done = await run_due_jobs_once(self.engine, self.topics, self.clock(), self.batch)
+                done = await run_due_jobs_once(
+                    self.engine, self.topics, self.clock(), self.batch, self.claim_timeout
+                )
                 if any(done.values()) and self.after_pass is not None:
                     self.after_pass()
             except Exception as exc:

@@ -3,9 +3,10 @@
 Milestone rules are rows of `milestone_rules` (every N lifetime points, or a tier
 reached). Each firing inserts its idempotency key into `milestones_reached` first and
 pays only if that insert took, so a replayed or re-derived event never pays twice.
-Referral rewards are paid when the referred customer's first purchase arrives; the
-`referrals` row is marked rewarded in the same transaction, and each side's voucher
-or credit carries a key that depends only on the referred customer.
+Referral rewards are paid when the referred customer's first purchase arrives, as the
+`referral_programme` row says at that moment (read once per batch); the `referrals` row
+is marked rewarded in the same transaction, and each side's voucher or credit carries a
+key that depends only on the referred customer.
 """
 
 from __future__ import annotations
@@ -30,22 +31,19 @@ from services.rewards.domain.milestones import (
 from services.rewards.domain.milestones import (
     milestones_reached as reached_between,
 )
-from services.rewards.domain.referrals import (
-    Referral,
-    ReferralProgramme,
-    rewards_for_first_purchase,
-)
+from services.rewards.domain.referrals import Referral, rewards_for_first_purchase
 from services.rewards.events import rewards_event
 from services.rewards.issuing import VoucherRequest, issue_voucher
 from services.rewards.projection import CustomerView, ViewChange
+from services.rewards.referrals import StoredProgramme, load_programme
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.points import PointsAccrued
 from shared.kafka.handlers import BatchContext
 
 log = logging.getLogger(__name__)
 LADDER = TierLadder(("member", "silver", "gold", "platinum"))
-REFERRAL_PROGRAMME = ReferralProgramme(PointsGrant(500), PointsGrant(250))
 _RULEBOOK = "rewards.milestone_rulebook"
+_PROGRAMME = "rewards.referral_programme"
 
 
 def rule_from_row(row: Any) -> MilestoneRule:
@@ -68,6 +66,14 @@ async def _rulebook(ctx: BatchContext) -> MilestoneRulebook:
         book = MilestoneRulebook(LADDER, tuple(rule_from_row(r) for r in rows))
         ctx.state[_RULEBOOK] = book
     return book
+
+
+async def _programme(ctx: BatchContext) -> StoredProgramme | None:
+    """The referral programme, read once per batch (None stored as "none configured")."""
+    if _PROGRAMME not in ctx.state:
+        ctx.state[_PROGRAMME] = await load_programme(ctx.conn)
+    stored: StoredProgramme | None = ctx.state[_PROGRAMME]
+    return stored
 
 
 async def grant(
@@ -129,8 +135,12 @@ async def _referral(ctx: BatchContext, delivery: Delivery, event: PointsAccrued)
     ).first()
     if row is None:
         return
+    stored = await _programme(ctx)
+    if stored is None or not stored.active:
+        log.info("referral of %s: no active programme, nothing paid", event.customer_id)
+        return
     referral = Referral(row.referrer_id, event.customer_id)
-    for reward in rewards_for_first_purchase(referral, REFERRAL_PROGRAMME, event.customer_id, True):
+    for reward in rewards_for_first_purchase(referral, stored.programme, event.customer_id, True):
         await grant(
             ctx, delivery, reward.customer_id, reward.grant, "referral", reward.idempotency_key
         )

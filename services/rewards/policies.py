@@ -150,20 +150,7 @@ async def save_policy(conn: AsyncConnection, policy: GuaranteePolicy) -> None:
 
 async def load_limits(conn: AsyncConnection, merchant_id: str) -> CompensationLimits:
     """The merchant's caps, else the default row's, else no caps."""
-    rows = {
-        row.merchant_id: row
-        for row in await conn.execute(
-            sa.select(merchant_limits).where(
-                merchant_limits.c.merchant_id.in_([merchant_id, DEFAULT_LIMITS_MERCHANT])
-            )
-        )
-    }
-    row = rows.get(merchant_id) or rows.get(DEFAULT_LIMITS_MERCHANT)
-    if row is None:
-        return CompensationLimits()
-    return CompensationLimits(
-        row.customer_refund_cap_minor, row.customer_breach_cap, row.merchant_monthly_budget_minor
-    )
+    return (await load_limits_of(conn, {merchant_id}))[merchant_id]
 
 
 async def save_limits(conn: AsyncConnection, merchant_id: str, limits: CompensationLimits) -> None:
@@ -179,4 +166,48 @@ async def save_limits(conn: AsyncConnection, merchant_id: str, limits: Compensat
             index_elements=["merchant_id"],
             set_={k: statement.excluded[k] for k in values if k != "merchant_id"},
         )
+    )
+
+
+async def load_policies(
+    conn: AsyncConnection, wanted: set[tuple[str, PromiseKind]]
+) -> dict[tuple[str, PromiseKind], GuaranteePolicy | None]:
+    """The policy of each (merchant, promise) in one read; None where there is none."""
+    if not wanted:
+        return {}
+    merchants = sorted({merchant for merchant, _ in wanted})
+    rows = await conn.execute(
+        sa.select(guarantee_policies).where(guarantee_policies.c.merchant_id.in_(merchants))
+    )
+    found: dict[tuple[str, PromiseKind], GuaranteePolicy | None] = dict.fromkeys(wanted)
+    for row in rows:
+        kind = promise_kind(row.promise_kind)
+        if kind is not None and (row.merchant_id, kind) in wanted:
+            found[(row.merchant_id, kind)] = policy_from_document(
+                row.merchant_id, row.promise_kind, row.unit, row.tiers, row.claim_window_days
+            )
+    return found
+
+
+async def load_limits_of(
+    conn: AsyncConnection, merchant_ids: set[str]
+) -> dict[str, CompensationLimits]:
+    """Each merchant's caps (its own, else the default row's, else none) in one read."""
+    if not merchant_ids:
+        return {}
+    wanted = sorted(merchant_ids | {DEFAULT_LIMITS_MERCHANT})
+    rows = {
+        row.merchant_id: row
+        for row in await conn.execute(
+            sa.select(merchant_limits).where(merchant_limits.c.merchant_id.in_(wanted))
+        )
+    }
+    return {m: _limits(rows.get(m) or rows.get(DEFAULT_LIMITS_MERCHANT)) for m in merchant_ids}
+
+
+def _limits(row: Any) -> CompensationLimits:
+    if row is None:
+        return CompensationLimits()
+    return CompensationLimits(
+        row.customer_refund_cap_minor, row.customer_breach_cap, row.merchant_monthly_budget_minor
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -25,3 +27,10 @@ class RewardsSettings(ServiceSettings):
     jobs_batch: int = Field(default=500, ge=1, le=50_000)
     claim_wait_seconds: float = Field(default=2.0, ge=0, le=30)
     default_voucher_days: int = Field(default=30, ge=1, le=3650)
+    # A catalogue claim the points service has not answered in this long is cancelled and
+    # its debit reversed (see services/rewards/claim_timeouts.py).
+    claim_timeout_seconds: float = Field(default=300.0, ge=5, le=7 * 86_400)
+
+    @property
+    def claim_timeout(self) -> timedelta:
+        return timedelta(seconds=self.claim_timeout_seconds)

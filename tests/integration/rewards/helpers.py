@@ -5,22 +5,27 @@ service would publish them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.rewards.app import build_app
 from services.rewards.handlers import rewards_registry
+from services.rewards.settings import RewardsSettings
 from services.rewards.topics import RewardsTopics
+from shared.auth import create_key
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.registry import decode_event
 from shared.contracts.topics import dead_letter_topic
 from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
+from shared.settings import KafkaSettings
 from tests.support.counting import wait_until
 from tests.support.dlq import read_topic
 from tests.support.infra import Infra
@@ -205,3 +210,42 @@ async def rewards_stack(infra: Infra, db_url: str, unique: str) -> AsyncIterator
 
 def days_ago(days: float) -> datetime:
     return NOW - timedelta(days=days)
+
+
+def service_settings(stack: RewardsStack, workers: bool = True) -> RewardsSettings:
+    """The rewards service's settings pointed at `stack`'s topics, group and database."""
+    return RewardsSettings(
+        database_url=stack.db_url,
+        consumer_group=stack.group,
+        points_topic=stack.points_topic,
+        incidents_topic=stack.incidents,
+        rewards_topic=stack.rewards,
+        ops_topic=stack.incidents,
+        run_workers=workers,
+        jobs_interval_seconds=3600,
+    )
+
+
+@asynccontextmanager
+async def serving(
+    stack: RewardsStack,
+    infra: Infra,
+    workers: bool = True,
+    clock: Callable[[], datetime] | None = None,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The rewards app (and, with `workers`, its consumer, relay and jobs) behind an
+    HTTP client holding an admin key."""
+    app = build_app(
+        service_settings(stack, workers),
+        kafka=KafkaSettings(bootstrap_servers=infra.bootstrap_servers),
+        clock=clock,
+    )
+    async with stack.engine.begin() as conn:
+        key = await create_key(conn, "test", ["admin"])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {key.plaintext}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://rewards", headers=headers
+        ) as client:
+            yield client

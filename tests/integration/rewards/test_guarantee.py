@@ -4,6 +4,7 @@ and replaying every topic changing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
@@ -15,6 +16,7 @@ from tests.integration.rewards.helpers import (
     days_ago,
     incident,
     rewards_stack,
+    serving,
 )
 from tests.support.counting import publish
 from tests.support.infra import Infra
@@ -148,3 +150,56 @@ async def _state(stack: object) -> list[object]:
         "SELECT voucher_id, reward_code FROM vouchers ORDER BY 1",
     ]
     return [[tuple(r) for r in await stack.rows(q)] for q in queries]  # type: ignore[attr-defined]
+
+
+async def test_incidents_and_claims_racing_for_one_cap_grant_exactly_the_cap(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """Ten incidents through the consumer (in batches) and ten claims over HTTP, at once, for
+    one customer whose cap is three breaches in 30 days: exactly three are granted."""
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        await stack.execute(
+            "INSERT INTO merchant_limits (merchant_id, customer_breach_cap) VALUES (:m, 3)",
+            m=RESTAURANT,
+        )
+        orders = [f"o-{n}" for n in range(20)]
+        await publish(
+            infra.bootstrap_servers,
+            stack.points_topic,
+            [accrued("zed", order, days_ago(1)) for order in orders],
+        )
+        async with stack.consumer():
+            await stack.wait_handled(len(orders))
+            async with serving(stack, infra, workers=False) as client:
+
+                async def claim(order: str) -> int:
+                    body = {
+                        "merchant_id": RESTAURANT,
+                        "order_id": order,
+                        "promise_kind": "dish_wait_time",
+                        "measured": {"value": "11", "unit": "minutes"},
+                        "order_amount": "30.00",
+                        "currency": "EUR",
+                    }
+                    response = await client.post("/v1/customers/zed/guarantee-claims", json=body)
+                    return response.status_code
+
+                incidents = [incident("zed", order, "11") for order in orders[:10]]
+                _, *codes = await asyncio.gather(
+                    publish(infra.bootstrap_servers, stack.incidents, incidents),
+                    *(claim(order) for order in orders[10:]),
+                )
+                assert codes == [201] * 10
+                await stack.wait_handled(len(orders) + len(incidents))
+        statuses = await stack.rows(
+            "SELECT status, trigger, count(*) FROM compensations GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        by_status: Counter[str] = Counter()
+        for status, _trigger, count in statuses:
+            by_status[status] += count
+        assert by_status == {"granted": 3, "in_review": 17}, f"the cap holds: {statuses}"
+        assert await stack.scalar("SELECT count(*) FROM vouchers") == 3
+        held = await stack.rows(
+            "SELECT DISTINCT review_reasons FROM compensations WHERE status = 'in_review'"
+        )
+        assert [list(r.review_reasons) for r in held] == [["customer_breach_cap"]]

@@ -15,14 +15,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.rewards.app import build_app
 from services.rewards.catalogue import request_claim
 from services.rewards.jobs import run_due_jobs_once
-from services.rewards.settings import RewardsSettings
-from shared.auth import create_key
 from shared.kafka.admin import ensure_topics
 from shared.outbox import OutboxRelay, OutboxWriter
-from shared.settings import KafkaSettings
 from tests.integration.points.helpers import PointsStack, credit, points_stack
 from tests.integration.rewards.helpers import (
     NOW,
@@ -31,47 +27,12 @@ from tests.integration.rewards.helpers import (
     accrued,
     days_ago,
     rewards_stack,
+    serving,
 )
 from tests.support.counting import publish, wait_until
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def points_db(databases: Any) -> AsyncIterator[str]:
-    yield await databases.fresh("points")
-
-
-def _settings(stack: RewardsStack, workers: bool = True) -> RewardsSettings:
-    return RewardsSettings(
-        database_url=stack.db_url,
-        consumer_group=stack.group,
-        points_topic=stack.points_topic,
-        incidents_topic=stack.incidents,
-        rewards_topic=stack.rewards,
-        ops_topic=stack.incidents,
-        run_workers=workers,
-        jobs_interval_seconds=3600,
-    )
-
-
-@asynccontextmanager
-async def serving(
-    stack: RewardsStack, infra: Infra, workers: bool = True
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(
-        _settings(stack, workers), kafka=KafkaSettings(bootstrap_servers=infra.bootstrap_servers)
-    )
-    async with stack.engine.begin() as conn:
-        key = await create_key(conn, "test", ["admin"])
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {key.plaintext}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://rewards", headers=headers
-        ) as client:
-            yield client
 
 
 @asynccontextmanager

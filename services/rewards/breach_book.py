@@ -1,0 +1,371 @@
+"""Guarantee compensation for a whole batch: read in sets, judged in memory, written in sets.
+
+One incident used to cost about six statements one after another (policy, breach, limits,
+two sums, inserts) plus an advisory lock per customer. A batch of N incidents now costs a
+fixed handful whatever N is:
+
+1. one statement takes every merchant, then every customer advisory lock, in sorted order
+   (`compensation.lock_parties`: the same order HTTP claims and admin decisions use);
+2. one statement reads and locks every breach row the batch touches (`FOR UPDATE`, sorted);
+3. at most two statements read what the caps need: the customers' granted compensations
+   in the 30-day windows, and the merchants' refunds per budget month;
+4. each report is then judged in order in memory, against the book as the earlier reports
+   of the batch left it (so a top-up in the same batch sees the first payment, and the
+   caps count what the batch already granted);
+5. breaches, compensations and vouchers are written with one statement each.
+
+The guarantees are the ones `assess_breach` always gave: the locks are held until commit,
+so caps and budgets are exact under concurrency; `(breach, tier)` stays unique in the
+database; a replayed event never reaches here (processed events).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.rewards.db import breaches, compensations
+from services.rewards.domain.guarantee import (
+    CompensationSet,
+    GrantedCompensation,
+    GuaranteePolicy,
+    Measurement,
+    MeasureUnit,
+    PromiseKind,
+    breach_key,
+    evaluate,
+    top_up,
+)
+from services.rewards.domain.guarantee_limits import (
+    CUSTOMER_CAP_WINDOW,
+    CompensationLimits,
+    CustomerUsage,
+    Route,
+    budget_month,
+    customer_window_start,
+    route_compensation,
+)
+
+_COMPENSATION_NAMESPACE = uuid.UUID("b4a7f0c6-1d1e-4a8e-8f7e-6c1c2b3a9d10")
+
+
+def compensation_id_for(key: str, tier: int) -> uuid.UUID:
+    """The id of the payment bringing breach `key` up to `tier`: the same cause, the same id."""
+    return uuid.uuid5(_COMPENSATION_NAMESPACE, f"{key}#{tier}")
+
+
+@dataclass(frozen=True)
+class BreachReport:
+    """A measured promise on an order, from an incident event or a customer's claim."""
+
+    customer_id: str
+    merchant_id: str
+    order_id: str
+    promise: PromiseKind
+    measured: Measurement
+    order_amount_minor: int
+    currency: str
+    trigger: str  # "incident" or "claim"
+    trigger_ref: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What one report led to: the compensation row (if any) and its status."""
+
+    compensation_id: uuid.UUID | None
+    status: str  # "granted", "in_review" or "nothing_owed"
+    compensation: CompensationSet
+
+
+@dataclass
+class _Breach:
+    """A breach row as it stands at this point of the batch."""
+
+    row: dict[str, Any]
+    stored: bool  # already in the database before this batch
+    changed: bool = False
+
+    @property
+    def granted(self) -> GrantedCompensation:
+        unit = MeasureUnit(self.row["worst_unit"])
+        owed = CompensationSet(
+            self.row["tier"],
+            frozenset(self.row["vouchers"]),
+            self.row["points"],
+            self.row["refund_minor"],
+        )
+        return GrantedCompensation(Measurement(self.row["worst_value"], unit), owed)
+
+
+@dataclass(frozen=True)
+class _Granted:
+    """A granted compensation, as the customer caps count it."""
+
+    decided_at: datetime
+    refund_minor: int
+    breach_key: str
+
+
+def _needs_customer_usage(limits: CompensationLimits) -> bool:
+    return limits.customer_refund_cap_minor is not None or limits.customer_breach_cap is not None
+
+
+@dataclass
+class BreachBook:
+    """The breaches and cap usage a run of reports needs, loaded once, kept up to date."""
+
+    limits: dict[str, CompensationLimits]
+    breaches: dict[str, _Breach]
+    customer_grants: dict[str, list[_Granted]] = field(default_factory=dict)
+    merchant_months: dict[tuple[str, datetime], int] = field(default_factory=dict)
+    assessed: list[dict[str, Any]] = field(default_factory=list)  # compensation rows, in order
+
+    @classmethod
+    async def load(
+        cls,
+        conn: AsyncConnection,
+        reports: Sequence[BreachReport],
+        limits: dict[str, CompensationLimits],
+    ) -> BreachBook:
+        """Lock and read the breaches of `reports`, and what their merchants' caps count.
+
+        The caller holds the merchant and customer advisory locks of every report.
+        """
+        keys = sorted({breach_key(r.order_id, r.promise) for r in reports})
+        query = (
+            sa.select(breaches)
+            .where(breaches.c.breach_key.in_(keys))
+            .order_by(breaches.c.breach_key)
+            .with_for_update()
+        )
+        found = {
+            row.breach_key: _Breach(dict(row._mapping), stored=True)
+            for row in await conn.execute(query)
+        }
+        book = cls(limits, found)
+        capped = [r for r in reports if _needs_customer_usage(limits[r.merchant_id])]
+        if capped:
+            book.customer_grants = await _customer_grants(conn, capped)
+        budgeted = [
+            r for r in reports if limits[r.merchant_id].merchant_monthly_budget_minor is not None
+        ]
+        if budgeted:
+            book.merchant_months = await _merchant_months(conn, budgeted)
+        return book
+
+    def usage(self, customer_id: str, now: datetime) -> CustomerUsage:
+        """What counts against the customer's caps for a grant decided at `now`.
+
+        The 30 days before `now`, and also grants decided after `now`, up to 30 days later:
+        reports are dated by their cause (an incident's time, a claim's filing), so a late
+        incident can be decided after a later-dated claim was granted. Counting only the
+        window ending at `now` would let the two together exceed the cap in the window
+        that holds both; counting both sides can only send more to a person, never pay more.
+        """
+        start, end = customer_window_start(now), now + CUSTOMER_CAP_WINDOW
+        grants = self.customer_grants.get(customer_id, [])
+        window = [g for g in grants if start < g.decided_at < end]
+        return CustomerUsage(
+            sum(g.refund_minor for g in window), len({g.breach_key for g in window})
+        )
+
+    def month_spend(self, merchant_id: str, now: datetime) -> int:
+        return self.merchant_months.get((merchant_id, budget_month(now)[0]), 0)
+
+    def assess(
+        self, report: BreachReport, policy: GuaranteePolicy, force_review: str | None = None
+    ) -> Assessment:
+        """Judge one report against the book as it stands; records what it owes.
+
+        Raises `RewardsRuleError` (from the domain) for a report that can never be judged;
+        the book is unchanged then.
+        """
+        key = breach_key(report.order_id, report.promise)
+        known = self.breaches.get(key)
+        if known is None:
+            owed = evaluate(policy, report.measured, report.order_amount_minor)
+        else:
+            owed = top_up(policy, known.granted, report.measured, known.row["order_amount_minor"])
+        if owed.is_empty:
+            return Assessment(None, "nothing_owed", owed)
+        limits = self.limits[report.merchant_id]
+        usage = self.usage(report.customer_id, report.at)
+        spent = self.month_spend(report.merchant_id, report.at)
+        decision = route_compensation(owed, limits, usage, spent, new_breach=known is None)
+        reasons = [cap.value for cap in decision.caps_exceeded]
+        if force_review:
+            reasons.append(force_review)
+        held = decision.route is Route.MANUAL_REVIEW or force_review is not None
+        status = "in_review" if held else "granted"
+        self._record_breach(report, key, known, owed)
+        values = _compensation_row(report, key, owed, known is None, status, reasons)
+        self.assessed.append(values)
+        if status == "granted":
+            self.count_grant(values)
+        return Assessment(values["compensation_id"], status, owed)
+
+    def count_grant(self, values: dict[str, Any]) -> None:
+        """Add a granted compensation to the usage later reports are capped against."""
+        at: datetime = values["decided_at"]
+        grant = _Granted(at, values["refund_minor"], values["breach_key"])
+        self.customer_grants.setdefault(values["customer_id"], []).append(grant)
+        month = (values["merchant_id"], budget_month(at)[0])
+        self.merchant_months[month] = self.merchant_months.get(month, 0) + values["refund_minor"]
+
+    def _record_breach(
+        self, report: BreachReport, key: str, known: _Breach | None, owed: CompensationSet
+    ) -> None:
+        """The worst measurement and everything owed so far (granted or in review)."""
+        measured = {"worst_value": report.measured.value, "worst_unit": report.measured.unit.value}
+        if known is None:
+            row = {
+                "breach_key": key,
+                "customer_id": report.customer_id,
+                "merchant_id": report.merchant_id,
+                "order_id": report.order_id,
+                "promise_kind": report.promise.value,
+                "currency": report.currency,
+                "order_amount_minor": report.order_amount_minor,
+                **measured,
+                **_owed_columns(owed),
+                "first_seen_at": report.at,
+                "updated_at": report.at,
+            }
+            self.breaches[key] = _Breach(row, stored=False, changed=True)
+            return
+        total = known.granted.compensation.plus(owed)
+        known.row.update(measured, **_owed_columns(total), updated_at=report.at)
+        known.changed = True
+
+    async def write(self, conn: AsyncConnection) -> list[dict[str, Any]]:
+        """Store the changed breaches and the new compensations; returns the latter in order."""
+        fresh = [b.row for b in self.breaches.values() if b.changed and not b.stored]
+        moved = [b.row for b in self.breaches.values() if b.changed and b.stored]
+        if fresh:
+            await conn.execute(sa.insert(breaches), fresh)
+        if moved:
+            await conn.execute(_UPDATE_BREACH, [_update_params(row) for row in moved])
+        if self.assessed:
+            await conn.execute(sa.insert(compensations), self.assessed)
+        for breach in self.breaches.values():
+            breach.stored, breach.changed = True, False
+        written, self.assessed = self.assessed, []
+        return written
+
+
+_UPDATE_BREACH = (
+    sa.update(breaches)
+    .where(breaches.c.breach_key == sa.bindparam("b_key"))
+    .values(
+        worst_value=sa.bindparam("b_worst_value"),
+        worst_unit=sa.bindparam("b_worst_unit"),
+        tier=sa.bindparam("b_tier"),
+        vouchers=sa.bindparam("b_vouchers", type_=pg.ARRAY(sa.Text)),
+        points=sa.bindparam("b_points"),
+        refund_minor=sa.bindparam("b_refund_minor"),
+        updated_at=sa.bindparam("b_updated_at"),
+    )
+)
+
+
+def _update_params(row: dict[str, Any]) -> dict[str, Any]:
+    names = ("worst_value", "worst_unit", "tier", "vouchers", "points", "refund_minor")
+    return {
+        "b_key": row["breach_key"],
+        **{f"b_{name}": row[name] for name in names},
+        "b_updated_at": row["updated_at"],
+    }
+
+
+def _owed_columns(owed: CompensationSet) -> dict[str, Any]:
+    return {
+        "tier": owed.tier,
+        "vouchers": sorted(owed.vouchers),
+        "points": owed.points,
+        "refund_minor": owed.refund_minor,
+    }
+
+
+def _compensation_row(
+    report: BreachReport,
+    key: str,
+    owed: CompensationSet,
+    new_breach: bool,
+    status: str,
+    reasons: list[str],
+) -> dict[str, Any]:
+    granted = status == "granted"
+    return {
+        "compensation_id": compensation_id_for(key, owed.tier),
+        "breach_key": key,
+        "customer_id": report.customer_id,
+        "merchant_id": report.merchant_id,
+        "order_id": report.order_id,
+        "promise_kind": report.promise.value,
+        **_owed_columns(owed),
+        "currency": report.currency,
+        "new_breach": new_breach,
+        "status": status,
+        "trigger": report.trigger,
+        "trigger_ref": report.trigger_ref,
+        "review_reasons": reasons,
+        "created_at": report.at,
+        "decided_at": report.at if granted else None,
+        "decided_by": "policy" if granted else None,
+    }
+
+
+async def _customer_grants(
+    conn: AsyncConnection, reports: Sequence[BreachReport]
+) -> dict[str, list[_Granted]]:
+    """Granted compensations of the reports' customers in the windows their times open."""
+    start = customer_window_start(min(r.at for r in reports))
+    end = max(r.at for r in reports) + CUSTOMER_CAP_WINDOW
+    granted = compensations.c
+    rows = await conn.execute(
+        sa.select(
+            granted.customer_id, granted.decided_at, granted.refund_minor, granted.breach_key
+        ).where(
+            granted.customer_id.in_(sorted({r.customer_id for r in reports})),
+            granted.status == "granted",
+            granted.decided_at > start,
+            granted.decided_at < end,
+        )
+    )
+    found: dict[str, list[_Granted]] = defaultdict(list)
+    for row in rows:
+        found[row.customer_id].append(_Granted(row.decided_at, row.refund_minor, row.breach_key))
+    return dict(found)
+
+
+_MONTH = sa.func.date_trunc("month", sa.func.timezone("UTC", compensations.c.decided_at))
+
+
+async def _merchant_months(
+    conn: AsyncConnection, reports: Sequence[BreachReport]
+) -> dict[tuple[str, datetime], int]:
+    """Money each merchant refunded in each budget month (UTC) the reports fall in."""
+    start = budget_month(min(r.at for r in reports))[0]
+    end = budget_month(max(r.at for r in reports))[1]
+    granted = compensations.c
+    rows = await conn.execute(
+        sa.select(granted.merchant_id, _MONTH.label("month"), sa.func.sum(granted.refund_minor))
+        .where(
+            granted.merchant_id.in_(sorted({r.merchant_id for r in reports})),
+            granted.status == "granted",
+            granted.decided_at >= start,
+            granted.decided_at < end,
+        )
+        .group_by(granted.merchant_id, _MONTH)
+    )
+    return {(row[0], row[1].replace(tzinfo=UTC)): int(row[2]) for row in rows}
