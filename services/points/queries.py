@@ -6,20 +6,23 @@ points whose expiry date has passed never show, whether or not the expiry job ha
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.points.book import ReturnRecord
-from services.points.db import accounts, ledger, lots, order_earnings, order_returns, redemptions
+from services.points.book import ReturnRecord, StoredOrder
+from services.points.db import accounts, ledger, lots, order_returns, redemptions
 from services.points.domain.balances import Balance, MerchantLiability, balance_at
 from services.points.domain.invariants import InvariantViolation, RedemptionRecord, check_account
 from services.points.domain.ledger import EntryKind, LedgerEntry
-from services.points.domain.lots import LotDraw
+from services.points.domain.lots import Lot, LotDraw
 from services.points.domain.moments import add_months
+from services.points.domain.returns import OrderEarning
 from services.points.domain.tiers import (
     QualifyingPurchase,
     Tier,
@@ -27,8 +30,11 @@ from services.points.domain.tiers import (
     progress_to_next_tier,
     qualifying_activity,
 )
-from services.points.repository import lot_from_row, order_from_row, return_from_row
+from services.points.repository import among, lot_from_row, return_from_row
 from services.points.rules import RuleBook, load_rule_book
+
+_T = TypeVar("_T")
+_NO_EVENT = uuid.UUID(int=0)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,22 @@ class AccountView:
     progress: TierProgress
 
 
+# One round trip: the account row with its live lots and the orders of the tier window as
+# arrays of rows (asyncpg decodes anonymous records), instead of three statements.
+_ACCOUNT_VIEW = sa.text(
+    "SELECT a.tier, a.debt, a.ledger_balance, a.lifetime_earned, a.purchase_count,"
+    " a.first_purchase_at,"
+    " ARRAY(SELECT ROW(l.lot_id, l.source, l.points, l.earned_at, l.pending_until, l.expires_at,"
+    "  l.merchant_id, l.reference, l.redeemed, l.clawed_back, l.expired)"
+    "  FROM lots AS l WHERE l.customer_id = a.customer_id AND l.remaining > 0) AS lots,"
+    " ARRAY(SELECT ROW(o.order_id, o.occurred_at, o.amount_minor, o.spend_minor,"
+    "  o.refunded_minor)"
+    "  FROM order_earnings AS o WHERE o.customer_id = a.customer_id AND o.occurred_at > :since)"
+    "  AS orders "
+    "FROM accounts AS a WHERE a.customer_id = :customer_id"
+)
+
+
 async def read_account(
     conn: AsyncConnection, customer_id: str, now: datetime, rules: RuleBook | None = None
 ) -> AccountView | None:
@@ -52,23 +74,17 @@ async def read_account(
 
     Pass `rules` (cached by the caller) to save reading the rule versions on every call.
     """
-    row = (
-        await conn.execute(sa.select(accounts).where(accounts.c.customer_id == customer_id))
-    ).first()
-    if row is None:
-        return None
-    live = await conn.execute(
-        sa.select(lots).where(lots.c.customer_id == customer_id, lots.c.remaining > 0)
-    )
     book = rules if rules is not None else await load_rule_book(conn)
     policy = book.in_force(now).tiers
-    purchases = await _qualifying_purchases(
-        conn, customer_id, add_months(now, -policy.window_months)
-    )
+    since = add_months(now, -policy.window_months)
+    row = (await conn.execute(_ACCOUNT_VIEW, {"customer_id": customer_id, "since": since})).first()
+    if row is None:
+        return None
     tier = Tier(row.tier)
+    purchases = [_qualifying(customer_id, *order) for order in row.orders]
     return AccountView(
         customer_id=customer_id,
-        balance=balance_at([lot_from_row(r) for r in live], now, row.debt),
+        balance=balance_at([_lot(*lot) for lot in row.lots], now, row.debt),
         tier=tier,
         lifetime_earned=row.lifetime_earned,
         purchase_count=row.purchase_count,
@@ -78,15 +94,22 @@ async def read_account(
     )
 
 
-async def _qualifying_purchases(
-    conn: AsyncConnection, customer_id: str, since: datetime
-) -> list[QualifyingPurchase]:
-    rows = await conn.execute(
-        sa.select(order_earnings).where(
-            order_earnings.c.customer_id == customer_id, order_earnings.c.occurred_at > since
-        )
-    )
-    return [order_from_row(r).qualifying() for r in rows]
+def _lot(lot_id: uuid.UUID, source: str, *fields: Any) -> Lot:
+    return Lot(str(lot_id), EntryKind(source), *fields)
+
+
+def _qualifying(
+    customer_id: str,
+    order_id: str,
+    occurred_at: datetime,
+    amount_minor: int,
+    spend_minor: int,
+    refunded_minor: int,
+) -> QualifyingPurchase:
+    # Through StoredOrder, so refunds count toward tiers exactly as the consumer counts them.
+    earning = OrderEarning(order_id, 0, amount_minor, refunded_minor)
+    stored = StoredOrder(earning, customer_id, "", _NO_EVENT, occurred_at, "", spend_minor)
+    return stored.qualifying()
 
 
 async def ledger_entries(conn: AsyncConnection, customer_id: str) -> list[LedgerEntry]:
@@ -114,30 +137,7 @@ async def account_violations(
     conn: AsyncConnection, customer_id: str
 ) -> tuple[InvariantViolation, ...]:
     """Every way the customer's books disagree (empty when sound); see domain.invariants."""
-    debt = await conn.scalar(
-        sa.select(accounts.c.debt).where(accounts.c.customer_id == customer_id)
-    )
-    every_lot = await conn.execute(sa.select(lots).where(lots.c.customer_id == customer_id))
-    stored = await conn.execute(
-        sa.select(redemptions).where(redemptions.c.customer_id == customer_id)
-    )
-    records = [
-        RedemptionRecord(
-            redemption_id=str(r.redemption_id),
-            occurred_at=r.occurred_at,
-            points=r.points,
-            draws=tuple(LotDraw(d["lot_id"], d["points"]) for d in r.draws),
-            cancelled=r.cancelled_at is not None,
-        )
-        for r in stored
-    ]
-    return check_account(
-        customer_id,
-        await ledger_entries(conn, customer_id),
-        [lot_from_row(r) for r in every_lot],
-        debt or 0,
-        records,
-    )
+    return tuple(await violations_of(conn, [customer_id]))
 
 
 async def customers_out_of_balance(conn: AsyncConnection, limit: int = 1000) -> list[str]:
@@ -183,3 +183,191 @@ async def parked_returns(
     if after is not None:
         query = query.where(order_returns.c.return_id > after)
     return [return_from_row(row) for row in await conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class LedgerFilter:
+    """What a ledger page may be narrowed to: kinds, a time range [since, until), a merchant."""
+
+    kinds: tuple[EntryKind, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    merchant_id: str | None = None
+
+
+async def ledger_page(
+    conn: AsyncConnection,
+    customer_id: str,
+    wanted: LedgerFilter,
+    limit: int,
+    before: int | None = None,
+) -> list[LedgerEntry]:
+    """Newest entries first, at most `limit`, older than entry `before` (keyset cursor)."""
+    query = (
+        sa.select(ledger)
+        .where(ledger.c.customer_id == customer_id)
+        .order_by(ledger.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(ledger.c.id < before)
+    if wanted.kinds:
+        query = query.where(ledger.c.kind.in_([kind.value for kind in wanted.kinds]))
+    if wanted.since is not None:
+        query = query.where(ledger.c.occurred_at >= wanted.since)
+    if wanted.until is not None:
+        query = query.where(ledger.c.occurred_at < wanted.until)
+    if wanted.merchant_id is not None:
+        query = query.where(ledger.c.merchant_id == wanted.merchant_id)
+    return [_entry(row) for row in await conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class AdjustmentRecord:
+    """An administrator's correction as kept: who (the API key), when and why."""
+
+    sequence: int
+    adjustment_id: str
+    customer_id: str
+    points: int
+    reason: str
+    actor: str
+    merchant_id: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+async def adjustments(
+    conn: AsyncConnection,
+    customer_id: str | None,
+    limit: int,
+    before: int | None = None,
+    adjustment_id: str | None = None,
+) -> list[AdjustmentRecord]:
+    """Adjustments, newest first (all customers, or one), keyset-paged by ledger id."""
+    query = (
+        sa.select(ledger)
+        .where(ledger.c.kind == EntryKind.ADJUSTMENT.value)
+        .order_by(ledger.c.id.desc())
+        .limit(limit)
+    )
+    if customer_id is not None:
+        query = query.where(ledger.c.customer_id == customer_id)
+    if before is not None:
+        query = query.where(ledger.c.id < before)
+    if adjustment_id is not None:
+        query = query.where(ledger.c.reference == adjustment_id)
+    return [
+        AdjustmentRecord(
+            sequence=row.id,
+            adjustment_id=row.reference,
+            customer_id=row.customer_id,
+            points=row.points,
+            reason=row.reason,
+            actor=row.actor,
+            merchant_id=row.merchant_id,
+            occurred_at=row.occurred_at,
+            recorded_at=row.recorded_at,
+        )
+        for row in await conn.execute(query)
+    ]
+
+
+async def redemption_merchant(conn: AsyncConnection, redemption_id: str) -> str | None:
+    """The merchant a redemption was made at (None when there is no such redemption)."""
+    try:
+        wanted = uuid.UUID(redemption_id)
+    except ValueError:
+        return None
+    merchant: str | None = await conn.scalar(
+        sa.select(redemptions.c.merchant_id).where(redemptions.c.redemption_id == wanted)
+    )
+    return merchant
+
+
+async def customers_page(conn: AsyncConnection, limit: int, after: str | None) -> list[str]:
+    """Customer ids in order, `limit` after `after` (to check the books page by page)."""
+    query = sa.select(accounts.c.customer_id).order_by(accounts.c.customer_id).limit(limit)
+    if after is not None:
+        query = query.where(accounts.c.customer_id > after)
+    return list((await conn.execute(query)).scalars())
+
+
+async def violations_of(
+    conn: AsyncConnection, customer_ids: Sequence[str]
+) -> list[InvariantViolation]:
+    """Every invariant violation of these customers, read in four set-based queries."""
+    if not customer_ids:
+        return []
+    debts = dict(
+        (
+            await conn.execute(
+                sa.select(accounts.c.customer_id, accounts.c.debt).where(
+                    among(accounts.c.customer_id, customer_ids)
+                )
+            )
+        ).all()
+    )
+    entries = _grouped(
+        await conn.execute(
+            sa.select(ledger).where(among(ledger.c.customer_id, customer_ids)).order_by(ledger.c.id)
+        ),
+        _entry,
+    )
+    every_lot = _grouped(
+        await conn.execute(sa.select(lots).where(among(lots.c.customer_id, customer_ids))),
+        lot_from_row,
+    )
+    stored = _grouped(
+        await conn.execute(
+            sa.select(redemptions).where(among(redemptions.c.customer_id, customer_ids))
+        ),
+        _redemption_record,
+    )
+    found: list[InvariantViolation] = []
+    for customer_id in customer_ids:
+        found += check_account(
+            customer_id,
+            entries.get(customer_id, []),
+            every_lot.get(customer_id, []),
+            debts.get(customer_id) or 0,
+            stored.get(customer_id, []),
+        )
+    return found
+
+
+def _grouped(rows: Any, convert: Callable[[Any], _T]) -> dict[str, list[_T]]:
+    grouped: dict[str, list[_T]] = {}
+    for row in rows:
+        grouped.setdefault(row.customer_id, []).append(convert(row))
+    return grouped
+
+
+def _redemption_record(row: Any) -> RedemptionRecord:
+    return RedemptionRecord(
+        redemption_id=str(row.redemption_id),
+        occurred_at=row.occurred_at,
+        points=row.points,
+        draws=tuple(LotDraw(d["lot_id"], d["points"]) for d in row.draws),
+        cancelled=row.cancelled_at is not None,
+    )
+
+
+async def ledger_out_of_step(conn: AsyncConnection, limit: int = 1000) -> list[str]:
+    """Customers whose stored balance is not the sum of their ledger entries (one scan)."""
+    rows = await conn.execute(
+        sa.text(
+            "SELECT a.customer_id FROM accounts AS a LEFT JOIN ("
+            " SELECT customer_id, sum(points) AS points FROM ledger GROUP BY customer_id"
+            ") AS l USING (customer_id) "
+            "WHERE a.ledger_balance <> coalesce(l.points, 0) "
+            "ORDER BY a.customer_id LIMIT :limit"
+        ),
+        {"limit": limit},
+    )
+    return [row.customer_id for row in rows]
+
+
+async def total_debt(conn: AsyncConnection) -> int:
+    """Points all customers owe back after returns of points already spent."""
+    return int(await conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(accounts.c.debt), 0))) or 0)

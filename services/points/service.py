@@ -203,16 +203,22 @@ def build_consumer(
     engine: AsyncEngine,
     bootstrap_servers: str,
     clock: Callable[[], datetime] = utc_now,
+    *,
+    after_commit: Callable[[], None] | None = None,
 ) -> EventConsumer:
-    """The points consumer: purchases and returns, and credits requested by rewards."""
+    """The points consumer: purchases and returns, and credits requested by rewards.
+
+    `after_commit` runs after each committed batch (the app wakes its outbox relay).
+    """
     return EventConsumer(
         group_id=settings.consumer_group,
-        topics=[Topics.POS_PURCHASES, Topics.REWARDS],
+        topics=[settings.purchases_topic, settings.rewards_topic],
         bootstrap_servers=bootstrap_servers,
         engine=engine,
         registry=points_registry(points_topic=settings.points_topic),
         clock=clock,
         max_batch=settings.max_batch,
+        after_commit=after_commit,
     )
 
 

@@ -17,6 +17,19 @@ class PointsSettings(ServiceSettings):
     consumer_group: str = "points"
     http_port: int = 8001
     points_topic: str = Topics.POINTS
+    purchases_topic: str = Topics.POS_PURCHASES
+    rewards_topic: str = Topics.REWARDS
     jobs_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
     expiry_batch: int = Field(default=500, ge=1, le=50_000)
     review_batch: int = Field(default=200, ge=1, le=50_000)
+    # False builds the app for HTTP only (tests, or an API-only deployment): no consumer,
+    # no outbox relay, no due-time jobs.
+    run_workers: bool = True
+    # How long a process trusts its copy of the rule versions for balance reads; new
+    # versions always start in the future, so a copy this young is stale only for a
+    # version that takes effect within the TTL, and only for the tier progress shown.
+    rules_cache_seconds: float = Field(default=5.0, ge=0, le=3_600)
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=3_600)
+    # Processes serving HTTP (`python -m services.points`); each also runs the workers,
+    # which are safe with several instances (consumer group, SKIP LOCKED, relay lock).
+    http_workers: int = Field(default=1, ge=1, le=64)

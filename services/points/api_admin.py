@@ -1,0 +1,229 @@
+"""Admin routes (scope `admin`): rule versions, adjustments, liability, parked returns and
+the invariant check. Who did what is the caller's API key id, kept with the change."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+
+from services.points.api_admin_models import (
+    AdjustmentIn,
+    AdjustmentPage,
+    AdjustmentResult,
+    InvariantReport,
+    LiabilityOut,
+    MerchantLiabilityOut,
+    ParkedReturnPage,
+    adjustment_out,
+    parked_return_out,
+    violation_out,
+)
+from services.points.api_models import summary
+from services.points.api_rules import RuleVersionIn, RuleVersionOut, to_body, to_rules
+from services.points.api_support import (
+    OptionalCustomerQuery,
+    clock_of,
+    decode_cursor,
+    encode_cursor,
+    problems,
+    rule_cache,
+    transaction,
+)
+from services.points.commands import Adjustment
+from services.points.queries import (
+    adjustments,
+    customers_page,
+    ledger_out_of_step,
+    liability_by_merchant,
+    parked_returns,
+    total_debt,
+    violations_of,
+)
+from services.points.rule_versions import StoredVersion, add_version, edit_version, get_version
+from services.points.rule_versions import list_versions as stored_versions
+from services.points.service import adjust_points
+from shared.auth import ApiPrincipal, Scope
+from shared.http.security import require
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+Admin = Annotated[ApiPrincipal, Depends(require(Scope.ADMIN))]
+VersionId = Annotated[int, Path(ge=1, le=2**62)]
+CustomerFilter = OptionalCustomerQuery
+Cursor = Annotated[str | None, Query(max_length=200)]
+PAGE_MAX = 500
+CHECK_PAGE_DEFAULT, CHECK_PAGE_MAX = 500, 5_000
+
+
+def _version_out(stored: StoredVersion) -> RuleVersionOut:
+    body = to_body(stored.rules).model_dump()
+    return RuleVersionOut(
+        **body, id=stored.id, created_by=stored.created_by, recorded_at=stored.recorded_at
+    )
+
+
+@router.get("/rules", response_model=list[RuleVersionOut], responses=problems(401, 403, 503))
+async def list_rules(request: Request, principal: Admin) -> list[RuleVersionOut]:
+    """Every rule version, oldest first; the latest started one is in force."""
+    async with transaction(request) as conn:
+        return [_version_out(v) for v in await stored_versions(conn)]
+
+
+@router.post(
+    "/rules",
+    response_model=RuleVersionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(401, 403, 409, 422, 503),
+)
+async def create_rules(request: Request, body: RuleVersionIn, principal: Admin) -> RuleVersionOut:
+    """Add a rule version starting in the future (`effective_from`)."""
+    rules = to_rules(body)
+    async with transaction(request) as conn:
+        stored = await add_version(conn, rules, principal.key_id, clock_of(request)())
+    rule_cache(request).invalidate()
+    return _version_out(stored)
+
+
+@router.get(
+    "/rules/{rule_id}", response_model=RuleVersionOut, responses=problems(401, 403, 404, 422, 503)
+)
+async def read_rules(request: Request, rule_id: VersionId, principal: Admin) -> RuleVersionOut:
+    async with transaction(request) as conn:
+        return _version_out(await get_version(conn, rule_id))
+
+
+@router.put(
+    "/rules/{rule_id}",
+    response_model=RuleVersionOut,
+    responses=problems(401, 403, 404, 409, 422, 503),
+)
+async def update_rules(
+    request: Request, rule_id: VersionId, body: RuleVersionIn, principal: Admin
+) -> RuleVersionOut:
+    """Replace a version that has not started yet; one in force is 409 (add a new one)."""
+    rules = to_rules(body)
+    async with transaction(request) as conn:
+        stored = await edit_version(conn, rule_id, rules, clock_of(request)())
+    rule_cache(request).invalidate()
+    return _version_out(stored)
+
+
+@router.post(
+    "/adjustments",
+    response_model=AdjustmentResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(401, 403, 409, 422, 503),
+)
+async def create_adjustment(
+    request: Request, body: AdjustmentIn, principal: Admin
+) -> AdjustmentResult:
+    """Add (available at once) or take points; once per `adjustment_id`.
+
+    Taking more than the customer holds leaves a visible debt (a negative balance).
+    """
+    adjustment = Adjustment(
+        body.adjustment_id, body.points, body.reason, principal.key_id, body.merchant_id
+    )
+    async with transaction(request) as conn:
+        balance = await adjust_points(
+            conn,
+            body.customer_id,
+            adjustment,
+            clock_of(request)(),
+            points_topic=request.app.state.settings.points_topic,
+        )
+        (kept,) = await adjustments(conn, None, 1, adjustment_id=body.adjustment_id)
+    return AdjustmentResult(**adjustment_out(kept).model_dump(), balance=summary(balance))
+
+
+@router.get("/adjustments", response_model=AdjustmentPage, responses=problems(401, 403, 422, 503))
+async def list_adjustments(
+    request: Request,
+    principal: Admin,
+    customer_id: CustomerFilter = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
+    cursor: Cursor = None,
+) -> AdjustmentPage:
+    """Adjustments newest first, with who made them, when and why."""
+    before = decode_cursor(cursor, "before", int) if cursor is not None else None
+    async with transaction(request) as conn:
+        found = await adjustments(conn, customer_id, limit + 1, before)
+    page = found[:limit]
+    return AdjustmentPage(
+        adjustments=[adjustment_out(a) for a in page],
+        next_cursor=encode_cursor({"before": page[-1].sequence}) if len(found) > limit else None,
+    )
+
+
+@router.get("/liability", response_model=LiabilityOut, responses=problems(401, 403, 503))
+async def get_liability(request: Request, principal: Admin) -> LiabilityOut:
+    """Available and pending points outstanding per merchant, as of now."""
+    now = clock_of(request)()
+    async with transaction(request) as conn:
+        rows = await liability_by_merchant(conn, now)
+        debt = await total_debt(conn)
+    return LiabilityOut(
+        as_of=now,
+        merchants=[
+            MerchantLiabilityOut(
+                merchant_id=r.merchant_id, available=r.available, pending=r.pending
+            )
+            for r in rows
+        ],
+        total_available=sum(r.available for r in rows),
+        total_pending=sum(r.pending for r in rows),
+        total_debt=debt,
+    )
+
+
+@router.get(
+    "/parked-returns", response_model=ParkedReturnPage, responses=problems(401, 403, 422, 503)
+)
+async def list_parked_returns(
+    request: Request,
+    principal: Admin,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    cursor: Cursor = None,
+) -> ParkedReturnPage:
+    """Returns waiting for their order (parked) or refused when it came (rejected)."""
+    after = decode_cursor(cursor, "after", str) if cursor is not None else None
+    async with transaction(request) as conn:
+        found = await parked_returns(conn, limit + 1, after)
+    page = found[:limit]
+    return ParkedReturnPage(
+        returns=[parked_return_out(r) for r in page],
+        next_cursor=encode_cursor({"after": page[-1].return_id}) if len(found) > limit else None,
+    )
+
+
+@router.get("/invariants", response_model=InvariantReport, responses=problems(401, 403, 422, 503))
+async def check_invariants(
+    request: Request,
+    principal: Admin,
+    limit: Annotated[int, Query(ge=1, le=CHECK_PAGE_MAX)] = CHECK_PAGE_DEFAULT,
+    cursor: Cursor = None,
+) -> InvariantReport:
+    """Check the books of `limit` customers in full, page by page (follow `next_cursor`).
+
+    Per customer: ledger sum = lots minus debt, no lot overdrawn, no redemption left the
+    running balance negative, each redemption drew exactly its points from lots available
+    at that moment. The first page also scans every customer's stored balance against the
+    sum of their ledger entries.
+    """
+    after = decode_cursor(cursor, "after", str) if cursor is not None else None
+    async with transaction(request) as conn:
+        customers = await customers_page(conn, limit + 1, after)
+        checked = customers[:limit]
+        violations = await violations_of(conn, checked)
+        out_of_step = await ledger_out_of_step(conn) if after is None else None
+    breaking = sorted({v.customer_id for v in violations} | set(out_of_step or ()))
+    more = len(customers) > limit
+    return InvariantReport(
+        checked_customers=len(checked),
+        sound=not breaking,
+        breaking_customers=breaking,
+        violations=[violation_out(v) for v in violations],
+        ledger_out_of_step=out_of_step,
+        next_cursor=encode_cursor({"after": checked[-1]}) if more else None,
+    )
