@@ -1,8 +1,13 @@
 """python -m bench [section ...] [--events N] [--results PATH] [--no-durable]
 
 Starts a private embedded PostgreSQL + broker, runs the named sections (all by
-default) on it, prints each section's table and merges the figures into
-bench-results.json. Targets are reported as PASS/MISS; they never fail the run.
+default) on it and prints each section's own table; then one summary table of
+every section (throughput, latency percentiles, ratio to the raw broker and
+PostgreSQL rates of this run, targets) and the same rows, the run's settings and
+each section's figures in bench-results.json (replaced on every run).
+Targets are reported as PASS/MISS; they never fail the run. A section that
+crashes is reported in the summary, the others still run, and the exit status
+is 1.
 """
 
 from __future__ import annotations
@@ -10,19 +15,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import platform
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import foundation
+from bench import alerts, foundation, points, rewards
 from bench.infra import BenchInfra, embedded_infra
-from bench.report import merge_results
+from bench.report import write_results
+from bench.summary import (
+    baselines_of,
+    results_document,
+    section_figures,
+    summary_rows,
+    summary_table,
+)
 
 Section = Callable[[BenchInfra, int], Awaitable[dict[str, Any]]]
 SECTIONS: dict[str, Section] = {
     foundation.SECTION: foundation.run,
+    alerts.SECTION: alerts.run,
+    points.SECTION: points.run,
+    rewards.SECTION: rewards.run,
 }
 
 
@@ -40,7 +59,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--events", type=int, default=200_000, help="events per measurement")
     parser.add_argument(
-        "--results", type=Path, default=Path("bench-results.json"), help="merged JSON figures"
+        "--results",
+        type=Path,
+        default=Path("bench-results.json"),
+        help="JSON figures of this run (the file is replaced)",
     )
     parser.add_argument(
         "--durable",
@@ -57,25 +79,68 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-async def _run_sections(names: list[str], events: int, durable: bool) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
+async def _run_sections(
+    names: list[str], events: int, durable: bool, seconds: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Each section's figures, flattened, in run order; a crash becomes {"error": ...}."""
+    sections: dict[str, dict[str, Any]] = {}
     with embedded_infra(durable) as infra:
         print(infra.describe())
         for name in names:
             started = time.perf_counter()
-            figures.update(await SECTIONS[name](infra, events))
-            print(f"{name}: done in {time.perf_counter() - started:.0f}s")
-    return figures
+            try:
+                sections[name] = section_figures(name, await SECTIONS[name](infra, events))
+            except Exception as error:  # one broken section must not lose the others' figures
+                traceback.print_exc()
+                sections[name] = {"error": f"{type(error).__name__}: {error}"}
+            seconds[name] = round(time.perf_counter() - started, 1)
+            print(f"{name}: done in {seconds[name]:.0f}s")
+    return sections
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "architecture": platform.machine(),
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     names = args.sections or list(SECTIONS)
-    figures = asyncio.run(_run_sections(names, args.events, args.durable))
-    merge_results(args.results, figures)
-    print(f"figures merged into {args.results}")
-    return 0
+    started_at, seconds = datetime.now(UTC), dict[str, float]()
+    sections = asyncio.run(_run_sections(names, args.events, args.durable, seconds))
+    rows = summary_rows(sections)
+    print()
+    print("\n".join(summary_table(rows, baselines_of(sections))))
+    run = {
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "sections": names,
+        "section_seconds": seconds,
+        "events": args.events,
+        "postgres_durable": args.durable,
+        "infrastructure": "embedded PostgreSQL and Tansu broker (in-memory storage)",
+        "machine": _machine(),
+    }
+    write_results(args.results, results_document(run, sections, rows))
+    print(f"figures written to {args.results}")
+    return 1 if any("error" in figures for figures in sections.values()) else 0
 
 
 if __name__ == "__main__":

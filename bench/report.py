@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,14 +118,28 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def merge_results(path: Path, figures: dict[str, Any]) -> None:
-    """Update `path` by key so that each section keeps the others' figures."""
-    existing: dict[str, Any] = {}
-    if path.exists():
-        try:
-            loaded = json.loads(path.read_text())
-            existing = loaded if isinstance(loaded, dict) else {}
-        except json.JSONDecodeError:
-            existing = {}
-    existing.update(figures)
-    path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as null: they are not JSON, and a section that timed
+    nothing (no request answered) reports NaN rather than a made-up number."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_results(path: Path, document: dict[str, Any]) -> None:
+    """Replace `path` with this run's figures: one file describes one invocation, so its
+    ratios and verdicts are never mixed with another run's."""
+    text = json.dumps(json_safe(document), indent=2, allow_nan=False, default=_plain) + "\n"
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers (through json_safe again); anything else as text."""
+    item = getattr(value, "item", None)
+    return json_safe(item()) if callable(item) else str(value)

@@ -1,0 +1,434 @@
+"""Points section: end-to-end accrual throughput and balance GET latency under load.
+
+1. Accrual, one instance: N purchase.completed events are pre-produced (8 partitions,
+   20,000 customers, 50 merchants). The points consumer (the service's own registry: rules,
+   lots, ledger, tiers, outbox) and its outbox relay run as the app runs them. Timed from
+   the consumer's start until every event's batch has committed (balances committed) and
+   until the outbox is empty (every outgoing event relayed to loyalty.points).
+2. Balance GET latency: `python -m services.points` (HTTP only) on the database filled by
+   step 1, with one and with two uvicorn processes (POINTS_HTTP_WORKERS), driven
+   open-loop at a fixed rate over real HTTP for a fixed time by a bare keep-alive client
+   (cheap enough not to steal the server's CPU); latency is measured from each request's
+   due time, so a stall also delays the requests queued behind it (no coordinated
+   omission).
+Targets (reported, never failing): >= 10,000 purchase events/s; balance GET p99 < 20 ms
+at 500 requests/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from bench.foundation import TimedConsumer
+from bench.infra import BenchInfra, free_port, plain_url
+from bench.report import Progress, Rate, garbage_collection_time, print_table, verdict
+from bench.workload import make_purchases, produce
+from services.points.handlers import points_registry
+from shared.auth import Scope, create_key
+from shared.db import create_engine
+from shared.kafka.admin import ensure_topics
+from shared.outbox import OutboxRelay
+
+SECTION = "points"
+PARTITIONS = 8
+BATCH = 2000  # the service's default max_batch
+TARGET_EPS = 10_000
+TARGET_P99_MS = 20.0
+RATE = 500  # balance GETs per second
+DURATION = 10.0  # seconds measured, after WARM_UP seconds at the same rate
+WARM_UP = 2.0
+SERVER_PROCESSES = (1, 2)  # uvicorn processes of one instance (POINTS_HTTP_WORKERS)
+CONNECTIONS = 32  # client connections (and requests in flight) at most
+RUN_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class AccrualFigures:
+    committed: Rate  # events -> balances committed
+    relayed: Rate  # events -> outbox relayed
+    messages_relayed: int
+    database_url: str
+    customers: list[str]
+
+
+class CountingRelay(OutboxRelay):
+    """The service's relay, counting the rows it publishes."""
+
+    published = 0
+
+    async def relay_once(self) -> int:
+        sent = await super().relay_once()
+        self.published += sent
+        return sent
+
+
+async def measure_accrual(infra: BenchInfra, count: int) -> AccrualFigures:
+    unique = uuid.uuid4().hex[:8]
+    inbound, outbound = f"bench.points.in.{unique}", f"bench.points.out.{unique}"
+    purchases = make_purchases(count)
+    print(f"producing {count:,} purchase.completed events to {inbound} ({PARTITIONS} partitions)")
+    acked = await produce(infra.bootstrap_servers, inbound, purchases, PARTITIONS)
+    if acked != count:
+        raise RuntimeError(f"only {acked} of {count} events acknowledged")
+    await ensure_topics(infra.bootstrap_servers, [outbound], partitions=PARTITIONS)
+    customers = sorted(set(purchases.customers))
+    del purchases
+    gc.collect()
+    url = await infra.fresh_database("points")
+    print("measuring points accrual: consumer + outbox relay, one instance ...")
+    committed, relayed, messages = await _run_accrual(infra, url, inbound, outbound, count)
+    return AccrualFigures(committed, relayed, messages, url, customers)
+
+
+async def _run_accrual(
+    infra: BenchInfra, url: str, inbound: str, outbound: str, count: int
+) -> tuple[Rate, Rate, int]:
+    engine = create_engine(url)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    relay = CountingRelay(engine, producer, service="bench-points", batch_size=BATCH)
+    progress = Progress(count)
+    consumer = TimedConsumer(
+        progress,
+        group_id=f"bench-points-{uuid.uuid4().hex[:8]}",
+        topics=[inbound],
+        bootstrap_servers=infra.bootstrap_servers,
+        engine=engine,
+        registry=points_registry(points_topic=outbound),
+        max_batch=BATCH,
+        after_commit=relay.wakeup.set,
+    )
+    try:
+        with garbage_collection_time() as gc_seconds:
+            progress.restart()
+            tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
+            await _until(lambda: progress.done, tasks, "events committed")
+            committed = progress.rate(
+                "accrual: events -> balances committed",
+                note=f"{consumer.batches} batches; gc {gc_seconds[0]:.1f}s",
+            )
+            await _until_outbox_empty(url, tasks)
+            relayed_at = time.perf_counter() - progress.started
+            consumer.request_stop()
+            relay.stop()
+            await asyncio.gather(*tasks)
+    finally:
+        await producer.stop()
+        await engine.dispose()
+    relayed = Rate(
+        "accrual: events -> outbox relayed to loyalty.points",
+        count,
+        relayed_at,
+        count / relayed_at,  # not measured separately: the whole run
+        committed.first_batch_s,
+        note=f"{relay.published:,} messages relayed",
+    )
+    return committed, relayed, relay.published
+
+
+async def _until(done: Any, tasks: list[asyncio.Task[None]], what: str) -> None:
+    deadline = time.perf_counter() + RUN_TIMEOUT
+    while not done():
+        for task in tasks:
+            if task.done():
+                task.result()
+                raise RuntimeError(f"a worker stopped before all {what}")
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"not all {what} within {RUN_TIMEOUT}s")
+        await asyncio.sleep(0.01)
+
+
+async def _until_outbox_empty(url: str, tasks: list[asyncio.Task[None]]) -> None:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        while int(await conn.fetchval("SELECT count(*) FROM outbox")):
+            await _until(lambda: True, tasks, "outbox rows relayed")  # a crashed worker raises
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+
+
+# -- 2. balance GET latency ---------------------------------------------------
+@dataclass(frozen=True)
+class Latency:
+    requests: int
+    errors: int
+    achieved_rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def _percentile(sorted_ms: list[float], share: float) -> float:
+    if not sorted_ms:
+        return float("nan")
+    return sorted_ms[min(int(share * len(sorted_ms)), len(sorted_ms) - 1)]
+
+
+async def measure_balance_latency(
+    infra: BenchInfra, url: str, customers: list[str], processes: int
+) -> Latency:
+    await _analyze(url)
+    token = await _reader_key(url)
+    port = free_port()
+    server = _start_server(infra, url, port, processes)
+    try:
+        await _wait_ready(port, server)
+        print(
+            f"driving balance GETs at {RATE}/s against {processes} server process(es): "
+            f"{WARM_UP:g}s warm-up, {DURATION:g}s measured"
+        )
+        await _drive(port, token, customers, WARM_UP)
+        return await _drive(port, token, customers, DURATION)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+async def _analyze(url: str) -> None:
+    """Planner statistics for the tables step 1 just filled, as autovacuum soon would.
+
+    Right after a bulk load the planner still believes the tables are empty and may scan
+    them whole for every balance read.
+    """
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        await conn.execute("ANALYZE accounts, lots, order_earnings, ledger")
+    finally:
+        await conn.close()
+
+
+async def _reader_key(url: str) -> str:
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            return (await create_key(conn, "bench reader", [Scope.POINTS_READ])).plaintext
+    finally:
+        await engine.dispose()
+
+
+def _start_server(
+    infra: BenchInfra, url: str, port: int, processes: int
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "POINTS_DATABASE_URL": url,
+        "POINTS_HTTP_PORT": str(port),
+        "POINTS_HTTP_WORKERS": str(processes),
+        "POINTS_RUN_WORKERS": "false",
+        "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.points"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.perf_counter() + 30
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        while time.perf_counter() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"the points server exited with {server.returncode}")
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError("the points server did not answer /healthz within 30s")
+
+
+class KeepAliveConnection:
+    """A bare HTTP/1.1 keep-alive GET client.
+
+    The load generator shares two cores with the server and PostgreSQL, so it must cost
+    little per request: httpx's pool spends milliseconds of CPU per request under load,
+    which would be measured as server latency.
+    """
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.head = f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> int:
+        """The status of GET `path` (the body is read and dropped)."""
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(f"GET {path} HTTP/1.1\r\n{self.head}".encode())
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        lines = header.decode("latin-1").split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        )
+        await self.reader.readexactly(length)
+        return int(lines[0].split(" ", 2)[1])
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+def _content_length(header_lines: list[str]) -> int:
+    for line in header_lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            return int(value)
+    raise ValueError("response without Content-Length")
+
+
+async def _drive(port: int, token: str, customers: list[str], seconds: float) -> Latency:
+    """Open loop: request i is due at start + i / RATE, whatever the earlier ones do.
+
+    CONNECTIONS workers take due requests in order; a request that waits for a free
+    connection counts that wait in its latency, measured from when it was due.
+    """
+    rng = random.Random(11)
+    total = int(RATE * seconds)
+    latencies: list[float] = []
+    errors = [0]
+    due_queue: asyncio.Queue[tuple[float, str] | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    async def worker() -> None:
+        connection = KeepAliveConnection(port, token)
+        try:
+            while (item := await due_queue.get()) is not None:
+                due, customer = item
+                try:
+                    ok = await connection.get(f"/v1/customers/{customer}/balance") == 200
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    ok, connection = False, KeepAliveConnection(port, token)
+                latencies.append((loop.time() - due) * 1000)
+                errors[0] += 0 if ok else 1
+        finally:
+            await connection.close()
+
+    workers = [asyncio.create_task(worker()) for _ in range(CONNECTIONS)]
+    start = loop.time() + 0.05
+    for index in range(total):
+        due = start + index / RATE
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        due_queue.put_nowait((due, rng.choice(customers)))
+    for _ in workers:
+        due_queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = loop.time() - start
+    ordered = sorted(latencies)
+    return Latency(
+        requests=total,
+        errors=errors[0],
+        achieved_rps=total / elapsed,
+        p50_ms=_percentile(ordered, 0.50),
+        p95_ms=_percentile(ordered, 0.95),
+        p99_ms=_percentile(ordered, 0.99),
+        max_ms=ordered[-1] if ordered else float("nan"),
+    )
+
+
+# -- the section --------------------------------------------------------------
+def _latency_line(processes: int, latency: Latency) -> str:
+    return (
+        f"balance GET at {RATE}/s over HTTP, {processes} server process(es) "
+        f"({latency.requests:,} requests, achieved {latency.achieved_rps:,.0f}/s, "
+        f"{latency.errors} errors): p50 {latency.p50_ms:.1f} ms, p95 {latency.p95_ms:.1f} ms, "
+        f"p99 {latency.p99_ms:.1f} ms, max {latency.max_ms:.1f} ms"
+    )
+
+
+def _latency_ok(latency: Latency) -> bool:
+    return latency.p99_ms < TARGET_P99_MS and latency.errors == 0
+
+
+def report(
+    infra: BenchInfra, count: int, accrual: AccrualFigures, latencies: dict[int, Latency]
+) -> dict[str, Any]:
+    print_table(
+        f"{SECTION}: {count:,} purchase events, {PARTITIONS} partitions, batches of {BATCH}",
+        [accrual.committed, accrual.relayed],
+        accrual.relayed.eps,
+    )
+    end_to_end = accrual.relayed.eps
+    print(
+        f"target accrual >= {TARGET_EPS:,} events/s (events in the topic -> balances committed "
+        f"-> outbox relayed): {end_to_end:,.0f} {verdict(end_to_end >= TARGET_EPS)} "
+        f"(committed {accrual.committed.eps:,.0f}/s, steady {accrual.committed.steady_eps:,.0f}/s)"
+    )
+    for processes, latency in latencies.items():
+        print(_latency_line(processes, latency))
+        print(
+            f"target balance GET p99 < {TARGET_P99_MS:g} ms at {RATE}/s, {processes} process(es): "
+            f"{verdict(_latency_ok(latency))}"
+        )
+    p = f"{SECTION}."
+    figures: dict[str, Any] = {
+        p + "events": count,
+        p + "partitions": PARTITIONS,
+        p + "batch_size": BATCH,
+        p + "postgres_durable": infra.durable,
+        p + "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        p + "accrual_committed_eps": round(accrual.committed.eps),
+        p + "accrual_committed_steady_eps": round(accrual.committed.steady_eps),
+        p + "accrual_relayed_eps": round(end_to_end),
+        p + "accrual_messages_relayed": accrual.messages_relayed,
+        p + "target_accrual_eps_pass": end_to_end >= TARGET_EPS,
+        p + "balance_rate_rps": RATE,
+    }
+    for processes, latency in latencies.items():
+        # One process is the headline figure (`balance_*`, read by bench.summary).
+        q = f"{p}balance_" if processes == 1 else f"{p}balance_{processes}proc_"
+        figures.update(
+            {
+                q + "requests": latency.requests,
+                q + "errors": latency.errors,
+                q + "achieved_rps": round(latency.achieved_rps, 1),
+                q + "p50_ms": round(latency.p50_ms, 2),
+                q + "p95_ms": round(latency.p95_ms, 2),
+                q + "p99_ms": round(latency.p99_ms, 2),
+                q + "max_ms": round(latency.max_ms, 2),
+                (p + "target_balance_p99_pass" if processes == 1 else q + "target_p99_pass"): (
+                    _latency_ok(latency)
+                ),
+            }
+        )
+    return figures
+
+
+async def run(infra: BenchInfra, count: int) -> dict[str, Any]:
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    accrual = await measure_accrual(infra, count)
+    latencies = {
+        processes: await measure_balance_latency(
+            infra, accrual.database_url, accrual.customers, processes
+        )
+        for processes in SERVER_PROCESSES
+    }
+    return report(infra, count, accrual, latencies)
