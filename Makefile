@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run demo test test-fast lint schemas bench infra-up infra-down up down clean
+.PHONY: venv run demo docs test test-fast lint schemas bench infra-up infra-down up down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,10 @@ test-fast: $(STAMP)
 ## schemas: JSON Schema of every event into docs/schemas/
 schemas: $(STAMP)
 	$(BIN)/python -m shared.contracts.schemas docs/schemas
+
+## docs: the README's generated sections (HTTP API overview, event catalogue)
+docs: $(STAMP)
+	$(BIN)/python -m services.docs
 
 ## bench: every benchmark; prints a table and writes bench-results.json
 bench: $(STAMP)
