@@ -4,7 +4,8 @@
 `settings.run_workers` (the default) its lifespan also runs, as asyncio tasks:
 - the consumer of `pos.purchases` and `loyalty.rewards` (exactly once, see shared.kafka);
 - the outbox relay publishing to `loyalty.points`, woken after every committed batch;
-- the due-time jobs (expiry, yearly tier review) every `jobs_interval_seconds`.
+- the due-time jobs (expiry, yearly tier review) every `jobs_interval_seconds`;
+- the `loyalty_points_outstanding` gauge, recounted every `outstanding_gauge_interval_seconds`.
 On shutdown (SIGTERM through uvicorn) the consumer finishes and commits its batch in
 flight, then the jobs and the relay stop, then the engine is disposed by the chassis.
 """
@@ -24,6 +25,7 @@ from services.points.api import router as partner_router
 from services.points.api_admin import router as admin_router
 from services.points.api_support import Clock, RuleBookCache, read_engine
 from services.points.expiry import run_due_jobs
+from services.points.metrics import keep_outstanding_gauge
 from services.points.service import build_consumer
 from services.points.settings import PointsSettings
 from shared.http.app import create_service_app, register_outbox_relay
@@ -108,17 +110,21 @@ def _workers(settings: PointsSettings, kafka: KafkaSettings) -> Any:
             points_topic=settings.points_topic,
             interval_seconds=settings.jobs_interval_seconds,
         )
+        gauge = keep_outstanding_gauge(
+            engine, clock, stopping, settings.outstanding_gauge_interval_seconds
+        )
         tasks = [
             _watched("consumer", consumer.run()),
             _watched("relay", relay.run()),
             _watched("jobs", jobs),
+            _watched("outstanding gauge", gauge),
         ]
         try:
             yield
         finally:
             consumer.request_stop()
             stopping.set()
-            await asyncio.gather(tasks[0], tasks[2], return_exceptions=True)
+            await asyncio.gather(tasks[0], *tasks[2:], return_exceptions=True)
             relay.stop()
             await asyncio.gather(tasks[1], return_exceptions=True)
             await _drain(relay)  # what the consumer and the jobs committed last, if it can

@@ -20,6 +20,7 @@ class PointsSettings(ServiceSettings):
     purchases_topic: str = Topics.POS_PURCHASES
     rewards_topic: str = Topics.REWARDS
     jobs_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    outstanding_gauge_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
     expiry_batch: int = Field(default=500, ge=1, le=50_000)
     review_batch: int = Field(default=200, ge=1, le=50_000)
     # False builds the app for HTTP only (tests, or an API-only deployment): no consumer,

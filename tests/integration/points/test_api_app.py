@@ -47,7 +47,12 @@ async def test_the_lifespan_consumes_relays_and_runs_the_due_jobs(
         partitions=1,
     )
     async with points_api(
-        infra, points_db, run_workers=True, jobs_interval_seconds=0.2, **names
+        infra,
+        points_db,
+        run_workers=True,
+        jobs_interval_seconds=0.2,
+        outstanding_gauge_interval_seconds=0.2,
+        **names,
     ) as api:
         reader = await api.key(Scope.POINTS_READ)
         sale = purchase("zoe", "o-1", "100.00", days_ago(1))
@@ -60,6 +65,14 @@ async def test_the_lifespan_consumes_relays_and_runs_the_due_jobs(
         await wait_until(accrued, timeout=30)
         balance = await api.balance("zoe", reader)
         assert (balance["pending"], balance["lifetime_earned"]) == (100, 100)
+        merchant = sale["data"]["merchant_id"]
+        pending_gauge = f'loyalty_points_outstanding{{merchant="{merchant}",state="pending"}} 100.0'
+
+        async def counted() -> object:
+            text = (await api.client.get("/metrics")).text
+            return True if pending_gauge in text else "gauge not refreshed yet"
+
+        await wait_until(counted, timeout=30)
         api.clock.pinned = add_months(NOW, 13)  # the jobs loop reads the same clock
 
         async def expired() -> object:
@@ -73,6 +86,12 @@ async def test_the_lifespan_consumes_relays_and_runs_the_due_jobs(
         metrics = await api.client.get("/metrics")
         backlog = f'loyalty_outbox_backlog{{service="{names["consumer_group"]}"}}'
         assert backlog in metrics.text, "the app registers its relay for /metrics"
+
+        async def gone() -> object:
+            text = (await api.client.get("/metrics")).text
+            return True if pending_gauge not in text else "expired points still counted"
+
+        await wait_until(gone, timeout=30)
     events = [decode_event(record.value) for record in out if record.value is not None]
     assert [type(e) for e in events] == [PointsAccrued, PointsExpired], (
         "the relay published what the consumer and the expiry job wrote to the outbox"
