@@ -87,7 +87,10 @@ class CurrencyRates:
 
         ``amount_minor`` may be a Fraction: a weighted basket (2x category) is not whole.
         """
-        return Fraction(amount_minor, 10 ** self.exponent(currency)) * self.rate(currency)
+        units = Fraction(amount_minor, 10 ** self.exponent(currency))
+        if currency == self.programme_currency:
+            return units  # rate 1: most orders, and the multiplication is not free
+        return units * self.rate(currency)
 
     def to_programme_minor(self, amount_minor: int, currency: str) -> int:
         """Value in programme-currency minor units, rounded half to even.
@@ -95,5 +98,7 @@ class CurrencyRates:
         Used where an integer amount must be stored (tier spend); points use the exact
         ``to_programme_units`` instead so they are floored only once.
         """
+        if currency == self.programme_currency:
+            return amount_minor  # same currency, same exponent: already exact, nothing to round
         exact = self.to_programme_units(amount_minor, currency)
         return round(exact * Fraction(10 ** self.exponent(self.programme_currency)))

@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from functools import cached_property
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -258,14 +258,17 @@ def points_for_order(
     campaigns = tuple(
         c for c in rules.campaigns if c.applies_to(purchase.merchant_id, purchase.occurred_at)
     )
-    order_factor = Fraction(rules.base_rate_for(purchase.merchant_id)) * Fraction(
+    order_factor = _exact(rules.base_rate_for(purchase.merchant_id)) * _exact(
         rules.tier_multipliers[tier]
     )
     for campaign in campaigns:
-        order_factor *= Fraction(campaign.multiplier)
+        order_factor *= _exact(campaign.multiplier)
     amounts = _amounts_by_weight(purchase, rules)
     below_minimum = _below_minimum(amounts, purchase.currency, rules)
-    weighted_minor = sum((weight * amount for weight, amount in amounts.items()), Fraction(0))
+    # Unweighted amounts stay integers (exact, and no Fraction built for most baskets).
+    weighted_minor: int | Fraction = sum(
+        amount if weight is _UNWEIGHTED else weight * amount for weight, amount in amounts.items()
+    )
     weighted = rules.currency_rates.to_programme_units(weighted_minor, purchase.currency)
     uncapped = 0 if below_minimum else math.floor(weighted * order_factor)
     points = _apply_daily_cap(uncapped, rules.daily_cap_points, earned_today)
@@ -277,6 +280,12 @@ def points_for_order(
         below_minimum=below_minimum,
         capped=points < uncapped,
     )
+
+
+@lru_cache(maxsize=1024)
+def _exact(multiplier: Decimal) -> Fraction:
+    """The exact value of a rule's Decimal (converted once per value, not once per order)."""
+    return Fraction(multiplier)
 
 
 def _amounts_by_weight(purchase: Purchase, rules: EarningRuleSet) -> dict[Fraction, int]:
