@@ -14,13 +14,10 @@ so that what they queued is still published; then the producer and the engine cl
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from services.alerts.api import admin_router, alerts_router
@@ -35,12 +32,11 @@ from services.alerts.model_jobs import (
 )
 from services.alerts.scanner import AlertScanner
 from services.alerts.settings import AlertsSettings
-from shared.http import create_service_app, register_outbox_relay
+from shared.http import create_service_app
+from shared.http.workers import Worker, service_workers
 from shared.kafka.runtime import EventConsumer
 from shared.outbox import OutboxRelay
 from shared.settings import KafkaSettings
-
-log = logging.getLogger(__name__)
 
 
 def build_app(
@@ -65,89 +61,62 @@ def build_app(
     return app
 
 
-def _report_crash(name: str) -> Any:
-    def done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.critical("alerts worker %s stopped: %r", name, task.exception())
-
-    return done
-
-
-def _start(name: str, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    task = asyncio.create_task(work, name=f"alerts-{name}")
-    task.add_done_callback(_report_crash(name))
-    return task
-
-
 def _workers(settings: AlertsSettings, kafka: KafkaSettings, clock: AlertsClock) -> Any:
     @asynccontextmanager
     async def run_workers(app: FastAPI) -> AsyncIterator[None]:
         engine = app.state.engine
-        producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id_prefix}-alerts-relay",
-            linger_ms=5,
-        )
-        await producer.start()
-        relay = OutboxRelay(engine, producer, service="alerts", batch_size=settings.outbox_batch)
-        register_outbox_relay(app, relay)
-        consumer = EventConsumer(
-            group_id=settings.consumer_group,
-            topics=settings.consumed_topics,
-            bootstrap_servers=kafka.bootstrap_servers,
-            engine=engine,
-            registry=alerts_registry(alerts_topic=settings.alerts_topic),
-            max_batch=settings.max_batch,
-            after_commit=relay.wakeup.set,
-        )
-        scanner = AlertScanner(
-            engine,
-            clock,
-            batch_size=settings.scan_batch,
-            alerts_topic=settings.alerts_topic,
-            interval_seconds=settings.scan_interval_seconds,
-        )
-        rescheduler = PeriodicJob(
-            "check rescheduling",
-            lambda: reschedule_pending_checks(engine),
-            settings.reschedule_poll_seconds,
-        )
-        jobs = [
-            rescheduler,
-            PeriodicJob(
-                "model refit",
-                lambda: refit_model(engine, clock),
-                settings.model_refit_interval_seconds,
-            ),
-            PeriodicJob(
-                "segment refresh",
-                lambda: refresh_segments(engine, clock),
-                settings.segment_refresh_interval_seconds,
-            ),
-            PeriodicJob(
-                "open alerts gauge",
-                lambda: refresh_open_alerts_gauge(engine),
-                settings.open_alerts_gauge_interval_seconds,
-            ),
-        ]
-        app.state.alerts_scanner = scanner
-        app.state.alerts_rescheduler = rescheduler  # a refit over HTTP wakes it
-        relay_task = _start("relay", relay.run())
-        workers = [
-            _start("consumer", consumer.run()),
-            _start("scanner", scanner.run()),
-            *(_start(job.name.replace(" ", "-"), job.run()) for job in jobs),
-        ]
-        try:
+
+        def workers(relay: OutboxRelay) -> list[Worker]:
+            consumer = EventConsumer(
+                group_id=settings.consumer_group,
+                topics=settings.consumed_topics,
+                bootstrap_servers=kafka.bootstrap_servers,
+                engine=engine,
+                registry=alerts_registry(alerts_topic=settings.alerts_topic),
+                max_batch=settings.max_batch,
+                after_commit=relay.wakeup.set,
+            )
+            scanner = AlertScanner(
+                engine,
+                clock,
+                batch_size=settings.scan_batch,
+                alerts_topic=settings.alerts_topic,
+                interval_seconds=settings.scan_interval_seconds,
+            )
+            rescheduler = PeriodicJob(
+                "check rescheduling",
+                lambda: reschedule_pending_checks(engine),
+                settings.reschedule_poll_seconds,
+            )
+            jobs = [
+                rescheduler,
+                PeriodicJob(
+                    "model refit",
+                    lambda: refit_model(engine, clock),
+                    settings.model_refit_interval_seconds,
+                ),
+                PeriodicJob(
+                    "segment refresh",
+                    lambda: refresh_segments(engine, clock),
+                    settings.segment_refresh_interval_seconds,
+                ),
+                PeriodicJob(
+                    "open alerts gauge",
+                    lambda: refresh_open_alerts_gauge(engine),
+                    settings.open_alerts_gauge_interval_seconds,
+                ),
+            ]
+            app.state.alerts_scanner = scanner
+            app.state.alerts_rescheduler = rescheduler  # a refit over HTTP wakes it
+            return [
+                Worker("consumer", consumer.run, consumer.request_stop),
+                Worker("scanner", scanner.run, scanner.stop),
+                *(Worker(job.name.replace(" ", "-"), job.run, job.stop) for job in jobs),
+            ]
+
+        async with service_workers(
+            app, "alerts", kafka, outbox_batch=settings.outbox_batch, workers=workers
+        ):
             yield
-        finally:
-            consumer.request_stop()
-            scanner.stop()
-            for job in jobs:
-                job.stop()
-            await asyncio.gather(*workers, return_exceptions=True)
-            relay.stop()
-            await asyncio.gather(relay_task, return_exceptions=True)
-            await producer.stop()
 
     return run_workers

@@ -8,12 +8,10 @@ commits its batch first). `settings.run_workers = False` builds the app for HTTP
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from services.rewards.admin_api import router as admin_router
@@ -24,7 +22,8 @@ from services.rewards.referral_api import admin_router as referral_admin_router
 from services.rewards.referral_api import router as referral_router
 from services.rewards.settings import RewardsSettings
 from services.rewards.topics import RewardsTopics
-from shared.http.app import create_service_app, register_outbox_relay
+from shared.http.app import create_service_app
+from shared.http.workers import Worker, service_workers
 from shared.kafka.runtime import EventConsumer, utc_now
 from shared.outbox import OutboxRelay
 from shared.settings import KafkaSettings
@@ -32,47 +31,42 @@ from shared.settings import KafkaSettings
 
 def _workers(
     settings: RewardsSettings, kafka: KafkaSettings, clock: Callable[[], datetime]
-) -> Callable[[FastAPI], AsyncIterator[None]]:
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def workers(app: FastAPI) -> AsyncIterator[None]:
         topics: RewardsTopics = app.state.topics
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=2)
-        await producer.start()
-        relay = OutboxRelay(
-            app.state.engine, producer, service="rewards", batch_size=settings.outbox_batch
-        )
-        register_outbox_relay(app, relay)
-        consumer = EventConsumer(
-            group_id=settings.consumer_group,
-            topics=[settings.points_topic, settings.incidents_topic],
-            bootstrap_servers=kafka.bootstrap_servers,
-            engine=app.state.engine,
-            registry=rewards_registry(topics, settings.default_voucher_days),
-            clock=clock,
-            max_batch=settings.max_batch,
-            after_commit=relay.wakeup.set,
-        )
-        jobs = DueJobs(
-            app.state.engine,
-            topics,
-            clock,
-            settings.jobs_interval_seconds,
-            settings.jobs_batch,
-            after_pass=relay.wakeup.set,
-            claim_timeout=settings.claim_timeout,
-        )
-        tasks = [asyncio.create_task(t.run()) for t in (consumer, relay, jobs)]
-        try:
-            yield
-        finally:
-            consumer.request_stop()
-            jobs.stop()
-            await asyncio.gather(tasks[0], tasks[2], return_exceptions=True)
-            relay.stop()  # last: what the consumer and jobs committed still goes out
-            await asyncio.gather(tasks[1], return_exceptions=True)
-            await producer.stop()
 
-    return workers  # type: ignore[return-value]
+        def build(relay: OutboxRelay) -> list[Worker]:
+            consumer = EventConsumer(
+                group_id=settings.consumer_group,
+                topics=[settings.points_topic, settings.incidents_topic],
+                bootstrap_servers=kafka.bootstrap_servers,
+                engine=app.state.engine,
+                registry=rewards_registry(topics, settings.default_voucher_days),
+                clock=clock,
+                max_batch=settings.max_batch,
+                after_commit=relay.wakeup.set,
+            )
+            jobs = DueJobs(
+                app.state.engine,
+                topics,
+                clock,
+                settings.jobs_interval_seconds,
+                settings.jobs_batch,
+                after_pass=relay.wakeup.set,
+                claim_timeout=settings.claim_timeout,
+            )
+            return [
+                Worker("consumer", consumer.run, consumer.request_stop),
+                Worker("jobs", jobs.run, jobs.stop),
+            ]
+
+        async with service_workers(
+            app, "rewards", kafka, outbox_batch=settings.outbox_batch, workers=build
+        ):
+            yield
+
+    return workers
 
 
 def build_app(
@@ -91,7 +85,7 @@ def build_app(
         settings,
         kafka=kafka,
         routers=[partner_router, referral_router, admin_router, referral_admin_router],
-        lifespan_extras=extras,  # type: ignore[arg-type]
+        lifespan_extras=extras,
     )
     app.state.clock = now
     app.state.topics = RewardsTopics(rewards=settings.rewards_topic, ops=settings.ops_topic)
