@@ -29,13 +29,14 @@ from services.points.api_support import (
     clock_of,
     decode_cursor,
     encode_cursor,
+    engine_of,
     problems,
     reading,
     rule_cache,
     transaction,
 )
 from services.points.domain.ledger import EntryKind
-from services.points.queries import LedgerFilter, ledger_page, read_account, redemption_merchant
+from services.points.queries import LedgerFilter, account_view, ledger_page, redemption_merchant
 from services.points.service import RedemptionNotFound, RedemptionRequest, cancel_redemption, redeem
 from shared.auth import ApiPrincipal, Scope
 from shared.errors import NotFound, Unprocessable
@@ -71,8 +72,8 @@ class CustomerNotFound(NotFound):
 async def get_balance(request: Request, customer_id: CustomerPath, principal: Reader) -> BalanceOut:
     now = clock_of(request)()
     async with reading(request) as conn:
-        book = await rule_cache(request).get(conn)
-        view = await read_account(conn, customer_id, now, book)
+        book = await rule_cache(request).get(engine_of(request))
+        view = await account_view(conn, customer_id, now, book)
     if view is None:
         raise CustomerNotFound(f"customer {customer_id} has no points account")
     return balance_out(view, book.in_force(now), now)

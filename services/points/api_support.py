@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+import asyncpg
 import orjson
 from fastapi import Path, Query, Request
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.points.rules import RuleBook, load_rule_book
 from shared.errors import DomainError, Unprocessable, is_transient
@@ -91,26 +92,13 @@ async def transaction(request: Request) -> AsyncIterator[AsyncConnection]:
         raise
 
 
-def read_engine(url: str, pool_size: int) -> AsyncEngine:
-    """The engine of the hot partner reads (balance, ledger): autocommit, no pre-ping.
-
-    The chassis engine pings each connection at checkout, which with asyncpg costs three
-    round trips (BEGIN, ping, ROLLBACK) before the one query a balance needs. Autocommit
-    loses nothing for reads: at READ COMMITTED every statement sees its own snapshot
-    anyway. Without the ping, a connection broken by a database restart fails one request
-    with 503 (transient) and is replaced; the client's retry gets a fresh one.
-    """
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, isolation_level="AUTOCOMMIT"
-    )
-
-
 @asynccontextmanager
-async def reading(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A connection of the read engine; a database outage becomes 503."""
-    engine: AsyncEngine = request.app.state.read_engine
+async def reading(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the read pool (see `shared.db.create_read_pool`); a database outage
+    becomes 503. No transaction: at READ COMMITTED each statement sees its own snapshot."""
+    pool: asyncpg.Pool = request.app.state.read_pool
     try:
-        async with engine.connect() as conn:
+        async with pool.acquire() as conn:
             yield conn
     except DomainError:
         raise
@@ -129,9 +117,10 @@ class RuleBookCache:
         self._book: RuleBook | None = None
         self._read_at = 0.0
 
-    async def get(self, conn: AsyncConnection) -> RuleBook:
+    async def get(self, engine: AsyncEngine) -> RuleBook:
         if self._book is None or self.clock() - self._read_at >= self.ttl:
-            self._book = await load_rule_book(conn)
+            async with engine.connect() as conn:
+                self._book = await load_rule_book(conn)
             self._read_at = self.clock()
         return self._book
 

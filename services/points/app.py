@@ -21,11 +21,12 @@ from fastapi import FastAPI
 
 from services.points.api import router as partner_router
 from services.points.api_admin import router as admin_router
-from services.points.api_support import Clock, RuleBookCache, read_engine
+from services.points.api_support import Clock, RuleBookCache
 from services.points.expiry import run_due_jobs
 from services.points.metrics import keep_outstanding_gauge
 from services.points.service import build_consumer
 from services.points.settings import PointsSettings
+from shared.db import create_read_pool
 from shared.http.app import create_service_app
 from shared.http.workers import Worker, service_workers
 from shared.kafka.runtime import utc_now
@@ -61,11 +62,11 @@ def build_app(
 def _reads(settings: PointsSettings) -> Any:
     @asynccontextmanager
     async def read_pool(app: FastAPI) -> AsyncIterator[None]:
-        app.state.read_engine = read_engine(settings.database_url, settings.db_pool_size)
+        app.state.read_pool = await create_read_pool(settings.database_url, settings.db_pool_size)
         try:
             yield
         finally:
-            await app.state.read_engine.dispose()
+            await app.state.read_pool.close()
 
     return read_pool
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,6 +33,7 @@ from services.points.domain.tiers import (
 )
 from services.points.repository import among, lot_from_row, return_from_row
 from services.points.rules import RuleBook, load_rule_book
+from shared.db import driver_connection
 
 _T = TypeVar("_T")
 _NO_EVENT = uuid.UUID(int=0)
@@ -53,7 +55,7 @@ class AccountView:
 
 # One round trip: the account row with its live lots and the orders of the tier window as
 # arrays of rows (asyncpg decodes anonymous records), instead of three statements.
-_ACCOUNT_VIEW = sa.text(
+_ACCOUNT_VIEW = (
     "SELECT a.tier, a.debt, a.ledger_balance, a.lifetime_earned, a.purchase_count,"
     " a.first_purchase_at,"
     " ARRAY(SELECT ROW(l.lot_id, l.source, l.points, l.earned_at, l.pending_until, l.expires_at,"
@@ -61,9 +63,9 @@ _ACCOUNT_VIEW = sa.text(
     "  FROM lots AS l WHERE l.customer_id = a.customer_id AND l.remaining > 0) AS lots,"
     " ARRAY(SELECT ROW(o.order_id, o.occurred_at, o.amount_minor, o.spend_minor,"
     "  o.refunded_minor)"
-    "  FROM order_earnings AS o WHERE o.customer_id = a.customer_id AND o.occurred_at > :since)"
+    "  FROM order_earnings AS o WHERE o.customer_id = a.customer_id AND o.occurred_at > $2)"
     "  AS orders "
-    "FROM accounts AS a WHERE a.customer_id = :customer_id"
+    "FROM accounts AS a WHERE a.customer_id = $1"
 )
 
 
@@ -75,21 +77,28 @@ async def read_account(
     Pass `rules` (cached by the caller) to save reading the rule versions on every call.
     """
     book = rules if rules is not None else await load_rule_book(conn)
-    policy = book.in_force(now).tiers
+    return await account_view(await driver_connection(conn), customer_id, now, book)
+
+
+async def account_view(
+    conn: asyncpg.Connection, customer_id: str, now: datetime, rules: RuleBook
+) -> AccountView | None:
+    """`read_account` on a bare asyncpg connection (the partner API's read pool)."""
+    policy = rules.in_force(now).tiers
     since = add_months(now, -policy.window_months)
-    row = (await conn.execute(_ACCOUNT_VIEW, {"customer_id": customer_id, "since": since})).first()
+    row = await conn.fetchrow(_ACCOUNT_VIEW, customer_id, since)
     if row is None:
         return None
-    tier = Tier(row.tier)
-    purchases = [_qualifying(customer_id, *order) for order in row.orders]
+    tier = Tier(row["tier"])
+    purchases = [_qualifying(customer_id, *order) for order in row["orders"]]
     return AccountView(
         customer_id=customer_id,
-        balance=balance_at([_lot(*lot) for lot in row.lots], now, row.debt),
+        balance=balance_at([_lot(*lot) for lot in row["lots"]], now, row["debt"]),
         tier=tier,
-        lifetime_earned=row.lifetime_earned,
-        purchase_count=row.purchase_count,
-        first_purchase_at=row.first_purchase_at,
-        ledger_balance=row.ledger_balance,
+        lifetime_earned=row["lifetime_earned"],
+        purchase_count=row["purchase_count"],
+        first_purchase_at=row["first_purchase_at"],
+        ledger_balance=row["ledger_balance"],
         progress=progress_to_next_tier(tier, qualifying_activity(purchases, now, policy), policy),
     )
 
@@ -121,15 +130,15 @@ async def ledger_entries(conn: AsyncConnection, customer_id: str) -> list[Ledger
 
 
 def _entry(row: Any) -> LedgerEntry:
-    return LedgerEntry(
-        sequence=row.id,
-        customer_id=row.customer_id,
-        kind=EntryKind(row.kind),
-        points=row.points,
-        occurred_at=row.occurred_at,
-        reference=row.reference,
-        merchant_id=row.merchant_id,
-        reason=row.reason,
+    return _ledger_entry(
+        row.id,
+        row.customer_id,
+        row.kind,
+        row.points,
+        row.occurred_at,
+        row.reference,
+        row.merchant_id,
+        row.reason,
     )
 
 
@@ -195,31 +204,66 @@ class LedgerFilter:
     merchant_id: str | None = None
 
 
+_LEDGER_COLUMNS = "id, customer_id, kind, points, occurred_at, reference, merchant_id, reason"
+
+
 async def ledger_page(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     customer_id: str,
     wanted: LedgerFilter,
     limit: int,
     before: int | None = None,
 ) -> list[LedgerEntry]:
-    """Newest entries first, at most `limit`, older than entry `before` (keyset cursor)."""
-    query = (
-        sa.select(ledger)
-        .where(ledger.c.customer_id == customer_id)
-        .order_by(ledger.c.id.desc())
-        .limit(limit)
-    )
+    """Newest entries first, at most `limit`, older than entry `before` (keyset cursor).
+
+    Only the conditions asked for are written into the statement, so each combination
+    gets its own plan (an index range on (customer_id, id), never a generic plan that
+    scans the customer's whole history for a deep page).
+    """
+    arguments: list[Any] = [customer_id]
+
+    def bound(value: Any) -> str:
+        arguments.append(value)
+        return f"${len(arguments)}"
+
+    conditions = ["customer_id = $1"]
     if before is not None:
-        query = query.where(ledger.c.id < before)
+        conditions.append(f"id < {bound(before)}")
     if wanted.kinds:
-        query = query.where(ledger.c.kind.in_([kind.value for kind in wanted.kinds]))
+        conditions.append(f"kind = ANY({bound([kind.value for kind in wanted.kinds])}::text[])")
     if wanted.since is not None:
-        query = query.where(ledger.c.occurred_at >= wanted.since)
+        conditions.append(f"occurred_at >= {bound(wanted.since)}")
     if wanted.until is not None:
-        query = query.where(ledger.c.occurred_at < wanted.until)
+        conditions.append(f"occurred_at < {bound(wanted.until)}")
     if wanted.merchant_id is not None:
-        query = query.where(ledger.c.merchant_id == wanted.merchant_id)
-    return [_entry(row) for row in await conn.execute(query)]
+        conditions.append(f"merchant_id = {bound(wanted.merchant_id)}")
+    sql = (  # only placeholders are interpolated; every value is a bound argument
+        f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE {' AND '.join(conditions)}"  # noqa: S608
+        f" ORDER BY id DESC LIMIT {bound(limit)}"
+    )
+    return [_ledger_entry(*row) for row in await conn.fetch(sql, *arguments)]
+
+
+def _ledger_entry(
+    sequence: int,
+    customer_id: str,
+    kind: str,
+    points: int,
+    occurred_at: datetime,
+    reference: str,
+    merchant_id: str | None,
+    reason: str | None,
+) -> LedgerEntry:
+    return LedgerEntry(
+        sequence=sequence,
+        customer_id=customer_id,
+        kind=EntryKind(kind),
+        points=points,
+        occurred_at=occurred_at,
+        reference=reference,
+        merchant_id=merchant_id,
+        reason=reason,
+    )
 
 
 @dataclass(frozen=True)
