@@ -3,7 +3,8 @@
 `points.debit_requested` -> spend available points (soonest-expiring lots first) and
 answer `points.debited`, or answer `points.debit_rejected` and take nothing.
 `points.debit_reversal_requested` -> give a debit's points back to the very lots they
-came from and answer `points.debit_reversed`.
+came from and answer `points.debit_reversed`; for a debit never made (rejected, or its
+request never arrived) answer `points.debit_rejected` with reason `not_debited`.
 
 Each debit is a row of `redemptions` under the idempotency key `saga:<debit_id>`, written
 in the consumer's transaction together with the ledger line and the answer in the
@@ -140,11 +141,16 @@ async def apply_reversal_requests(
     accounts = await lock_accounts(ctx.conn, (e.customer_id for e in events))
     for event in events:
         stored = await _stored_debit(ctx, event.customer_id, event.data.debit_id)
-        if stored is None or stored.cancelled_at is not None:
-            log.info("debit %s: nothing to give back", event.data.debit_id)
-            continue
         account = accounts[event.customer_id]
         now = max(ctx.now, event.occurred_at)
+        if stored is None:
+            # Rejected, or never received (lost, dead-lettered): nothing was spent. Say so,
+            # or the claim that asked would wait for an answer forever.
+            ctx.outbox.emit(points_topic, _not_debited(account, event, now))
+            continue
+        if stored.cancelled_at is not None:
+            log.info("debit %s: already given back", event.data.debit_id)
+            continue
         draws = tuple(LotDraw(d["lot_id"], d["points"]) for d in stored.draws)
         await _attach_lots(ctx, account, {d.lot_id for d in draws})
         request = commands.Redemption(
@@ -168,6 +174,20 @@ async def apply_reversal_requests(
         ctx.outbox.emit(
             points_topic, PointsDebitReversed(type="points.debit_reversed", data=data, **envelope)
         )
+
+
+def _not_debited(
+    account: Account, event: PointsDebitReversalRequested, now: datetime
+) -> PointsDebitRejected:
+    """The answer to a reversal of a debit never made: nothing spent, nothing to give back.
+
+    Its id differs from the debit's own answer, so a debit rejected earlier (whose
+    answer already went out with other balances) is not contradicted under the same id."""
+    data = PointsDebitRejectedData(
+        **snapshot(account, now), debit_id=event.data.debit_id, reason="not_debited"
+    )
+    envelope = _envelope(event.data.debit_id, "not_debited", event.customer_id, now)
+    return PointsDebitRejected(type="points.debit_rejected", data=data, **envelope)
 
 
 async def _attach_lots(ctx: BatchContext, account: Account, lot_ids: set[str]) -> None:

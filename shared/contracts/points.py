@@ -122,8 +122,17 @@ class PointsDebitedData(AccountSnapshot):
 
 class PointsDebitRejectedData(AccountSnapshot):
     debit_id: Identifier
-    points: int = Field(gt=0, description="What was asked for.")
-    reason: str = Field(min_length=1, max_length=100, examples=["insufficient_points"])
+    points: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "What was asked for; null when the answer is to a reversal of a debit this "
+            "service never received (reason `not_debited`)."
+        ),
+    )
+    reason: str = Field(
+        min_length=1, max_length=100, examples=["insufficient_points", "not_debited"]
+    )
 
 
 class PointsDebitReversedData(AccountSnapshot):

@@ -205,3 +205,32 @@ async def test_unanswered_claims_time_out_and_a_late_debit_is_given_back(
 
 
 _STATE = "SELECT state FROM catalogue_claims WHERE claim_id = :claim"
+
+
+async def test_a_debit_request_the_points_service_never_got_still_settles_the_claim(
+    infra: Infra, rewards_db: str, points_db: str, unique: str
+) -> None:
+    """The debit request is lost before it leaves the rewards outbox (as if dead-lettered):
+    the claim times out, its reversal reaches a points service that never debited, and the
+    answer `not_debited` settles the claim instead of leaving it cancelled and unanswered."""
+    async with both(infra, rewards_db, points_db, unique) as (rewards, points):
+        async with rewards.consumer(), points.consumer():
+            await publish(
+                infra.bootstrap_servers, rewards.rewards, [credit("lea", "g-lea", 60, NOW)]
+            )
+            await _until(rewards, "SELECT available FROM customers WHERE customer_id = 'lea'", 60)
+        claim = await _claim(rewards, "lea")  # no relay runs: the request waits in the outbox
+        await rewards.execute("DELETE FROM outbox")  # ... and is lost
+        late = NOW + timedelta(minutes=6)
+        assert (await run_due_jobs_once(rewards.engine, rewards.topics, late, 10))[
+            "claims_timed_out"
+        ] == 1
+        async with rewards.consumer(), points.consumer():
+            await _until(rewards, _STATE, "rejected", claim=claim)
+        answers = [e for e in await points.emitted(2) if e.type == "points.debit_rejected"]
+        assert [(a.data.debit_id, a.data.reason, a.data.points) for a in answers] == [
+            (str(claim), "not_debited", None)
+        ]
+        assert (await points.account("lea")).balance.available == 60, "nothing was taken"
+        async with rewards.engine.connect() as conn:
+            assert await invariant_violations(conn, late + timedelta(days=2)) == []
