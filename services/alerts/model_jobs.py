@@ -42,10 +42,11 @@ from services.alerts.repository import (
     load_threshold_book,
     mark_checks_rescheduled,
     open_alerts,
+    set_follow_ups_due,
     set_next_checks,
     store_model,
 )
-from services.alerts.schedule import next_lapse_check
+from services.alerts.schedule import follow_up_due_at, next_lapse_check
 from shared.errors import is_transient
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,9 @@ async def reschedule_pending_checks(
 async def reschedule_lapse_checks(
     engine: AsyncEngine, model: BgNbdParams | None, batch_size: int = 5000
 ) -> int:
-    """Recompute every pending due time under `model`; returns how many moved.
+    """Recompute every pending due time under `model` and the current thresholds: lapse
+    checks, and follow-ups not raised yet (a changed follow-up delay moves them too);
+    returns how many customers moved.
 
     Walks the customers in id order, one transaction per batch. Rows another transaction
     holds are skipped: whoever holds them is rescheduling them with the latest model anyway.
@@ -185,7 +188,10 @@ async def reschedule_lapse_checks(
                 sa.select(customer_activity)
                 .where(
                     customer_activity.c.customer_id > after,
-                    customer_activity.c.next_check_at.isnot(None),
+                    sa.or_(
+                        customer_activity.c.next_check_at.isnot(None),
+                        customer_activity.c.follow_up_due_at.isnot(None),
+                    ),
                 )
                 .order_by(customer_activity.c.customer_id)
                 .limit(batch_size)
@@ -197,16 +203,24 @@ async def reschedule_lapse_checks(
             still_open = await open_alerts(conn, [a.customer_id for a in batch])
             book = await load_threshold_book(conn)
             changes: dict[str, datetime | None] = {}
+            follow_ups: dict[str, datetime | None] = {}
             for activity in batch:
                 alert = still_open.get(activity.customer_id)
                 rules = book.for_customer(activity.home_merchant_id, activity.main_category).rules
                 due = next_lapse_check(
                     activity.summary, rules, model, alert.status if alert else None
                 )
-                if due != activity.next_check_at:
+                if activity.next_check_at is not None and due != activity.next_check_at:
                     changes[activity.customer_id] = due
+                if activity.follow_up_due_at is not None:
+                    # The delay of the merchant of the first purchase, as when it was set.
+                    scope = book.for_customer(activity.first_merchant_id, activity.main_category)
+                    follow_up = follow_up_due_at(activity, scope)
+                    if follow_up != activity.follow_up_due_at:
+                        follow_ups[activity.customer_id] = follow_up
             await set_next_checks(conn, changes)
-            moved += len(changes)
+            await set_follow_ups_due(conn, follow_ups)
+            moved += len(changes.keys() | follow_ups.keys())
             after = batch[-1].customer_id
 
 

@@ -109,17 +109,23 @@ async def _claim(
     return [activity_from_row(row) for row in (await conn.execute(query)).mappings().all()]
 
 
+_SET_DUE = (
+    "UPDATE customer_activity AS ca SET {column} = d.due, updated_at = now() "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:dues AS timestamptz[])) AS d(id, due) "
+    "WHERE ca.customer_id = d.id"
+)
+_SET_NEXT_CHECKS = sa.text(_SET_DUE.format(column="next_check_at"))
+_SET_FOLLOW_UPS_DUE = sa.text(_SET_DUE.format(column="follow_up_due_at"))
+
+
 async def set_next_checks(conn: AsyncConnection, due: Mapping[str, datetime | None]) -> None:
-    if not due:
-        return
-    await conn.execute(
-        sa.text(
-            "UPDATE customer_activity AS ca SET next_check_at = d.due, updated_at = now() "
-            "FROM unnest(CAST(:ids AS text[]), CAST(:dues AS timestamptz[])) AS d(id, due) "
-            "WHERE ca.customer_id = d.id"
-        ),
-        {"ids": list(due), "dues": list(due.values())},
-    )
+    if due:
+        await conn.execute(_SET_NEXT_CHECKS, {"ids": list(due), "dues": list(due.values())})
+
+
+async def set_follow_ups_due(conn: AsyncConnection, due: Mapping[str, datetime | None]) -> None:
+    if due:
+        await conn.execute(_SET_FOLLOW_UPS_DUE, {"ids": list(due), "dues": list(due.values())})
 
 
 async def mark_follow_ups_raised(

@@ -221,6 +221,27 @@ async def test_customer_activity_follows_event_time_and_the_fitted_model(
         problem(at_m1, 403, "merchant_mismatch")
 
 
+async def test_a_changed_follow_up_delay_moves_follow_ups_not_yet_raised(
+    harness: AlertsHarness, unique: str
+) -> None:
+    waiting, raised = f"waiting-{unique}", f"raised-{unique}"
+    await harness.publish([shopping(raised, day(0), merchant="m3")])
+    await harness.settled()
+    assert (await harness.scan(day(8))).follow_ups == 1
+    await harness.publish([shopping(waiting, day(8), merchant="m3")])
+    await harness.settled()
+    due = "SELECT follow_up_due_at FROM customer_activity WHERE customer_id = :c"
+    assert await harness.scalar(due, c=waiting) == day(15), "seven days by default"
+    async with api_client(harness.infra, harness.db_url, FixedClock(day(9))) as client:
+        keys = await make_keys(harness.engine)
+        change = {"scope": "merchant", "scope_id": "m3", "settings": {"follow_up_days": 3}}
+        stored = await client.put("/v1/admin/thresholds", json=change, headers=keys.admin)
+        assert stored.status_code == 200, stored.text
+    assert await harness.scalar(due, c=waiting) == day(11), "moved to the new delay"
+    assert await harness.scalar(due, c=raised) is None, "a raised follow-up stays raised"
+    assert (await harness.scan(day(11) + timedelta(minutes=1))).follow_ups == 1
+
+
 async def test_thresholds_per_merchant_reschedule_checks_and_refuse_contradictions(
     harness: AlertsHarness, unique: str
 ) -> None:
