@@ -20,7 +20,13 @@ from services.points.api_admin_models import (
     violation_out,
 )
 from services.points.api_models import summary
-from services.points.api_rules import RuleVersionIn, RuleVersionOut, to_body, to_rules
+from services.points.api_rules import (
+    RuleEditOut,
+    RuleVersionIn,
+    RuleVersionOut,
+    to_body,
+    to_rules,
+)
 from services.points.api_support import (
     OptionalCustomerQuery,
     clock_of,
@@ -40,7 +46,14 @@ from services.points.queries import (
     total_debt,
     violations_of,
 )
-from services.points.rule_versions import StoredVersion, add_version, edit_version, get_version
+from services.points.rule_versions import (
+    RuleEdit,
+    StoredVersion,
+    add_version,
+    edit_version,
+    get_version,
+    list_edits,
+)
 from services.points.rule_versions import list_versions as stored_versions
 from services.points.service import adjust_points
 from shared.auth import ApiPrincipal, Scope
@@ -59,8 +72,18 @@ CHECK_PAGE_DEFAULT, CHECK_PAGE_MAX = 500, 5_000
 def _version_out(stored: StoredVersion) -> RuleVersionOut:
     body = to_body(stored.rules).model_dump()
     return RuleVersionOut(
-        **body, id=stored.id, created_by=stored.created_by, recorded_at=stored.recorded_at
+        **body,
+        id=stored.id,
+        created_by=stored.created_by,
+        recorded_at=stored.recorded_at,
+        updated_by=stored.updated_by,
+        updated_at=stored.updated_at,
     )
+
+
+def _edit_out(edit: RuleEdit) -> RuleEditOut:
+    body = to_body(edit.replaced).model_dump()
+    return RuleEditOut(**body, edited_by=edit.edited_by, edited_at=edit.edited_at)
 
 
 @router.get("/rules", response_model=list[RuleVersionOut], responses=problems(401, 403, 503))
@@ -101,12 +124,28 @@ async def read_rules(request: Request, rule_id: VersionId, principal: Admin) -> 
 async def update_rules(
     request: Request, rule_id: VersionId, body: RuleVersionIn, principal: Admin
 ) -> RuleVersionOut:
-    """Replace a version that has not started yet; one in force is 409 (add a new one)."""
+    """Replace a version that has not started yet; one in force is 409 (add a new one).
+
+    The replaced content is kept, with the caller's key and the time (see `/edits`).
+    """
     rules = to_rules(body)
     async with transaction(request) as conn:
-        stored = await edit_version(conn, rule_id, rules, clock_of(request)())
+        stored = await edit_version(conn, rule_id, rules, clock_of(request)(), principal.key_id)
     rule_cache(request).invalidate()
     return _version_out(stored)
+
+
+@router.get(
+    "/rules/{rule_id}/edits",
+    response_model=list[RuleEditOut],
+    responses=problems(401, 403, 404, 422, 503),
+)
+async def list_rule_edits(
+    request: Request, rule_id: VersionId, principal: Admin
+) -> list[RuleEditOut]:
+    """What each edit of a version replaced, who edited it and when; oldest first."""
+    async with transaction(request) as conn:
+        return [_edit_out(edit) for edit in await list_edits(conn, rule_id)]
 
 
 @router.post(

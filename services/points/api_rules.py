@@ -102,6 +102,19 @@ class RuleVersionOut(RuleVersionIn):
     id: int
     created_by: str = Field(description="The API key that created the version")
     recorded_at: datetime
+    updated_by: str | None = Field(
+        description="The API key that last edited the version; null if never edited"
+    )
+    updated_at: datetime | None = Field(
+        description="When the version was last edited; null if never edited"
+    )
+
+
+class RuleEditOut(RuleVersionIn):
+    """The content one edit replaced (as it was before the edit), who edited it and when."""
+
+    edited_by: str = Field(description="The API key that made the edit")
+    edited_at: datetime
 
 
 def _minor(text: str, exponent: int, what: str) -> int:

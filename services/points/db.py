@@ -1,4 +1,4 @@
-"""Tables of the points database (the migration `points_0002` creates them).
+"""Tables of the points database (the migrations `points_0002` and `points_0003` create them).
 
 What the database itself guarantees, so that no code path can break it:
 - `ledger` is append-only (a trigger refuses UPDATE, DELETE and TRUNCATE) and each
@@ -11,6 +11,8 @@ What the database itself guarantees, so that no code path can break it:
   `remaining` is a generated column, so no writer can get it out of step.
 - debt, counters and refunds are never negative; an order never reverses more than it
   earned.
+- `earning_rule_edits` is append-only (a trigger refuses UPDATE, DELETE and TRUNCATE):
+  what an edit of a rule version replaced, who edited it and when, stays for audit.
 "Only available points can be redeemed" needs the clock and is kept by the domain rules
 under a row lock: every writer locks the customer's `accounts` row (`SELECT ... FOR
 UPDATE`) before reading or changing the customer's lots, so two redemptions (or a
@@ -206,7 +208,23 @@ earning_rules = sa.Table(
     sa.Column("tier_policy", pg.JSONB),
     sa.Column("created_by", sa.Text, nullable=False),
     _recorded_at(),
+    sa.Column("updated_by", sa.Text),
+    _moment("updated_at", nullable=True),
     sa.UniqueConstraint("effective_from", name="uq_earning_rules_effective_from"),
+)
+
+# One row per edit of a rule version: the content the edit replaced, as it was stored.
+earning_rule_edits = sa.Table(
+    "earning_rule_edits",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("version_id", sa.BigInteger, sa.ForeignKey("earning_rules.id"), nullable=False),
+    _moment("effective_from"),
+    sa.Column("rules", pg.JSONB, nullable=False),
+    sa.Column("tier_policy", pg.JSONB),
+    sa.Column("edited_by", sa.Text, nullable=False),
+    _moment("edited_at"),
+    sa.Index("ix_earning_rule_edits_version_id_id", "version_id", "id"),
 )
 
 redemptions = sa.Table(

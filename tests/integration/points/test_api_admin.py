@@ -1,14 +1,17 @@
 """The admin API over HTTP on a real database: rule versions (and their effect on accrual
-through Kafka), adjustments with who/when/why, liability per merchant, parked returns and
-the invariant check, which must report a customer whose books were tampered with."""
+through Kafka) with the audit trail of their edits, adjustments with who/when/why,
+liability per merchant, parked returns and the invariant check, which must report a
+customer whose books were tampered with."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from shared.auth import Scope
 from tests.integration.points.api_client import PointsApi, points_api, problem
@@ -106,6 +109,83 @@ async def test_rule_versions_start_in_the_future_and_only_future_ones_change(
     )
     listed = await api.client.get("/v1/admin/rules", headers=admin)
     assert [r["id"] for r in listed.json()] == [rule["id"]]
+
+
+def _content(version_or_edit: dict[str, Any]) -> dict[str, Any]:
+    """The rules alone, without who/when/id: the shape of a RuleVersionIn."""
+    audit = {"id", "created_by", "recorded_at", "updated_by", "updated_at"}
+    return {k: v for k, v in version_or_edit.items() if k not in audit | {"edited_by", "edited_at"}}
+
+
+async def test_rule_edits_keep_who_when_and_what_they_replaced(api: PointsApi) -> None:
+    creator, editor = await api.key(Scope.ADMIN), await api.key(Scope.ADMIN)
+    api.clock.pinned = NOW
+    start, later = NOW + timedelta(days=30), NOW + timedelta(days=31)
+    created = await api.client.post(
+        "/v1/admin/rules", json=version(start.isoformat(), base_rate="2"), headers=creator
+    )
+    assert created.status_code == 201, created.text
+    original = created.json()
+    assert (original["updated_by"], original["updated_at"]) == (None, None), "never edited yet"
+    path = f"/v1/admin/rules/{original['id']}"
+    none_yet = await api.client.get(f"{path}/edits", headers=creator)
+    assert none_yet.status_code == 200 and none_yet.json() == [], "no edit, no history"
+
+    first_edit_at = NOW + timedelta(hours=1)
+    api.clock.pinned = first_edit_at
+    first = await api.client.put(
+        path, json=version(start.isoformat(), base_rate="3"), headers=editor
+    )
+    assert first.status_code == 200, first.text
+    edited = first.json()
+    assert edited["updated_by"] == await api.key_id(editor), "the editing key is recorded"
+    assert datetime.fromisoformat(edited["updated_at"]) == first_edit_at, "and when it edited"
+    assert edited["created_by"] == await api.key_id(creator), "the creator stays the creator"
+
+    second_edit_at = NOW + timedelta(hours=2)
+    api.clock.pinned = second_edit_at
+    second = await api.client.put(
+        path, json=version(later.isoformat(), base_rate="4", minimum_order="5.00"), headers=creator
+    )
+    assert second.status_code == 200, second.text
+    refused = await api.client.put(
+        path, json=version(NOW.isoformat(), base_rate="9"), headers=editor
+    )
+    problem(refused, 422, "effective_from_in_past")
+
+    history = await api.client.get(f"{path}/edits", headers=editor)
+    assert history.status_code == 200, history.text
+    edits = history.json()
+    assert [(e["edited_by"], datetime.fromisoformat(e["edited_at"])) for e in edits] == [
+        (await api.key_id(editor), first_edit_at),
+        (await api.key_id(creator), second_edit_at),
+    ], "one row per accepted edit, oldest first, with who edited and when"
+    assert [_content(e) for e in edits] == [_content(original), _content(edited)], (
+        "each edit keeps the complete content it replaced"
+    )
+    assert datetime.fromisoformat(edits[0]["effective_from"]) == start
+    current = (await api.client.get(path, headers=creator)).json()
+    assert (current["base_rate"], current["updated_by"]) == ("4", await api.key_id(creator))
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with api.app.state.engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE earning_rule_edits SET edited_by = 'someone'"))
+
+
+async def test_rule_edits_need_a_known_version_and_the_admin_scope(api: PointsApi) -> None:
+    admin = await api.key(Scope.ADMIN)
+    api.clock.pinned = NOW
+    created = await api.client.post(
+        "/v1/admin/rules", json=version((NOW + timedelta(days=30)).isoformat()), headers=admin
+    )
+    assert created.status_code == 201, created.text
+    unknown = await api.client.get("/v1/admin/rules/999999/edits", headers=admin)
+    problem(unknown, 404, "rule_version_not_found")
+    for scope in (Scope.POINTS_READ, Scope.POINTS_REDEEM):
+        outsider = await api.key(scope)
+        refused = await api.client.get(
+            f"/v1/admin/rules/{created.json()['id']}/edits", headers=outsider
+        )
+        problem(refused, 403, "scope_missing")
 
 
 async def test_adjustments_keep_who_when_and_why(api: PointsApi) -> None:
