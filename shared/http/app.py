@@ -4,23 +4,32 @@ What every service gets, and nothing about points, rewards or alerts:
 - the database engine, created in the lifespan (never at import time) and disposed
   at shutdown, at `app.state.engine`; the API-key authenticator at
   `app.state.authenticator`;
-- `/healthz` (the process answers), `/readyz` (PostgreSQL and the broker answer
-  within a short timeout; otherwise 503 problem+json naming what failed), and
-  `/metrics` (Prometheus text; refreshes the outbox backlog of a registered relay);
+- `/healthz` (liveness: the process answers and none of its registered background
+  workers crashed), `/readyz` (PostgreSQL and the broker answer within a short timeout
+  and no worker crashed; the body lists each worker's state; otherwise 503 problem+json
+  naming what failed), and `/metrics` (Prometheus text; refreshes the outbox backlog of
+  a registered relay);
 - problem+json for every error; OpenAPI at /docs.
 
 Services add their routers and lifespan extras: async context managers entered
 after the engine exists (start consumers, the outbox relay) and left before it is
 disposed, in reverse order.
+
+A crashed worker fails liveness as well as readiness, deliberately: nothing restarts it
+in-process, so an instance whose consumer died would otherwise sit unready forever with
+its partitions unconsumed; a failed liveness probe is what makes an orchestrator restart
+it. Dependencies stay out of liveness (a database outage must not restart every
+instance), and workers retry transient faults themselves, so a crash means a fault a
+retry will not fix. A worker stopped by an orderly shutdown fails neither probe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from aiokafka.client import AIOKafkaClient
@@ -40,9 +49,34 @@ log = logging.getLogger(__name__)
 LifespanExtra = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
+class WorkerReport(Protocol):
+    """What the probes read of a service's background workers (see shared.http.workers)."""
+
+    def states(self) -> Mapping[str, Mapping[str, str]]: ...
+
+    def crashed(self) -> Mapping[str, str]: ...
+
+
 def register_outbox_relay(app: FastAPI, relay: OutboxRelay) -> None:
     """Let `/metrics` report this relay's backlog (call from a lifespan extra)."""
     app.state.outbox_relay = relay
+
+
+def register_workers(app: FastAPI, report: WorkerReport) -> None:
+    """Let `/healthz` and `/readyz` report these workers (call from a lifespan extra)."""
+    app.state.worker_report = report
+
+
+def _workers(app: FastAPI) -> tuple[Mapping[str, Mapping[str, str]], Mapping[str, str]]:
+    """Each worker's state and the crashed ones with their errors; none without workers."""
+    report = getattr(app.state, "worker_report", None)
+    if report is None:
+        return {}, {}
+    return report.states(), report.crashed()
+
+
+def _crash_summary(crashed: Mapping[str, str]) -> str:
+    return ", ".join(f"worker {name} crashed ({error})" for name, error in crashed.items())
 
 
 async def _database_answers(app: FastAPI) -> None:
@@ -86,22 +120,39 @@ async def readiness(app: FastAPI, bootstrap_servers: str, patience: float) -> di
 def _operations_router(bootstrap_servers: str, patience: float) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @router.get("/healthz", summary="The process is up and no worker crashed", response_model=None)
+    async def healthz(request: Request) -> Response | dict[str, str]:
+        workers, crashed = _workers(request.app)
+        if not crashed:
+            return {"status": "ok"}
+        return problem_response(
+            503,
+            "worker_crashed",
+            detail=f"restart the process: {_crash_summary(crashed)}",
+            instance="/healthz",
+            workers=workers,
+        )
 
-    @router.get("/readyz", summary="PostgreSQL and the broker answer", response_model=None)
+    @router.get(
+        "/readyz",
+        summary="PostgreSQL and the broker answer and no worker crashed",
+        response_model=None,
+    )
     async def readyz(request: Request) -> Response | dict[str, Any]:
         checks = await readiness(request.app, bootstrap_servers, patience)
-        if all(state == "ok" for state in checks.values()):
-            return {"status": "ready", "checks": checks}
-        failing = ", ".join(name for name, state in checks.items() if state != "ok")
+        workers, crashed = _workers(request.app)
+        failing = [name for name, state in checks.items() if state != "ok"]
+        if crashed:
+            failing.append(_crash_summary(crashed))
+        if not failing:
+            return {"status": "ready", "checks": checks, "workers": workers}
         return problem_response(
             503,
             "not_ready",
-            detail=f"not ready: {failing}",
+            detail=f"not ready: {', '.join(failing)}",
             instance="/readyz",
             checks=checks,
+            workers=workers,
         )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -5,6 +5,12 @@ Every service runs the same shape: a producer and an `OutboxRelay` (registered f
 or stopped alike. Shutdown order matters for delivery: stop the workers first (the
 consumer finishes and commits its batch in flight), then the relay, then one last relay
 pass so what they committed goes out now rather than at the next start, then the producer.
+
+A `WorkerBoard` (registered for `/healthz` and `/readyz`) keeps each task's state:
+`running`, `stopped` (it ended after shutdown asked it to, or was cancelled), or
+`crashed` with the error's first line (it raised, or returned without being asked).
+Nothing restarts a crashed task in-process, so a crash fails readiness *and* liveness
+(shared.http.app says why); the full traceback goes to the log at CRITICAL.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from shared.http.app import register_outbox_relay
+from shared.http.app import register_outbox_relay, register_workers
 from shared.outbox import OutboxRelay
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 5.0
+ERROR_TEXT_LIMIT = 200  # the traceback is in the log; the probe body gets a short line
+
+RUNNING, STOPPED, CRASHED = "running", "stopped", "crashed"
 
 
 @dataclass(frozen=True)
@@ -36,16 +45,69 @@ class Worker:
     stop: Callable[[], None]
 
 
-def watched(service: str, name: str, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """A task whose crash is logged at once, not only when shutdown awaits it."""
+@dataclass
+class _Task:
+    state: str = RUNNING
+    error: str | None = None
+    stop_requested: bool = False
 
-    def report(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.critical("%s %s stopped: %r", service, name, task.exception())
 
-    task = asyncio.create_task(work, name=f"{service}-{name}")
-    task.add_done_callback(report)
-    return task
+def _error_text(exc: BaseException) -> str:
+    """Type and first message line: SQLAlchemy puts SQL and parameters on later lines."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 3] + "..."
+
+
+class WorkerBoard:
+    """The state of each of a service's worker tasks, as `/healthz` and `/readyz` show it."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._tasks: dict[str, _Task] = {}
+
+    def start(self, name: str, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `work` as task `name`; its end is recorded (and a crash logged) at once."""
+        if name in self._tasks:
+            raise ValueError(f"{self.service} already runs a worker named {name!r}")
+        self._tasks[name] = _Task()
+        task = asyncio.create_task(work, name=f"{self.service}-{name}")
+        task.add_done_callback(lambda done: self._ended(name, done))
+        return task
+
+    def stop_requested(self, name: str) -> None:
+        """Shutdown asked `name` to finish: its end from now on is a stop, not a crash."""
+        self._tasks[name].stop_requested = True
+
+    def states(self) -> dict[str, dict[str, str]]:
+        """Each task's state, with the error of a crashed one."""
+        return {
+            name: {"state": task.state, **({"error": task.error} if task.error else {})}
+            for name, task in self._tasks.items()
+        }
+
+    def crashed(self) -> dict[str, str]:
+        """The tasks that died on their own, with their errors."""
+        return {
+            name: task.error or CRASHED
+            for name, task in self._tasks.items()
+            if task.state == CRASHED
+        }
+
+    def _ended(self, name: str, task: asyncio.Task[None]) -> None:
+        record = self._tasks[name]
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.critical("%s %s stopped: %r", self.service, name, error, exc_info=error)
+        if record.stop_requested or task.cancelled():
+            record.state = STOPPED
+            return
+        record.state = CRASHED
+        if error is not None:
+            record.error = _error_text(error)
+        else:
+            record.error = "returned without being asked to stop"
+            log.critical("%s %s %s", self.service, name, record.error)
 
 
 @asynccontextmanager
@@ -76,20 +138,32 @@ async def service_workers(
             batch_size=outbox_batch,
         )
         register_outbox_relay(app, relay)
+        board = WorkerBoard(service)
+        register_workers(app, board)
         running = list(workers(relay))
-        relay_task = watched(service, "relay", relay.run())
-        tasks = [watched(service, worker.name, worker.run()) for worker in running]
+        _names_are_unique(service, running)
+        relay_task = board.start("relay", relay.run())
+        tasks = [board.start(worker.name, worker.run()) for worker in running]
         try:
             yield relay
         finally:
             for worker in running:
+                board.stop_requested(worker.name)
                 worker.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
+            board.stop_requested("relay")
             relay.stop()
             await asyncio.gather(relay_task, return_exceptions=True)
             await _drain(service, relay)
     finally:
         await producer.stop()
+
+
+def _names_are_unique(service: str, workers: Sequence[Worker]) -> None:
+    """Checked before any task starts: `/readyz` names each worker, so no two may share one."""
+    names = ["relay", *(worker.name for worker in workers)]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{service} worker names must be unique (relay included): {names}")
 
 
 async def _drain(service: str, relay: OutboxRelay) -> None:
