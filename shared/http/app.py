@@ -26,6 +26,7 @@ retry will not fix. A worker stopped by an orderly shutdown fails neither probe.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -175,6 +176,15 @@ async def _refresh_backlog(relay: OutboxRelay) -> None:
         log.warning("metrics: outbox backlog not refreshed: %s", exc)
 
 
+def _freeze_start_up_objects() -> None:
+    """Move what start-up built (app, routes, schemas, table metadata: ~120k objects) out
+    of the collector's reach. Otherwise every full collection walks them all, ~100 ms on
+    a small machine, and that pause lands on whichever requests are in flight: it was the
+    p99 of balance reads under load (`make bench`)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _lifespan(
     settings: ServiceSettings, extras: Sequence[LifespanExtra], auth_cache_ttl: float
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -187,6 +197,7 @@ def _lifespan(
             async with AsyncExitStack() as stack:
                 for extra in extras:
                     await stack.enter_async_context(extra(app))
+                _freeze_start_up_objects()
                 yield
         finally:
             await engine.dispose()
