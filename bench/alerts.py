@@ -22,13 +22,13 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from bench.infra import BenchInfra, plain_url
+from bench.infra import BenchInfra
 from bench.report import verdict
 from services.alerts.clock import FixedClock
 from services.alerts.domain.bgnbd import fit_bgnbd
 from services.alerts.model_jobs import refresh_segments
 from services.alerts.scanner import AlertScanner
-from shared.db import create_engine
+from shared.db import asyncpg_dsn, create_engine
 
 SECTION = "alerts"
 NOW = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
@@ -63,7 +63,7 @@ FROM unnest($2::text[]) AS d(id) WHERE ca.customer_id = d.id
 
 async def _load(url: str, start: int, stop: int) -> float:
     began = time.perf_counter()
-    conn = await asyncpg.connect(plain_url(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute(_LOAD, NOW, start, stop, MERCHANTS)
         await conn.execute("VACUUM ANALYZE customer_activity")
@@ -74,7 +74,7 @@ async def _load(url: str, start: int, stop: int) -> float:
 
 async def _make_due(url: str, population: int, count: int, rng: np.random.Generator) -> None:
     """`count` customers never alerted before become due (their check is a day late)."""
-    conn = await asyncpg.connect(plain_url(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         alerted = {r[0] for r in await conn.fetch("SELECT customer_id FROM alerts")}
         picked: list[str] = []

@@ -26,7 +26,7 @@ import asyncpg
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.infra import BenchInfra, plain_url
+from bench.infra import BenchInfra
 from bench.report import (
     Progress,
     Rate,
@@ -37,7 +37,7 @@ from bench.report import (
 )
 from bench.workload import Purchases, make_purchases, produce
 from shared.contracts.pos import PurchaseCompleted
-from shared.db import create_engine
+from shared.db import asyncpg_dsn, create_engine
 from shared.kafka.handlers import BatchContext, HandlerRegistry
 from shared.kafka.runtime import BatchOutcome, EventConsumer, Record
 
@@ -91,7 +91,7 @@ async def raw_consume(bootstrap: str, topic: str, count: int) -> Rate:
 async def raw_insert(url: str, purchases: Purchases, form: str) -> Rate:
     table = f"raw_rows_{form}"
     chunks = _chunks(purchases, BATCH)
-    conn = await asyncpg.connect(plain_url(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute(ROWS_DDL.format(table=table))
         progress = Progress(len(purchases))
@@ -172,7 +172,7 @@ async def runtime_run(
     infra: BenchInfra, topic: str, count: int, registry: HandlerRegistry, name: str
 ) -> Rate:
     url = await infra.fresh_database("points")
-    conn = await asyncpg.connect(plain_url(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     await conn.execute(ROWS_DDL.format(table="purchase_rows"))
     engine = create_engine(url)
     progress = Progress(count)

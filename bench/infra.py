@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
+from shared.db import asyncpg_dsn
 from shared.devinfra import EmbeddedInfra
 from shared.migrate import upgrade
 
@@ -26,11 +27,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def plain_url(url: str) -> str:
-    """The asyncpg spelling of a SQLAlchemy `postgresql+asyncpg://` URL."""
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ class BenchInfra:
     async def fresh_database(self, service: str = "points") -> str:
         """A new database migrated to head with `service`'s Alembic migrations."""
         name = f"bench_{service}_{uuid.uuid4().hex[:10]}"
-        admin = await asyncpg.connect(plain_url(self.admin_url))
+        admin = await asyncpg.connect(asyncpg_dsn(self.admin_url))
         try:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:

@@ -35,12 +35,12 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.foundation import TimedConsumer
-from bench.infra import BenchInfra, free_port, plain_url
+from bench.infra import BenchInfra, free_port
 from bench.report import Progress, Rate, garbage_collection_time, print_table, verdict
 from bench.workload import make_purchases, produce
 from services.points.handlers import points_registry
 from shared.auth import Scope, create_key
-from shared.db import create_engine
+from shared.db import asyncpg_dsn, create_engine
 from shared.kafka.admin import ensure_topics
 from shared.outbox import OutboxRelay
 
@@ -154,7 +154,7 @@ async def _until(done: Any, tasks: list[asyncio.Task[None]], what: str) -> None:
 
 
 async def _until_outbox_empty(url: str, tasks: list[asyncio.Task[None]]) -> None:
-    conn = await asyncpg.connect(plain_url(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         while int(await conn.fetchval("SELECT count(*) FROM outbox")):
             await _until(lambda: True, tasks, "outbox rows relayed")  # a crashed worker raises
@@ -211,7 +211,7 @@ async def _analyze(url: str) -> None:
     Right after a bulk load the planner still believes the tables are empty and may scan
     them whole for every balance read.
     """
-    conn = await asyncpg.connect(plain_url(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute("ANALYZE accounts, lots, order_earnings, ledger")
     finally:

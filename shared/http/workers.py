@@ -68,8 +68,6 @@ class WorkerBoard:
 
     def start(self, name: str, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `work` as task `name`; its end is recorded (and a crash logged) at once."""
-        if name in self._tasks:
-            raise ValueError(f"{self.service} already runs a worker named {name!r}")
         self._tasks[name] = _Task()
         task = asyncio.create_task(work, name=f"{self.service}-{name}")
         task.add_done_callback(lambda done: self._ended(name, done))

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts.pos import PurchaseCompleted
+from shared.db import asyncpg_dsn
 from shared.kafka.handlers import BatchContext, HandlerRegistry
 
 DDL = [
@@ -58,7 +59,7 @@ def counting_registry(delay: float = 0.0) -> HandlerRegistry:
 
 
 async def prepare(db_url: str) -> None:
-    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
         for statement in DDL:
             await conn.execute(statement)
@@ -68,7 +69,7 @@ async def prepare(db_url: str) -> None:
 
 async def applications(db_url: str) -> dict[uuid.UUID, int]:
     """How many times each event id was applied."""
-    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
         rows = await conn.fetch("SELECT event_id, count(*) AS n FROM applications GROUP BY 1")
     finally:
@@ -136,7 +137,7 @@ async def wait_until(predicate: Any, timeout: float = 60, interval: float = 0.1)
 
 
 async def totals_sum(db_url: str) -> int:
-    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
         return int(await conn.fetchval("SELECT coalesce(sum(amount_minor), 0) FROM totals"))
     finally:

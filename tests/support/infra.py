@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db import asyncpg_dsn
 from shared.devinfra import EmbeddedInfra
 from shared.migrate import upgrade
 from shared.settings import asyncpg_url
@@ -86,10 +87,6 @@ def start_test_infra(workdir: Path) -> Iterator[Infra]:
         embedded.down()
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 class Databases:
     """Fresh databases per test, copied from a migrated template per service."""
 
@@ -98,7 +95,7 @@ class Databases:
         self.templates: dict[str, str] = {}
 
     async def _admin(self) -> asyncpg.Connection:
-        return await asyncpg.connect(_plain(self.infra.admin_url))
+        return await asyncpg.connect(asyncpg_dsn(self.infra.admin_url))
 
     async def template(self, service: str) -> str:
         if service not in self.templates:

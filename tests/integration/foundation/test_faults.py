@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.contracts.registry import decode_event
 from shared.contracts.topics import dead_letter_topic
-from shared.db import create_engine
+from shared.db import asyncpg_dsn, create_engine
 from shared.kafka.admin import ensure_topics
 from shared.outbox import OutboxRelay, OutboxWriter
 from tests.support.counting import (
@@ -64,7 +64,7 @@ async def _outage(infra: Infra, db: str) -> None:
         await asyncio.to_thread(infra.embedded.start_postgres)
         return
     # External or container PostgreSQL cannot be stopped from here: cut every session.
-    conn = await asyncpg.connect(infra.admin_url.replace("postgresql+asyncpg", "postgresql"))
+    conn = await asyncpg.connect(asyncpg_dsn(infra.admin_url))
     try:
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
