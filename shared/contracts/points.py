@@ -141,12 +141,45 @@ class PointsDebitReversedData(AccountSnapshot):
     points: int = Field(gt=0, description="Points given back, with their original expiry.")
 
 
+class PointsSettledData(AccountSnapshot):
+    order_id: Identifier
+    merchant_id: Identifier
+    points: int = Field(ge=0, description="The order's points that stayed: earned less reversed.")
+    amount: Money = Field(description="What stayed of the order's amount after its returns.")
+    currency: Currency = Field(description="The programme currency of amount.")
+    fully_returned: bool = Field(description="Every unit of the order came back.")
+    settled_lifetime_points: int = Field(
+        ge=0, description="The points of every settled order of the customer, this one included."
+    )
+    settled_purchase_count: int = Field(
+        ge=0, description="Settled orders of the customer not fully returned, this one included."
+    )
+    first_settled_purchase: bool = Field(
+        description=(
+            "True exactly once per customer: the first order to settle without being "
+            "fully returned."
+        )
+    )
+
+
 class PointsAccrued(EventEnvelope):
     """A purchase was recorded: its points (maybe 0) are pending until its return window ends."""
 
     type: Literal["points.accrued"]
     version: Literal[1]
     data: PointsAccruedData
+
+
+class PointsSettled(EventEnvelope):
+    """An order's return window ended: what stayed of it now counts for tiers and rewards.
+
+    Tiers, milestones and referral rewards count a purchase only from this event on, so
+    buying and returning within the window earns none of them.
+    """
+
+    type: Literal["points.settled"]
+    version: Literal[1]
+    data: PointsSettledData
 
 
 class PointsReversed(EventEnvelope):
@@ -231,6 +264,7 @@ class PointsDebitReversed(EventEnvelope):
 
 POINTS_EVENTS: tuple[type[EventEnvelope], ...] = (
     PointsAccrued,
+    PointsSettled,
     PointsReversed,
     PointsRedeemed,
     PointsRedemptionCancelled,
