@@ -33,10 +33,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards.compensation import Delivery
-from services.rewards.db import catalogue_claims, catalogue_items, customers, vouchers
+from services.rewards.db import (
+    catalogue_claims,
+    catalogue_items,
+    customers,
+    returned_redemptions,
+    vouchers,
+)
 from services.rewards.domain.catalogue import (
     CatalogueItem,
     Claimant,
@@ -244,7 +251,20 @@ def _claim_id(event: EventEnvelope) -> uuid.UUID | None:
         return None  # a debit some other saga asked for
 
 
+async def _remember_redemption(ctx: BatchContext, claim: Any, event: EventEnvelope) -> None:
+    """Keep the points service's redemption behind the debit: a later cancellation of that
+    redemption (outside the saga) names only it."""
+    if claim.redemption_id is None:
+        await ctx.conn.execute(
+            sa.update(catalogue_claims)
+            .where(catalogue_claims.c.claim_id == claim.claim_id)
+            .values(redemption_id=event.data.redemption_id)
+        )
+
+
 async def _answer(ctx: BatchContext, delivery: Delivery, event: EventEnvelope, claim: Any) -> None:
+    if event.type == "points.debited":
+        await _remember_redemption(ctx, claim, event)
     requested = claim.state == ClaimState.REQUESTED.value
     cancelled = claim.state == ClaimState.CANCELLED.value
     if event.type == "points.debited":
@@ -288,6 +308,38 @@ async def apply_debit_answers(
         if claim_id is not None and claim_id in claims:
             await _answer(ctx, delivery, event, claims[claim_id])
             claims[claim_id] = await claim_row(ctx.conn, claim_id)
+
+
+async def record_returned_redemptions(ctx: BatchContext, events: Sequence[EventEnvelope]) -> None:
+    """Remember every redemption the points service gave back (`points.redemption_cancelled`).
+
+    The saga never cancels a redemption (it asks for `points.debit_reversal_requested`), so
+    one that backs a catalogue claim was taken back behind the saga's back while its voucher
+    stays valid: `GET /v1/admin/invariants` reports it (`catalogue_voucher_points_returned`).
+    Stored whatever order the events arrive in; the invariant joins it to the claims.
+    """
+    rows = [
+        {
+            "redemption_id": e.data.redemption_id,
+            "customer_id": e.customer_id,
+            "merchant_id": e.data.merchant_id,
+            "points": e.data.points,
+            "returned_at": e.occurred_at,
+        }
+        for e in events
+    ]
+    await ctx.conn.execute(pg.insert(returned_redemptions).values(rows).on_conflict_do_nothing())
+    backing = await ctx.conn.execute(
+        sa.select(catalogue_claims.c.claim_id, catalogue_claims.c.voucher_id).where(
+            catalogue_claims.c.redemption_id.in_([r["redemption_id"] for r in rows])
+        )
+    )
+    for claim in backing:
+        log.error(
+            "the points of claim %s were given back outside the saga; its voucher %s is kept",
+            claim.claim_id,
+            claim.voucher_id,
+        )
 
 
 async def claim_view(conn: AsyncConnection, claim: Any, now: datetime) -> dict[str, Any]:

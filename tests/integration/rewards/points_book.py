@@ -122,3 +122,28 @@ class PointsBook:
             "currency": "EUR",
         }
         return self._event("tier.changed", data)
+
+    def debit(self, claim_id: str, points: int, redemption_id: str) -> dict[str, Any]:
+        """The saga's debit for a catalogue claim (`points.debited`)."""
+        self.available -= points
+        data = {
+            **self._snapshot(),
+            "debit_id": claim_id,
+            "redemption_id": redemption_id,
+            "merchant_id": "rewards",
+            "points": points,
+        }
+        return self._event("points.debited", data)
+
+    def cancel_redemption(
+        self, redemption_id: str, points: int, merchant: str = "rewards"
+    ) -> dict[str, Any]:
+        """`POST /v1/redemptions/{id}/cancel` as the points service reports it."""
+        self.available += points
+        data = {
+            **self._snapshot(),
+            "redemption_id": redemption_id,
+            "merchant_id": merchant,
+            "points": points,
+        }
+        return self._event("points.redemption_cancelled", data)
