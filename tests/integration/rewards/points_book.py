@@ -21,6 +21,11 @@ class _Order:
     def kept(self) -> int:
         return self.points - self.returned
 
+    @property
+    def fully_returned(self) -> bool:
+        """Every unit came back (an order that earned nothing and was kept is a purchase)."""
+        return self.points > 0 and self.kept == 0
+
 
 @dataclass
 class PointsBook:
@@ -88,7 +93,7 @@ class PointsBook:
         order = self.orders[order_id]
         assert not order.settled, "an order settles once"
         order.settled = True
-        fully_returned = order.kept == 0
+        fully_returned = order.fully_returned
         self.pending -= order.kept
         self.available += order.kept
         self.settled_points += order.kept
