@@ -219,6 +219,7 @@ def _points(row: Any) -> dict[str, Any] | None:
     return {
         "available": row.available,
         "lifetime_points": row.lifetime_points,
+        "settled_points": row.settled_points,
         "tier": row.tier,
         "first_purchase_at": row.first_purchase_at,
         "as_of": row.updated_at,

@@ -96,6 +96,8 @@ async def test_only_settled_purchases_earn_milestones_and_the_referral_reward(
             await publish(infra.bootstrap_servers, stack.points_topic, kept)
             await stack.wait_handled(len(returned) + len(kept))
             await stack.outbox_empty()
+            view = (await client.get("/v1/customers/gus/rewards")).json()["points"]
+            assert (view["lifetime_points"], view["settled_points"]) == (1700, 1700), view
         paid = await _paid(stack)
         assert paid == {
             "milestones": [("gus", "every-1000", 1), ("gus", "gold-welcome", 1)],
