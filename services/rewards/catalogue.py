@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards.compensation import Delivery
@@ -41,7 +40,6 @@ from services.rewards.db import (
     catalogue_claims,
     catalogue_items,
     customers,
-    returned_redemptions,
     vouchers,
 )
 from services.rewards.domain.catalogue import (
@@ -371,38 +369,6 @@ async def apply_debit_answers(
         if claim_id is not None and claim_id in claims:
             await _answer(ctx, delivery, event, claims[claim_id])
             claims[claim_id] = await claim_row(ctx.conn, claim_id)
-
-
-async def record_returned_redemptions(ctx: BatchContext, events: Sequence[EventEnvelope]) -> None:
-    """Remember every redemption the points service gave back (`points.redemption_cancelled`).
-
-    The saga never cancels a redemption (it asks for `points.debit_reversal_requested`), so
-    one that backs a catalogue claim was taken back behind the saga's back while its voucher
-    stays valid: `GET /v1/admin/invariants` reports it (`catalogue_voucher_points_returned`).
-    Stored whatever order the events arrive in; the invariant joins it to the claims.
-    """
-    rows = [
-        {
-            "redemption_id": e.data.redemption_id,
-            "customer_id": e.customer_id,
-            "merchant_id": e.data.merchant_id,
-            "points": e.data.points,
-            "returned_at": e.occurred_at,
-        }
-        for e in events
-    ]
-    await ctx.conn.execute(pg.insert(returned_redemptions).values(rows).on_conflict_do_nothing())
-    backing = await ctx.conn.execute(
-        sa.select(catalogue_claims.c.claim_id, catalogue_claims.c.voucher_id).where(
-            catalogue_claims.c.redemption_id.in_([r["redemption_id"] for r in rows])
-        )
-    )
-    for claim in backing:
-        log.error(
-            "the points of claim %s were given back outside the saga; its voucher %s is kept",
-            claim.claim_id,
-            claim.voucher_id,
-        )
 
 
 def may_see_claim(key_merchant: str | None, claim: Any) -> bool:

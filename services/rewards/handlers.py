@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.rewards.catalogue import apply_debit_answers, record_returned_redemptions
+from services.rewards.catalogue import apply_debit_answers
 from services.rewards.compensation import Delivery
 from services.rewards.incidents import apply_incidents
 from services.rewards.milestones import on_projection_change
 from services.rewards.projection import project
+from services.rewards.returned_points import record_returned_redemptions
 from services.rewards.topics import RewardsTopics
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.points import POINTS_EVENTS
