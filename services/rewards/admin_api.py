@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from services.rewards.api import clock, delivery, engine
 from services.rewards.catalogue import item_from_row
+from services.rewards.catalogue_items import save_item
 from services.rewards.claims import decide_compensation, overdue_claims, review_queue
 from services.rewards.compensation import merchant_month_spend
 from services.rewards.db import (
@@ -142,23 +143,13 @@ async def all_items(request: Request, _: Admin) -> dict[str, Any]:
 
 @router.put("/catalogue/{item_id}", summary="Create or change a catalogue item")
 async def put_item(request: Request, item_id: Key, body: ItemDocument, _: Admin) -> dict[str, Any]:
-    values = {"item_id": item_id, **body.model_dump(), "units_claimed": 0}
+    values = {"item_id": item_id, **body.model_dump()}
     try:
         item_from_row(type("Row", (), {**values, "voucher_valid_days": body.voucher_valid_days}))
     except RewardsRuleError as error:
         raise Unprocessable(str(error), code="catalogue_item_invalid") from error
-    statement = pg.insert(catalogue_items).values(**values)
-    changeable = [k for k in values if k not in ("item_id", "units_claimed")]
     async with engine(request).begin() as conn:
-        row = (
-            await conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["item_id"], set_={k: statement.excluded[k] for k in changeable}
-                ).returning(catalogue_items)
-            )
-        ).one()
-    if row.total_stock is not None and row.units_claimed > row.total_stock:
-        raise Unprocessable("stock below units already claimed", code="stock_below_claimed")
+        row = await save_item(conn, values)
     return {**row._mapping, "eligible_tiers": list(row.eligible_tiers)}
 
 

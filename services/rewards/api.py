@@ -24,6 +24,7 @@ from services.rewards.catalogue import (
     ClaimNotFound,
     claim_row,
     claim_view,
+    may_see_claim,
     request_claim,
 )
 from services.rewards.claims import ClaimFiling, file_claim
@@ -119,7 +120,7 @@ def _item(row: Any) -> dict[str, Any]:
     responses={202: {"description": "still in progress; poll the Location"}},
 )
 async def claim_item(
-    request: Request, customer_id: CustomerId, body: ClaimRequest, _: Claim
+    request: Request, customer_id: CustomerId, body: ClaimRequest, principal: Claim
 ) -> JSONResponse:
     now = clock(request)()
     outbox = OutboxWriter()
@@ -132,6 +133,7 @@ async def claim_item(
             body.item_id,
             now,
             body.idempotency_key,
+            principal.merchant_id,
         )
         await outbox.flush(conn)
     _wake_relay(request)
@@ -168,30 +170,38 @@ async def _wait_for_outcome(request: Request, claim_id: uuid.UUID) -> dict[str, 
 
 
 @router.get("/claims/{claim_id}", summary="A catalogue claim's state and voucher")
-async def get_claim(request: Request, claim_id: uuid.UUID, _: Read) -> dict[str, Any]:
+async def get_claim(request: Request, claim_id: uuid.UUID, principal: Read) -> dict[str, Any]:
     async with engine(request).connect() as conn:
         row = await claim_row(conn, claim_id)
-        if row is None:
+        if row is None or not may_see_claim(principal.merchant_id, row):
             raise ClaimNotFound(f"no claim {claim_id}")
         return await claim_view(conn, row, clock(request)())
 
 
 @router.get("/customers/{customer_id}/rewards", summary="A customer's vouchers and points view")
-async def customer_rewards(request: Request, customer_id: CustomerId, _: Read) -> dict[str, Any]:
+async def customer_rewards(
+    request: Request, customer_id: CustomerId, principal: Read
+) -> dict[str, Any]:
+    """A key bound to a merchant sees only the vouchers bound to that merchant and the
+    guarantee claims filed with it: a voucher code is the voucher, so another merchant's
+    codes are not its to read."""
     now = clock(request)()
+    bound = principal.merchant_id
     async with engine(request).connect() as conn:
         view = (
             await conn.execute(sa.select(customers).where(customers.c.customer_id == customer_id))
         ).first()
+        mine = [] if bound is None else [vouchers.c.merchant_id == bound]
         rows = await conn.execute(
             sa.select(vouchers)
-            .where(vouchers.c.customer_id == customer_id)
+            .where(vouchers.c.customer_id == customer_id, *mine)
             .order_by(vouchers.c.issued_at.desc())
             .limit(500)
         )
+        filed = [] if bound is None else [guarantee_claims.c.merchant_id == bound]
         claims = await conn.execute(
             sa.select(guarantee_claims.c.claim_id)
-            .where(guarantee_claims.c.customer_id == customer_id)
+            .where(guarantee_claims.c.customer_id == customer_id, *filed)
             .order_by(guarantee_claims.c.filed_at.desc())
             .limit(100)
         )
@@ -209,6 +219,7 @@ def _points(row: Any) -> dict[str, Any] | None:
     return {
         "available": row.available,
         "lifetime_points": row.lifetime_points,
+        "settled_points": row.settled_points,
         "tier": row.tier,
         "first_purchase_at": row.first_purchase_at,
         "as_of": row.updated_at,

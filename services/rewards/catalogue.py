@@ -36,7 +36,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards.compensation import Delivery
-from services.rewards.db import catalogue_claims, catalogue_items, customers, vouchers
+from services.rewards.db import (
+    catalogue_claims,
+    catalogue_items,
+    customers,
+    vouchers,
+)
 from services.rewards.domain.catalogue import (
     CatalogueItem,
     Claimant,
@@ -44,12 +49,13 @@ from services.rewards.domain.catalogue import (
     ItemUsage,
     claim_ineligibility,
     holds_stock,
+    may_claim_for,
 )
 from services.rewards.events import rewards_event
 from services.rewards.issuing import VoucherRequest, issue_voucher, voucher_view
 from services.rewards.topics import RewardsTopics
 from shared.contracts.envelope import EventEnvelope
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.kafka.handlers import BatchContext
 from shared.outbox import OutboxWriter
 
@@ -69,6 +75,18 @@ class ClaimNotFound(NotFound):
 
 class ClaimRefused(Conflict):
     code, title = "claim_refused", "The item cannot be claimed"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    code, title = "idempotency_key_reused", "Idempotency key reused with a different request"
+
+
+class ItemOfAnotherMerchant(Forbidden):
+    code, title = "merchant_mismatch", "API key lacks permission"
+
+
+# Two keys (customer, idempotency key): no separator to confuse "a:b"+"c" with "a"+"b:c".
+_CLAIM_KEY_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext(:customer), hashtext(:key))")
 
 
 def item_from_row(row: Any) -> CatalogueItem:
@@ -108,6 +126,47 @@ async def claim_row(conn: AsyncConnection, claim_id: uuid.UUID, lock: bool = Fal
     return (await conn.execute(query.with_for_update() if lock else query)).first()
 
 
+async def _earlier_claim(
+    conn: AsyncConnection, customer_id: str, item_id: str, idempotency_key: str
+) -> Any:
+    """The claim this key already made for the customer, if any; refuses a key reused for
+    another item (same key, same body: the same claim). Same-key requests queue on a lock,
+    so two at once cannot both find nothing and both insert."""
+    await conn.execute(_CLAIM_KEY_LOCK, {"customer": customer_id, "key": idempotency_key})
+    earlier = (
+        await conn.execute(
+            sa.select(catalogue_claims).where(
+                catalogue_claims.c.customer_id == customer_id,
+                catalogue_claims.c.idempotency_key == idempotency_key,
+            )
+        )
+    ).first()
+    if earlier is not None and earlier.item_id != item_id:
+        raise IdempotencyKeyReused(
+            f"idempotency key {idempotency_key!r} was used to claim {earlier.item_id}, "
+            f"not {item_id}",
+            field="idempotency_key",
+        )
+    return earlier
+
+
+def _ensure_claimable_by(key_merchant: str | None, item_merchant: str | None) -> None:
+    if not may_claim_for(key_merchant, item_merchant):
+        raise ItemOfAnotherMerchant(
+            "this API key is bound to another merchant than the item's",
+            field="item_id",
+            merchant_id=item_merchant,
+        )
+
+
+async def _item_row(conn: AsyncConnection, item_id: str, lock: bool = True) -> Any:
+    query = sa.select(catalogue_items).where(catalogue_items.c.item_id == item_id)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    if row is None:
+        raise ItemNotFound(f"no catalogue item {item_id}", field="item_id")
+    return row
+
+
 async def request_claim(
     conn: AsyncConnection,
     outbox: OutboxWriter,
@@ -116,27 +175,36 @@ async def request_claim(
     item_id: str,
     now: datetime,
     idempotency_key: str | None = None,
+    key_merchant: str | None = None,
 ) -> Any:
-    """Reserve a unit and ask the points service for the debit; returns the claim row."""
+    """Reserve a unit and ask the points service for the debit; returns the claim row.
+
+    `key_merchant` is the merchant the caller's API key is bound to (None: unbound); such
+    a key claims only its merchant's items and the programme's own (no merchant).
+    """
     if idempotency_key is not None:
-        earlier = (
-            await conn.execute(
-                sa.select(catalogue_claims).where(
-                    catalogue_claims.c.customer_id == customer_id,
-                    catalogue_claims.c.idempotency_key == idempotency_key,
-                )
-            )
-        ).first()
+        earlier = await _earlier_claim(conn, customer_id, item_id, idempotency_key)
         if earlier is not None:
+            row = await _item_row(conn, item_id, lock=False)
+            _ensure_claimable_by(key_merchant, row.merchant_id)
             return earlier
-    row = (
-        await conn.execute(
-            sa.select(catalogue_items).where(catalogue_items.c.item_id == item_id).with_for_update()
-        )
-    ).first()
-    if row is None:
-        raise ItemNotFound(f"no catalogue item {item_id}")
+    row = await _item_row(conn, item_id)
+    _ensure_claimable_by(key_merchant, row.merchant_id)
     item = item_from_row(row)
+    return await _reserve(conn, outbox, topics, item, row, customer_id, now, idempotency_key)
+
+
+async def _reserve(
+    conn: AsyncConnection,
+    outbox: OutboxWriter,
+    topics: RewardsTopics,
+    item: CatalogueItem,
+    row: Any,
+    customer_id: str,
+    now: datetime,
+    idempotency_key: str | None,
+) -> Any:
+    item_id = item.item_id
     mine = await conn.scalar(
         sa.select(sa.func.count()).where(
             catalogue_claims.c.item_id == item_id,
@@ -244,7 +312,20 @@ def _claim_id(event: EventEnvelope) -> uuid.UUID | None:
         return None  # a debit some other saga asked for
 
 
+async def _remember_redemption(ctx: BatchContext, claim: Any, event: EventEnvelope) -> None:
+    """Keep the points service's redemption behind the debit: a later cancellation of that
+    redemption (outside the saga) names only it."""
+    if claim.redemption_id is None:
+        await ctx.conn.execute(
+            sa.update(catalogue_claims)
+            .where(catalogue_claims.c.claim_id == claim.claim_id)
+            .values(redemption_id=event.data.redemption_id)
+        )
+
+
 async def _answer(ctx: BatchContext, delivery: Delivery, event: EventEnvelope, claim: Any) -> None:
+    if event.type == "points.debited":
+        await _remember_redemption(ctx, claim, event)
     requested = claim.state == ClaimState.REQUESTED.value
     cancelled = claim.state == ClaimState.CANCELLED.value
     if event.type == "points.debited":
@@ -288,6 +369,13 @@ async def apply_debit_answers(
         if claim_id is not None and claim_id in claims:
             await _answer(ctx, delivery, event, claims[claim_id])
             claims[claim_id] = await claim_row(ctx.conn, claim_id)
+
+
+def may_see_claim(key_merchant: str | None, claim: Any) -> bool:
+    """A key bound to a merchant reads only the claims it could have made (its merchant's
+    items and the programme's own); the others answer as unknown."""
+    item_merchant = None if claim.merchant_id == HOUSE_MERCHANT else claim.merchant_id
+    return may_claim_for(key_merchant, item_merchant)
 
 
 async def claim_view(conn: AsyncConnection, claim: Any, now: datetime) -> dict[str, Any]:

@@ -10,7 +10,9 @@ What the database itself guarantees, so no code path can break it:
   oversell an item;
 - a catalogue claim is `issued` exactly when it has a voucher;
 - one row per (customer, milestone occurrence), one referrer per customer;
-- one referral programme row (rewards_0003), each side paid a voucher or points.
+- one referral programme row (rewards_0003), each side paid a voucher or points;
+- `settled_points` never negative; one row per redemption the points service gave back
+  (rewards_0004).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ customers = sa.Table(
     sa.Column("first_purchase_at", TZ),
     sa.Column("referral_code", sa.Text),
     sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("settled_points", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 customer_orders = sa.Table(
@@ -191,6 +194,17 @@ catalogue_claims = sa.Table(
     sa.Column("idempotency_key", sa.Text),
     sa.Column("created_at", TZ, nullable=False),
     sa.Column("updated_at", TZ, nullable=False),
+    sa.Column("redemption_id", sa.Text),
+)
+
+returned_redemptions = sa.Table(
+    "returned_redemptions",
+    metadata,
+    sa.Column("redemption_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("merchant_id", sa.Text, nullable=False),
+    sa.Column("points", sa.BigInteger, nullable=False),
+    sa.Column("returned_at", TZ, nullable=False),
 )
 
 milestone_rules = sa.Table(

@@ -13,6 +13,7 @@ from services.rewards.compensation import Delivery
 from services.rewards.incidents import apply_incidents
 from services.rewards.milestones import on_projection_change
 from services.rewards.projection import project
+from services.rewards.returned_points import record_returned_redemptions
 from services.rewards.topics import RewardsTopics
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.points import POINTS_EVENTS
@@ -36,6 +37,8 @@ def rewards_registry(
         await project(ctx, events, on_projection_change(delivery(ctx)))
         if events[0].type in _SAGA_ANSWERS:
             await apply_debit_answers(ctx, events, delivery(ctx))
+        elif events[0].type == "points.redemption_cancelled":
+            await record_returned_redemptions(ctx, events)
 
     for model in POINTS_EVENTS:
         registry.batch(model.model_fields["type"].annotation.__args__[0])(points_events)  # type: ignore[union-attr]

@@ -6,6 +6,10 @@ The database already refuses most broken states (unique keys, CHECKs, foreign ke
 - `catalogue_voucher_without_issued_claim`: a catalogue voucher whose claim is not
   `issued` with that very voucher (a cancelled claim with a voucher would mean the points
   were returned and the voucher kept);
+- `catalogue_voucher_points_returned`: a catalogue voucher, still redeemable or already
+  redeemed, whose claim's debit the points service gave back outside the saga
+  (`points.redemption_cancelled` for the debit's redemption): the voucher was paid for
+  with points the customer has again;
 - `claim_unsettled_after_debit`: a claim still `points_debited`, or `cancelled` without the
   points service confirming the return, a day after its last change (points may be spent
   with neither a voucher nor a reversal);
@@ -42,6 +46,15 @@ _CHECKS: dict[str, str] = {
         LEFT JOIN catalogue_claims c ON 'claim:' || c.claim_id::text = v.origin_ref
         WHERE v.origin = 'catalogue'
           AND (c.claim_id IS NULL OR c.state <> 'issued' OR c.voucher_id <> v.voucher_id)
+        ORDER BY v.voucher_id LIMIT :limit
+    """,
+    "catalogue_voucher_points_returned": """
+        SELECT v.voucher_id::text AS subject, c.claim_id::text AS claim_id, c.customer_id,
+               r.redemption_id, r.points AS points_returned, r.returned_at, v.redeemed_at
+        FROM returned_redemptions r
+        JOIN catalogue_claims c ON c.redemption_id = r.redemption_id
+        JOIN vouchers v ON v.voucher_id = c.voucher_id
+        WHERE v.redeemed_at IS NOT NULL OR (v.expired_at IS NULL AND v.expires_at > :now)
         ORDER BY v.voucher_id LIMIT :limit
     """,
     "claim_unsettled_after_debit": """
@@ -139,10 +152,11 @@ async def invariant_violations(
     conn: AsyncConnection, now: datetime | None = None, limit: int = 100
 ) -> list[Violation]:
     """Every breaking row, at most `limit` per invariant (empty when the books are sound)."""
-    settle_by = (now or datetime.now().astimezone()) - UNSETTLED_AFTER
+    now = now or datetime.now().astimezone()
+    params = {"limit": limit, "settle_by": now - UNSETTLED_AFTER, "now": now}
     found: list[Violation] = []
     for name, sql in _CHECKS.items():
-        rows = await conn.execute(sa.text(sql), {"limit": limit, "settle_by": settle_by})
+        rows = await conn.execute(sa.text(sql), params)
         found.extend(_violation(name, row) for row in rows)
     found.extend(await _paid_above_top_tier(conn, limit))
     return found

@@ -1,12 +1,21 @@
-"""Milestones and referral rewards, fired as the projection moves.
+"""Milestones and referral rewards, fired as the projection moves, on settled purchases only.
 
-Milestone rules are rows of `milestone_rules` (every N lifetime points, or a tier
-reached). Each firing inserts its idempotency key into `milestones_reached` first and
-pays only if that insert took, so a replayed or re-derived event never pays twice.
-Referral rewards are paid when the referred customer's first purchase arrives, as the
-`referral_programme` row says at that moment (read once per batch); the `referrals` row
-is marked rewarded in the same transaction, and each side's voucher or credit carries a
-key that depends only on the referred customer.
+A purchase counts once its return window has ended (`points.settled`), so buying and
+returning within the window earns no milestone and no referral reward:
+- "every N lifetime points" rules count `settled_lifetime_points` (what stayed of every
+  settled order), never the points of `points.accrued`;
+- "tier reached" rules fire on `tier.changed` (the points service moves tiers only on
+  settled purchases), from its `previous_tier` to its `tier`;
+- the referral reward is paid at the referred customer's first settled purchase
+  (`first_settled_purchase` of a `points.settled` that is not fully returned), not at the
+  first `points.accrued`.
+
+Milestone rules are rows of `milestone_rules`. Each firing inserts its idempotency key into
+`milestones_reached` first and pays only if that insert took, so a replayed or re-derived
+event never pays twice. Referral rewards are paid as the `referral_programme` row says at
+that moment (read once per batch); the `referrals` row is marked rewarded in the same
+transaction, and each side's voucher or credit carries a key that depends only on the
+referred customer.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from services.rewards.issuing import VoucherRequest, issue_voucher
 from services.rewards.projection import CustomerView, ViewChange
 from services.rewards.referrals import StoredProgramme, load_programme
 from shared.contracts.envelope import EventEnvelope
-from shared.contracts.points import PointsAccrued
+from shared.contracts.points import PointsSettled, TierChanged
 from shared.kafka.handlers import BatchContext
 
 log = logging.getLogger(__name__)
@@ -96,18 +105,36 @@ async def grant(
     delivery.outbox.emit(delivery.topics.rewards, event)
 
 
-def _projection(view: CustomerView | None) -> LoyaltyProjection | None:
-    return None if view is None else LoyaltyProjection(view.lifetime_points, view.tier)
+def _settled_move(
+    before: CustomerView | None, after: CustomerView
+) -> tuple[LoyaltyProjection, LoyaltyProjection]:
+    """Settled points before and after, the tier held still (a settlement moves no tier)."""
+    previous = 0 if before is None else before.settled_points
+    return (
+        LoyaltyProjection(previous, after.tier),
+        LoyaltyProjection(after.settled_points, after.tier),
+    )
+
+
+def _tier_move(event: TierChanged, after: CustomerView) -> tuple[LoyaltyProjection, ...]:
+    """The tier move `tier.changed` reports, the settled points held still."""
+    return (
+        LoyaltyProjection(after.settled_points, event.data.previous_tier.value),
+        LoyaltyProjection(after.settled_points, event.data.tier.value),
+    )
 
 
 async def _milestones(
-    ctx: BatchContext, delivery: Delivery, before: CustomerView | None, after: CustomerView
+    ctx: BatchContext,
+    delivery: Delivery,
+    customer_id: str,
+    move: tuple[LoyaltyProjection, ...],
 ) -> None:
     book = await _rulebook(ctx)
     if not book.rules:
         return
-    current = LoyaltyProjection(after.lifetime_points, after.tier)
-    for firing in reached_between(after.customer_id, book, _projection(before), current):
+    previous, current = move
+    for firing in reached_between(customer_id, book, previous, current):
         took = await ctx.conn.scalar(
             pg.insert(milestones_reached)
             .values(
@@ -124,7 +151,7 @@ async def _milestones(
             await grant(ctx, delivery, firing.customer_id, firing.grant, "milestone", took)
 
 
-async def _referral(ctx: BatchContext, delivery: Delivery, event: PointsAccrued) -> None:
+async def _referral(ctx: BatchContext, delivery: Delivery, event: PointsSettled) -> None:
     row = (
         await ctx.conn.execute(
             sa.update(referrals)
@@ -147,13 +174,17 @@ async def _referral(ctx: BatchContext, delivery: Delivery, event: PointsAccrued)
 
 
 def on_projection_change(delivery: Delivery) -> ViewChange:
-    """What fires when one points event moves a customer's view."""
+    """What fires when one points event moves a customer's view: only a settlement (points
+    milestones, the referral) and a tier change (tier milestones) can pay anything."""
 
     async def changed(
         ctx: BatchContext, event: EventEnvelope, before: CustomerView | None, after: CustomerView
     ) -> None:
-        await _milestones(ctx, delivery, before, after)
-        if isinstance(event, PointsAccrued) and event.data.first_purchase:
-            await _referral(ctx, delivery, event)
+        if isinstance(event, PointsSettled):
+            await _milestones(ctx, delivery, after.customer_id, _settled_move(before, after))
+            if event.data.first_settled_purchase and not event.data.fully_returned:
+                await _referral(ctx, delivery, event)
+        elif isinstance(event, TierChanged):
+            await _milestones(ctx, delivery, after.customer_id, _tier_move(event, after))
 
     return changed

@@ -3,6 +3,9 @@
 Every points event carries the account right after its change (`AccountSnapshot`), and a
 customer's events arrive in order (message key = customer), so the newest snapshot is
 the projection: available balance, tier, lifetime points, purchases, first purchase.
+`settled_points` moves only with `points.settled` (its `settled_lifetime_points`, never
+down: a settled order can no longer be returned), so what milestones count is immune to
+a purchase returned within its window.
 Accruals also record the order (customer, merchant, time), which is how a guarantee
 claim is checked against "an order the customer really made". The previous and new
 views of each event are handed to `on_change` (milestones, referrals) in order.
@@ -20,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards.db import customer_orders, customers
 from shared.contracts.envelope import EventEnvelope
-from shared.contracts.points import AccountSnapshot, PointsAccrued
+from shared.contracts.points import AccountSnapshot, PointsAccrued, PointsSettled
 from shared.kafka.handlers import BatchContext
 
 
@@ -33,6 +36,7 @@ class CustomerView:
     tier: str = "member"
     purchase_count: int = 0
     first_purchase_at: datetime | None = None
+    settled_points: int = 0
 
 
 ViewChange = Callable[
@@ -51,6 +55,7 @@ async def load_views(
         customers.c.tier,
         customers.c.purchase_count,
         customers.c.first_purchase_at,
+        customers.c.settled_points,
     ).where(customers.c.customer_id.in_(sorted(set(customer_ids))))
     if lock:
         query = query.order_by(customers.c.customer_id).with_for_update()
@@ -63,6 +68,9 @@ def _advance(before: CustomerView | None, event: EventEnvelope) -> CustomerView:
     first_at = view.first_purchase_at
     if snap.first_purchase and first_at is None:
         first_at = event.occurred_at
+    settled = view.settled_points
+    if isinstance(event, PointsSettled):
+        settled = max(settled, event.data.settled_lifetime_points)
     return replace(
         view,
         available=snap.available,
@@ -71,6 +79,7 @@ def _advance(before: CustomerView | None, event: EventEnvelope) -> CustomerView:
         tier=snap.tier.value,
         purchase_count=snap.purchase_count,
         first_purchase_at=first_at,
+        settled_points=settled,
     )
 
 
@@ -105,6 +114,7 @@ async def _save(conn: AsyncConnection, views: list[CustomerView]) -> None:
             "tier": v.tier,
             "purchase_count": v.purchase_count,
             "first_purchase_at": v.first_purchase_at,
+            "settled_points": v.settled_points,
         }
         for v in views
     ]

@@ -183,6 +183,29 @@ def claim_ineligibility(
     )
 
 
+def may_claim_for(key_merchant: str | None, item_merchant: str | None) -> bool:
+    """Whether an API key bound to `key_merchant` (None: unbound) may claim an item of
+    `item_merchant` (None: the programme's own item). A bound key never spends a
+    customer's points at another merchant."""
+    return key_merchant is None or item_merchant is None or item_merchant == key_merchant
+
+
+def supply_below_claimed(
+    units_claimed: int, total_stock: int | None, budget_minor: int | None, unit_cost_minor: int
+) -> tuple[str, str] | None:
+    """(field, explanation) when the new stock or budget is below the units already claimed."""
+    if total_stock is not None and total_stock < units_claimed:
+        return "total_stock", (
+            f"total_stock {total_stock} is below the {units_claimed} unit(s) already claimed"
+        )
+    if budget_minor is not None and units_claimed * unit_cost_minor > budget_minor:
+        return "budget_minor", (
+            f"budget_minor {budget_minor} is below the {units_claimed} unit(s) already claimed "
+            f"at {unit_cost_minor} each"
+        )
+    return None
+
+
 def voucher_expiry(item: CatalogueItem, issued_at: datetime) -> datetime:
     """When a voucher for `item` issued at `issued_at` stops being redeemable."""
     return require_aware(issued_at, "the voucher issue time") + item.voucher_valid_for

@@ -1,7 +1,10 @@
 """Milestone rewards: rules as data that fire when a customer's projection moves.
 
 Two kinds of rule: every N lifetime points (every 10,000 -> a free-night
-voucher), and reaching a tier (reaching Gold -> a welcome perk).
+voucher), and reaching a tier (reaching Gold -> a welcome perk). The service feeds
+the projection with settled points only (orders whose return window has ended) and
+with the tier moves the points service reports, so a purchase returned within its
+window never reaches a milestone.
 
 Exactly once per customer per milestone, even on replay: each firing carries an
 idempotency key (customer, rule, nth occurrence). The nth occurrence of an

@@ -4,8 +4,9 @@ Each customer has a referral code to share. A referral is refused when it is a
 self-referral, when it would close a circle (B referred A, so A cannot refer B,
 nor can anyone A brought in), when the new customer already has a referrer, or
 when the "new" customer has already bought something. When the referred
-customer makes a first purchase, both receive their reward once: the two
-idempotency keys depend only on the referred customer, who has one referrer.
+customer's first purchase settles (its return window ended and it was not fully
+returned), both receive their reward once: the two idempotency keys depend only on
+the referred customer, who has one referrer.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Referral:
 
 @dataclass(frozen=True)
 class ReferralProgramme:
-    """What each side receives when the referred customer first buys."""
+    """What each side receives when the referred customer's first purchase settles."""
 
     referrer_grant: Grant
     referee_grant: Grant
@@ -107,7 +108,8 @@ class ReferralReward:
 def rewards_for_first_purchase(
     referral: Referral, programme: ReferralProgramme, buyer_id: str, is_first_purchase: bool
 ) -> tuple[ReferralReward, ...]:
-    """Both rewards when the referred customer makes a first purchase, else nothing.
+    """Both rewards when the referred customer's first (settled) purchase is this one, else
+    nothing.
 
     Replays return the same idempotency keys, so each side is paid once.
     """

@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.rewards.helpers import (
@@ -17,7 +18,8 @@ from tests.integration.rewards.helpers import (
     rewards_stack,
     serving,
 )
-from tests.support.counting import publish
+from tests.integration.rewards.points_book import PointsBook
+from tests.support.counting import publish, wait_until
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -73,7 +75,7 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
         async with serving(stack, infra, workers=False) as client:
             sound = (await client.get("/v1/admin/invariants")).json()
             assert sound["ok"] is True and sound["violations"] == [], sound
-            assert len(sound["checked"]) == 6
+            assert len(sound["checked"]) == 7
             # Break the books, one invariant at a time.
             oversold = "UPDATE catalogue_items SET units_claimed = 2 WHERE item_id = 'tea2'"
             await stack.execute(oversold)
@@ -116,3 +118,63 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
         }, broken["violations"]
         above = next(v for v in broken["violations"] if v["invariant"] == "paid_above_top_tier")
         assert above["detail"] == {"paid_minor": 16001, "top_tier_minor": 16000}
+
+
+async def _issued_claim(
+    client: httpx.AsyncClient, stack: RewardsStack, infra: Infra, una: PointsBook
+) -> dict[str, Any]:
+    """A claim answered by a `points.debited` (published as the points service would)."""
+    window = {
+        "claimable_from": days_ago(1).isoformat(),
+        "claimable_until": (NOW + timedelta(days=9)).isoformat(),
+    }
+    item = {"reward_code": "tea", "title": "Tea", "points_cost": 40, "voucher_valid_days": 30}
+    put = await client.put("/v1/admin/catalogue/tea", json={**item, **window, "total_stock": 5})
+    assert put.status_code == 200, put.text
+    claimed = await client.post("/v1/customers/una/claims", json={"item_id": "tea"})
+    assert claimed.status_code == 202, claimed.text
+    claim_id = claimed.json()["claim_id"]
+    redemption = str(uuid.uuid4())
+    await publish(
+        infra.bootstrap_servers, stack.points_topic, [una.debit(claim_id, 40, redemption)]
+    )
+
+    async def issued() -> object:
+        view = (await client.get(f"/v1/claims/{claim_id}")).json()
+        return True if view["state"] == "issued" else f"claim is {view['state']}"
+
+    await wait_until(issued, timeout=30)
+    view = (await client.get(f"/v1/claims/{claim_id}")).json()
+    return {"claim": claim_id, "redemption": redemption, "voucher": view["voucher"]}
+
+
+async def test_a_claims_points_given_back_outside_the_saga_are_reported(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        una = PointsBook("una")
+        funded = [una.buy("una-1", 100), una.settle("una-1")]
+        await publish(infra.bootstrap_servers, stack.points_topic, funded)
+        async with serving(stack, infra) as client:
+            await stack.wait_handled(2)
+            claim = await _issued_claim(client, stack, infra, una)
+            sound = (await client.get("/v1/admin/invariants")).json()
+            assert sound["violations"] == [], "an issued claim with its debit in place is sound"
+            unrelated = una.cancel_redemption(str(uuid.uuid4()), 10, merchant="cafe")
+            taken_back = una.cancel_redemption(claim["redemption"], 40)
+            await publish(infra.bootstrap_servers, stack.points_topic, [unrelated, taken_back])
+            await stack.wait_handled(5)
+            active = (await client.get("/v1/admin/invariants")).json()
+            code = claim["voucher"]["code"]
+            redeemed = await client.post(f"/v1/vouchers/{code}/redeem", json={"merchant_id": "x"})
+            assert redeemed.status_code == 200, redeemed.text
+            after_redeem = (await client.get("/v1/admin/invariants")).json()
+        for report in (active, after_redeem):
+            assert report["ok"] is False
+            found = [(v["invariant"], v["subject"]) for v in report["violations"]]
+            assert found == [("catalogue_voucher_points_returned", claim["voucher"]["voucher_id"])]
+            detail = report["violations"][0]["detail"]
+            assert detail["claim_id"] == claim["claim"], detail
+            assert detail["redemption_id"] == claim["redemption"], detail
+            assert detail["points_returned"] == 40, detail
+        assert after_redeem["violations"][0]["detail"]["redeemed_at"] is not None

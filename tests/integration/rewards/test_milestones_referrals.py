@@ -1,8 +1,8 @@
 """Milestones and referrals through Kafka and HTTP on the real broker and PostgreSQL:
 every-N-points and tier milestones fire once per customer even when every event is replayed
-or re-derived; a referral pays both sides once at the referred customer's first purchase, as
-the programme configured by an admin says; self, circular, repeated and late referrals are
-refused with a problem+json reason."""
+or re-derived; a referral pays both sides once at the referred customer's first settled
+purchase, as the programme configured by an admin says; self, circular, repeated and late
+referrals are refused with a problem+json reason."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import pytest
 
 from services.rewards.domain.referrals import new_referral_code
 from tests.integration.rewards.helpers import (
-    NOW,
     RewardsStack,
     accrued,
     days_ago,
     rewards_stack,
     serving,
 )
+from tests.integration.rewards.points_book import PointsBook
 from tests.support.counting import publish
 from tests.support.infra import Infra
 
@@ -35,21 +35,15 @@ VALUES ('every-1000', 'every_lifetime_points', 1000, NULL, 'free-night', NULL),
 
 
 def _journey(customer: str) -> list[dict[str, Any]]:
-    """400 -> 1,200 (silver) -> 2,500 (gold) -> 1,900 (silver, after a return) -> 2,100 (gold)."""
-    steps = [(400, "member"), (1200, "silver"), (2500, "gold"), (1900, "silver"), (2100, "gold")]
-    return [
-        accrued(
-            customer,
-            f"{customer}-o{n}",
-            days_ago(10 - n),
-            available=lifetime,
-            lifetime=lifetime,
-            tier=tier,
-            purchases=n + 1,
-            first=n == 0,
-        )
-        for n, (lifetime, tier) in enumerate(steps)
-    ]
+    """Settled 400 -> 1,200 (silver) -> 2,100 (gold), down to silver at the yearly review and
+    qualifying for gold again."""
+    book = PointsBook(customer)
+    events = []
+    for n, (points, tier) in enumerate([(400, None), (800, "silver"), (900, "gold")]):
+        events += [book.buy(f"{customer}-o{n}", points), book.settle(f"{customer}-o{n}")]
+        if tier is not None:
+            events.append(book.move_tier(tier))
+    return [*events, book.move_tier("silver"), book.move_tier("gold")]
 
 
 async def _milestone_state(stack: RewardsStack) -> list[Any]:
@@ -80,7 +74,7 @@ async def test_milestones_fire_once_per_customer_even_on_replay(
             ("noa", "every-1000", 1),
             ("noa", "every-1000", 2),
             ("noa", "gold-welcome", 1),
-        ], "2,000 lifetime points crossed twice and gold reached twice still pay once each"
+        ], "2,100 settled points pay 1,000 and 2,000 once; gold reached twice pays once"
         vouchers = await stack.rows(
             "SELECT customer_id, reward_code, origin FROM vouchers ORDER BY 1"
         )
@@ -154,7 +148,7 @@ async def test_referrals_are_recorded_once_and_refused_with_reasons(
         assert [tuple(r) for r in links] == [("bea", "ann"), ("cai", "bea")]
 
 
-async def test_both_sides_are_rewarded_once_at_the_first_purchase(
+async def test_both_sides_are_rewarded_once_at_the_first_settled_purchase(
     infra: Infra, rewards_db: str, unique: str
 ) -> None:
     async with rewards_stack(infra, rewards_db, unique) as stack:
@@ -171,16 +165,18 @@ async def test_both_sides_are_rewarded_once_at_the_first_purchase(
             assert defined.status_code == 200, defined.text
             code = await _code(client, "fay")
             assert (await _refer(client, "gus", code)).status_code == 201
-            first = accrued("gus", "gus-1", NOW, available=20, lifetime=20, purchases=1, first=True)
-            second = accrued("gus", "gus-2", NOW, available=40, lifetime=40, purchases=2)
-            await publish(infra.bootstrap_servers, stack.points_topic, [first, first, second])
-            await stack.wait_handled(2)
+            gus = PointsBook("gus")
+            bought, second = gus.buy("gus-1", 20), gus.buy("gus-2", 20)
+            first, later = gus.settle("gus-1"), gus.settle("gus-2")
+            events = [bought, second, first, first, later]
+            await publish(infra.bootstrap_servers, stack.points_topic, events)
+            await stack.wait_handled(4)
             await stack.outbox_empty()
             _refused(await _refer(client, "gus", code), "already_referred")
         rewarded = await stack.scalar(
             "SELECT rewarded_at IS NOT NULL FROM referrals WHERE referee_id = 'gus'"
         )
-        assert rewarded, "the referral is marked paid with the first purchase"
+        assert rewarded, "the referral is marked paid with the first settled purchase"
         vouchers = await stack.rows(
             "SELECT customer_id, reward_code, origin, merchant_id, expires_at - issued_at AS valid"
             " FROM vouchers"

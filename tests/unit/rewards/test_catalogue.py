@@ -20,7 +20,9 @@ from services.rewards.domain.catalogue import (
     claim_ineligibility,
     holds_stock,
     is_settled,
+    may_claim_for,
     pending_action,
+    supply_below_claimed,
     units_left,
     voucher_expiry,
 )
@@ -178,3 +180,28 @@ def test_stock_is_held_from_request_until_rejection_or_cancel() -> None:
     assert holding == {ClaimState.REQUESTED, ClaimState.POINTS_DEBITED, ClaimState.ISSUED}, (
         "a rejected or cancelled claim must give its unit back to the stock"
     )
+
+
+@pytest.mark.parametrize(
+    ("key_merchant", "item_merchant", "allowed"),
+    [
+        (None, "cafe", True),
+        (None, None, True),
+        ("bistro", "bistro", True),
+        ("bistro", None, True),
+        ("bistro", "cafe", False),
+    ],
+)
+def test_a_bound_key_claims_only_its_merchants_items_and_the_programmes(
+    key_merchant: str | None, item_merchant: str | None, allowed: bool
+) -> None:
+    assert may_claim_for(key_merchant, item_merchant) is allowed
+
+
+def test_stock_or_budget_below_the_units_claimed_names_the_field() -> None:
+    assert supply_below_claimed(3, 3, 300, 100) is None, "exactly what is claimed is fine"
+    assert supply_below_claimed(3, None, None, 100) is None
+    below_stock = supply_below_claimed(3, 2, None, 0)
+    assert below_stock is not None and below_stock[0] == "total_stock"
+    below_budget = supply_below_claimed(3, 10, 299, 100)
+    assert below_budget is not None and below_budget[0] == "budget_minor"
