@@ -57,6 +57,7 @@ from services.alerts.repository import (
     latest_model,
     load_threshold_book,
     put_thresholds,
+    stored_overrides,
 )
 from services.alerts.schemas import (
     AcknowledgeRequest,
@@ -210,8 +211,13 @@ def _values(thresholds: Thresholds) -> ThresholdValues:
         inactivity_window_days=rules.inactivity_window.total_seconds() / day,
         rhythm_multiple=rules.rhythm_multiple,
         rhythm_min_visits=rules.rhythm_min_visits,
+        rhythm_max_variation=rules.rhythm_max_variation,
         at_risk_alive_probability=rules.at_risk_alive_probability,
         lapsed_alive_probability=rules.lapsed_alive_probability,
+        at_risk_no_purchase_probability=rules.at_risk_no_purchase_probability,
+        lapsed_no_purchase_probability=rules.lapsed_no_purchase_probability,
+        model_horizon_days=rules.model_horizon.total_seconds() / day,
+        enabled_rules=sorted(rule.value for rule in rules.enabled),
         lapsed_multiple=rules.lapsed_multiple,
         follow_up_days=thresholds.follow_up_after.total_seconds() / day,
         risk_horizon_days=thresholds.risk_horizon.total_seconds() / day,
@@ -246,7 +252,9 @@ async def get_thresholds(request: Request, _: Admin) -> ThresholdsOut:
         rows = (await conn.execute(query)).mappings().all()
     scopes = []
     for row in rows:
-        overrides = ThresholdOverrides.model_validate(row["settings"])
+        overrides = stored_overrides(row)
+        if overrides is None:
+            continue  # out of range (logged): not in force, so not shown as such
         scope = ThresholdScope(row["scope"])
         scopes.append(_scope_out(book, scope, row["scope_id"], overrides, row["updated_at"]))
     return ThresholdsOut(built_in=_values(Thresholds()), scopes=scopes)

@@ -23,7 +23,7 @@ metadata = new_metadata()
 
 ALERT_KINDS = ("lapse",)
 ALERT_STATUSES = ("at_risk", "lapsed")
-LAPSE_RULES = ("inactivity", "own_rhythm", "alive_probability")
+LAPSE_RULES = ("inactivity", "own_rhythm", "alive_probability", "no_purchase_probability")
 SEGMENTS = ("A", "B", "C")
 THRESHOLD_SCOPES = ("default", "merchant", "category")
 

@@ -3,6 +3,7 @@ commits: one transaction per consumed batch, per scan batch, per HTTP request.""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,6 +34,8 @@ from services.alerts.records import (
     model_from_row,
 )
 from services.alerts.thresholds import ThresholdBook, ThresholdOverrides, ThresholdScope
+
+log = logging.getLogger(__name__)
 
 POS_CLOCK = "pos"  # the event clock fed by pos.purchases
 
@@ -366,7 +370,9 @@ async def load_threshold_book(conn: AsyncConnection) -> ThresholdBook:
     rows = (await conn.execute(sa.select(alert_thresholds))).mappings().all()
     book = ThresholdBook()
     for row in rows:
-        overrides = ThresholdOverrides.model_validate(row["settings"])
+        overrides = stored_overrides(row)
+        if overrides is None:
+            continue
         scope = ThresholdScope(row["scope"])
         if scope is ThresholdScope.DEFAULT:
             book.default = overrides
@@ -375,6 +381,24 @@ async def load_threshold_book(conn: AsyncConnection) -> ThresholdBook:
         else:
             book.by_category[row["scope_id"]] = overrides
     return book
+
+
+def stored_overrides(row: Mapping[Any, Any]) -> ThresholdOverrides | None:
+    """A stored scope, re-checked against today's ranges; None (logged) if it breaks one.
+
+    A value written before the ranges existed, or straight into the table, must not take the
+    consumer or a scheduler down: the scope is skipped and the wider scope applies.
+    """
+    try:
+        return ThresholdOverrides.model_validate(row["settings"])
+    except ValidationError as exc:
+        log.error(
+            "thresholds of scope %s/%s ignored, a stored value is out of range: %s",
+            row["scope"],
+            row["scope_id"] or "-",
+            exc.errors(include_url=False),
+        )
+        return None
 
 
 async def put_thresholds(

@@ -44,7 +44,7 @@ class AlertOut(_Out):
     customer_id: str
     kind: Literal["lapse"]
     status: Literal["at_risk", "lapsed"]
-    rule: Literal["inactivity", "own_rhythm", "alive_probability"]
+    rule: Literal["inactivity", "own_rhythm", "alive_probability", "no_purchase_probability"]
     reason: str = Field(examples=["usually buys every 7 days; last purchase 24 days ago"])
     value_at_risk: MoneyText = Field(
         description="Average order value x purchases expected to be lost over the horizon."
@@ -145,8 +145,15 @@ class ThresholdValues(_Out):
     inactivity_window_days: float
     rhythm_multiple: float
     rhythm_min_visits: int
-    at_risk_alive_probability: float
+    rhythm_max_variation: float = Field(
+        description="Own rhythm only for gaps this regular (standard deviation / mean)."
+    )
+    at_risk_alive_probability: float = Field(description="Diagnostic only: P(alive) never alerts.")
     lapsed_alive_probability: float
+    at_risk_no_purchase_probability: float
+    lapsed_no_purchase_probability: float
+    model_horizon_days: float
+    enabled_rules: list[str]
     lapsed_multiple: float
     follow_up_days: float
     risk_horizon_days: float
@@ -155,7 +162,7 @@ class ThresholdValues(_Out):
 class ThresholdScopeOut(_Out):
     scope: ThresholdScope
     scope_id: str | None
-    settings: dict[str, int | float] = Field(
+    settings: dict[str, bool | int | float] = Field(
         description="Only what this scope changes (absent: inherited).",
         examples=[{"inactivity_window_days": 30}],
     )
