@@ -54,6 +54,7 @@ from services.alerts.records import StoredModel
 from services.alerts.repository import (
     acknowledge_alert,
     activity_of,
+    api_key_name,
     latest_model,
     load_threshold_book,
     put_thresholds,
@@ -172,8 +173,16 @@ async def acknowledge(
         if principal.merchant_id is not None:
             ensure_merchant(principal, row["merchant_id"] or "")
         at = await service_now(conn, _clock(request))
+        # Audit: who acted is the key that authenticated, never what the body claims.
+        key_name = await api_key_name(conn, principal.key_id) or principal.key_id
         updated = await acknowledge_alert(
-            conn, alert_id, by=body.by, note=body.note, key_id=principal.key_id, at=at
+            conn,
+            alert_id,
+            by=key_name,
+            note=body.note,
+            key_id=principal.key_id,
+            at=at,
+            claimed_by=body.by,
         )
     assert updated is not None  # locked above, so it still exists
     return alert_out(updated)

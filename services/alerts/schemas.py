@@ -34,9 +34,15 @@ class AlertState(StrEnum):
 
 class Acknowledgement(_Out):
     at: AwareDatetime
-    by: str = Field(description="The name the acknowledging person gave.")
+    by: str = Field(
+        description="The name of the API key that acknowledged (who holds it); for alerts"
+        " acknowledged before the audit fix, the name the caller gave."
+    )
     key_id: str | None = Field(default=None, description="The API key they used.")
     note: str | None = None
+    claimed_by: str | None = Field(
+        default=None, description="Who the caller said they were (their words, unverified)."
+    )
 
 
 class AlertOut(_Out):
@@ -74,7 +80,13 @@ class AlertPage(_Out):
 class AcknowledgeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(min_length=1, max_length=200, description="Who is acknowledging.")
+    by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who is acknowledging, in the caller's words: kept as `claimed_by`; the"
+        " record's `by` is the API key's name.",
+    )
     note: str = Field(
         min_length=1,
         max_length=2000,

@@ -32,7 +32,7 @@ class ThresholdScope(StrEnum):
 
 # Probabilities are kept off 0 and 1 by a margin: a threshold of 1e-300 is not a policy, and
 # its log-odds put due dates beyond any calendar (the crash of issue 15).
-_PROBABILITY = {"ge": 0.001, "le": 0.999}
+_P_MIN, _P_MAX = 0.001, 0.999
 
 
 class ThresholdOverrides(BaseModel):
@@ -45,10 +45,10 @@ class ThresholdOverrides(BaseModel):
     rhythm_multiple: float | None = Field(default=None, ge=0.5, le=100)
     rhythm_min_visits: int | None = Field(default=None, ge=3, le=1000)
     rhythm_max_variation: float | None = Field(default=None, ge=0, le=10)
-    at_risk_alive_probability: float | None = Field(default=None, **_PROBABILITY)
-    lapsed_alive_probability: float | None = Field(default=None, **_PROBABILITY)
-    at_risk_no_purchase_probability: float | None = Field(default=None, **_PROBABILITY)
-    lapsed_no_purchase_probability: float | None = Field(default=None, **_PROBABILITY)
+    at_risk_alive_probability: float | None = Field(default=None, ge=_P_MIN, le=_P_MAX)
+    lapsed_alive_probability: float | None = Field(default=None, ge=_P_MIN, le=_P_MAX)
+    at_risk_no_purchase_probability: float | None = Field(default=None, ge=_P_MIN, le=_P_MAX)
+    lapsed_no_purchase_probability: float | None = Field(default=None, ge=_P_MIN, le=_P_MAX)
     model_horizon_days: int | None = Field(default=None, ge=1, le=3650)
     lapsed_multiple: float | None = Field(default=None, ge=1, le=100)
     follow_up_days: int | None = Field(default=None, ge=1, le=365)

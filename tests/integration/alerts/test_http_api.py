@@ -124,23 +124,27 @@ async def test_acknowledging_keeps_the_first_who_when_and_note(
         tie = next(a for a in alerts if a["customer_id"] == names["tie1"])
         path = f"/v1/alerts/{big['alert_id']}/ack"
 
-        done = await client.post(path, json={"by": "Ana", "note": "called"}, headers=keys.reader)
+        # The body claims to be the admin; the audit must name the key that really acted.
+        body = {"by": "ops admin", "note": "called"}
+        done = await client.post(path, json=body, headers=keys.reader)
         assert done.status_code == 200, done.text
         ack = done.json()["acknowledgement"]
-        assert (ack["by"], ack["note"], ack["at"]) == (
-            "Ana",
+        assert (ack["by"], ack["claimed_by"], ack["note"], ack["at"]) == (
+            "crm desk",
+            "ops admin",
             "called",
             moment.isoformat().replace("+00:00", "Z"),
-        )
+        ), "the acknowledgement must record the API key's name, the caller's words as a claim"
         again = await client.post(path, json={"by": "Bo", "note": "later"}, headers=keys.reader)
         assert again.status_code == 200 and again.json()["acknowledgement"] == ack, (
             "a repeated acknowledgement must leave the first one as it was"
         )
         stored = await harness.rows(
-            "SELECT acknowledged_by, ack_note, acknowledged_at FROM alerts WHERE alert_id = :a",
+            "SELECT acknowledged_by, ack_claimed_by, ack_note, acknowledged_at FROM alerts"
+            " WHERE alert_id = :a",
             a=uuid.UUID(big["alert_id"]),
         )
-        assert [tuple(r.values()) for r in stored] == [("Ana", "called", moment)]
+        assert [tuple(r.values()) for r in stored] == [("crm desk", "ops admin", "called", moment)]
 
         pending = await _all_pages(client, keys.reader, acknowledged="false")
         assert big["alert_id"] not in {a["alert_id"] for a in pending} and len(pending) == 3
@@ -148,9 +152,10 @@ async def test_acknowledging_keeps_the_first_who_when_and_note(
         foreign = await client.post(path, json={"by": "m2", "note": "x"}, headers=keys.bound_m2)
         problem(foreign, 403, "merchant_mismatch")
         own = f"/v1/alerts/{tie['alert_id']}/ack"
-        assert (
-            await client.post(own, json={"by": "m2", "note": "ok"}, headers=keys.bound_m2)
-        ).status_code == 200
+        no_claim = await client.post(own, json={"note": "ok"}, headers=keys.bound_m2)
+        assert no_claim.status_code == 200, no_claim.text
+        assert no_claim.json()["acknowledgement"]["by"] == "store m2"
+        assert no_claim.json()["acknowledgement"]["claimed_by"] is None
         missing = f"/v1/alerts/{uuid.uuid4()}/ack"
         problem(
             await client.post(missing, json={"by": "A", "note": "n"}, headers=keys.reader),
