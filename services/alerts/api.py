@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, R
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts.activity_view import customer_activity_view, service_now
+from services.alerts.backtest import TrialRefused, backtest_from_database, result_document
 from services.alerts.clock import AlertsClock
 from services.alerts.db import alert_thresholds
 from services.alerts.invariants import (
@@ -65,6 +67,8 @@ from services.alerts.schemas import (
     AlertOut,
     AlertPage,
     AlertState,
+    BacktestOut,
+    BacktestRequest,
     CustomerActivityOut,
     InvariantReport,
     InvariantViolationOut,
@@ -373,6 +377,57 @@ async def refit(request: Request, response: Response, _: Admin) -> ModelOut:
         rescheduler.wake()  # otherwise a worker instance finds the unmarked fit when it polls
     response.headers["Location"] = str(request.url_for("get_model").path)
     return _model_out(stored)
+
+
+@admin_router.post(
+    "/backtest",
+    response_model=BacktestOut,
+    summary="Score the lapse rules on past purchases",
+    responses=_problems(),
+)
+async def run_backtest(request: Request, body: BacktestRequest, principal: Reader) -> BacktestOut:
+    """Would the alerts have been right? Replays the purchases known at `as_of`, evaluates every
+    lapse rule (with `settings` tried on top) and score, and compares with what happened in the
+    `horizon_days` after: flagged, precision, recall, lift, value recall, AUC; overall and by
+    home merchant. The horizon must have passed. A key bound to a merchant sees only the
+    customers who bought there. Nothing is stored.
+    """
+    merchant = body.merchant_id
+    if principal.merchant_id is not None:
+        if merchant is not None:
+            ensure_merchant(principal, merchant)
+        merchant = principal.merchant_id
+    async with _engine(request).connect() as conn:
+        now = await service_now(conn, _clock(request))
+        horizon_end = body.as_of + timedelta(days=body.horizon_days)
+        if horizon_end > now:
+            raise Unprocessable(
+                f"the horizon ends {horizon_end.isoformat()}, after now ({now.isoformat()}):"
+                " what happened there is not known yet",
+                code="validation_failed",
+                errors=[
+                    {
+                        "field": "body.horizon_days",
+                        "rule": "horizon_passed",
+                        "message": "as_of + horizon_days must not be after now",
+                    }
+                ],
+            )
+        try:
+            result = await backtest_from_database(
+                conn, body.as_of, body.horizon_days, merchant_id=merchant, trial=body.settings
+            )
+        except TrialRefused as exc:
+            raise _inconsistent_trial(exc) from exc
+    return BacktestOut.model_validate(result_document(result, body.as_of))
+
+
+def _inconsistent_trial(exc: TrialRefused) -> Unprocessable:
+    return Unprocessable(
+        f"inconsistent thresholds: {exc}",
+        code="validation_failed",
+        errors=[{"field": "body.settings", "rule": "thresholds_consistent", "message": str(exc)}],
+    )
 
 
 @admin_router.get("/invariants", response_model=InvariantReport, responses=_problems())

@@ -10,6 +10,7 @@ Transactions files (`loyalty backtest --transactions FILE`), one purchase per li
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.alerts.domain.backtest import (
     ALL_MERCHANTS,
@@ -28,6 +30,8 @@ from services.alerts.domain.backtest import (
     run_backtest,
 )
 from services.alerts.domain.lapse import LapseRules
+from services.alerts.repository import load_threshold_book, purchases_until
+from services.alerts.thresholds import ThresholdBook, ThresholdOverrides, merged
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY = timedelta(days=1)
@@ -35,6 +39,10 @@ _DAY = timedelta(days=1)
 
 class TransactionsError(ValueError):
     """A transactions file that cannot be read; names the line and what is wrong."""
+
+
+class TrialRefused(ValueError):
+    """Threshold changes to try that contradict the thresholds in force (lapsed before risk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,3 +221,39 @@ def _card_lines(card: Scorecard) -> Sequence[str]:
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def rules_with(
+    book: ThresholdBook, merchants: Iterable[str], trial: ThresholdOverrides | None
+) -> dict[str, LapseRules]:
+    """Each merchant's rules in force (default <- merchant; categories are not replayed), with
+    the `trial` overrides on top: what a merchant would get if they made that change."""
+    try:
+        rules = {ALL_MERCHANTS: merged(book.default, trial).rules}
+        for merchant in merchants:
+            rules[merchant] = merged(book.default, book.by_merchant.get(merchant), trial).rules
+    except ValueError as exc:
+        raise TrialRefused(str(exc)) from exc
+    return rules
+
+
+async def backtest_from_database(
+    conn: AsyncConnection,
+    as_of: datetime,
+    horizon_days: float,
+    *,
+    merchant_id: str | None = None,
+    trial: ThresholdOverrides | None = None,
+) -> BacktestResult:
+    """The backtest on the service's own purchase history (what `purchase_history` holds).
+
+    With `merchant_id`, only the customers who ever bought there are replayed; the overall
+    scorecard is then theirs. Runs in a worker thread: numerics must not block the loop.
+    """
+    purchases = await purchases_until(conn, as_of + timedelta(days=horizon_days), merchant_id)
+    book = await load_threshold_book(conn)
+    log = purchase_log(
+        Purchase(p.customer_id, p.purchased_at, p.amount_minor, p.merchant_id) for p in purchases
+    )
+    rules = rules_with(book, log.merchant_names, trial)
+    return await asyncio.to_thread(backtest, log, as_of, horizon_days, rules)
