@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -399,7 +399,10 @@ async def run_backtest(request: Request, body: BacktestRequest, principal: Reade
         merchant = principal.merchant_id
     async with _engine(request).connect() as conn:
         now = await service_now(conn, _clock(request))
-        horizon_end = body.as_of + timedelta(days=body.horizon_days)
+        try:
+            horizon_end = body.as_of + timedelta(days=body.horizon_days)
+        except OverflowError:
+            horizon_end = datetime.max.replace(tzinfo=UTC)  # beyond the calendar: not passed
         if horizon_end > now:
             raise Unprocessable(
                 f"the horizon ends {horizon_end.isoformat()}, after now ({now.isoformat()}):"

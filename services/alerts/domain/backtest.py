@@ -160,10 +160,10 @@ def customer_facts(
         deviation = np.where(is_gap, step - gap_mean[idx], 0.0)
         squares = np.bincount(idx, weights=deviation**2, minlength=n)
         gap_std = np.where(gap_count > 1, np.sqrt(squares / (gap_count - 1)), np.nan)
-    first_day = np.full(n, np.inf)
-    np.minimum.at(first_day, idx, day)
-    last_day = np.full(n, -np.inf)
-    np.maximum.at(last_day, idx, day)
+    # Sorted by customer, then time: each customer's first and last rows are their extremes.
+    starts = np.flatnonzero(~same_customer)
+    first_day = day[starts]
+    last_day = day[np.r_[starts[1:] - 1, day.shape[0] - 1]] if n else day[:0]
     spend, home = _spend_and_home(log, known, ids)
     future = (log.day > as_of_day) & (log.day <= as_of_day + horizon_days)
     came_back = np.isin(ids, log.customer[future])
