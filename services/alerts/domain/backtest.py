@@ -148,8 +148,10 @@ def customer_facts(
     day = log.day[known][order]
     ids, idx = np.unique(customer, return_inverse=True)
     n = ids.shape[0]
-    same_customer = np.r_[False, customer[1:] == customer[:-1]]
-    step = np.r_[0.0, np.diff(day)]
+    same_customer = np.zeros(customer.shape[0], dtype=bool)
+    same_customer[1:] = customer[1:] == customer[:-1]
+    step = np.zeros(day.shape[0])
+    step[1:] = np.diff(day)
     new_visit = ~same_customer | (step > window)
     is_gap = same_customer & new_visit
     visits = np.bincount(idx, weights=new_visit, minlength=n).astype(np.int64)
@@ -182,9 +184,11 @@ def _spend_and_home(log: PurchaseLog, known: BoolArray, ids: IntArray) -> tuple[
     owner, merchant = pairs // merchants, pairs % merchants
     spend = np.bincount(owner, weights=pair_spend, minlength=ids.shape[0]).astype(np.int64)
     best = np.lexsort((merchant, -pair_spend, owner))
-    first_of_owner = np.r_[True, owner[best][1:] != owner[best][:-1]]
+    ranked_owner = owner[best]
+    first_of_owner = np.ones(ranked_owner.shape[0], dtype=bool)
+    first_of_owner[1:] = ranked_owner[1:] != ranked_owner[:-1]
     home = np.zeros(ids.shape[0], dtype=np.int64)
-    home[owner[best][first_of_owner]] = merchant[best][first_of_owner]
+    home[ranked_owner[first_of_owner]] = merchant[best][first_of_owner]
     return spend, home
 
 

@@ -205,3 +205,11 @@ def test_report_lines_name_every_rule() -> None:
     result = backtest(purchase_log([Purchase("a", day(1), 100)]), AS_OF, 30, WINDOW_ONLY)
     text = "\n".join(report_lines(result, AS_OF))
     assert "inactivity" in text and "combined (any enabled rule)" in text
+
+
+def test_an_empty_history_gives_empty_figures_not_a_crash() -> None:
+    for purchases in ([], [Purchase("later", AS_OF + timedelta(days=3), 100)]):
+        result = backtest(purchase_log(purchases), AS_OF, 90)
+        assert (result.overall.customers, result.overall.base_rate) == (0, None)
+        assert all(r.flagged == 0 and r.precision is None for r in result.overall.rules)
+        assert result.by_merchant == ()
