@@ -112,15 +112,29 @@ class RhythmOut(_Out):
     mean_gap_days: float | None = Field(description="Mean days between visits.")
     gap_stddev_days: float | None
     gaps_measured: int
+    gap_variation: float | None = Field(
+        default=None,
+        description="Standard deviation / mean of the gaps: above `rhythm_max_variation`"
+        " there is no rhythm to miss.",
+    )
     days_since_last_purchase: float | None
     flagged_after_days: float | None = Field(
-        description="Silence after which the own-rhythm rule puts the customer at risk."
+        description="Silence after which the own-rhythm rule puts the customer at risk;"
+        " null when the customer has no regular rhythm (or the rule is off)."
     )
 
 
 class ModelViewOut(_Out):
     fit_id: int
-    alive_probability: float | None = Field(description="P(alive) now under BG/NBD.")
+    alive_probability: float | None = Field(
+        description="P(alive) now under BG/NBD: a diagnostic (1 for every one-time buyer)."
+    )
+    no_purchase_probability: float | None = Field(
+        default=None,
+        description="BG/NBD probability of no purchase within `no_purchase_horizon_days`:"
+        " what the model rule alerts on.",
+    )
+    no_purchase_horizon_days: float | None = None
     expected_purchases: float | None = Field(
         description="Purchases expected over the risk horizon if nothing else is known."
     )

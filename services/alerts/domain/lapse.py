@@ -200,15 +200,23 @@ def evaluate_lapse(
     return _alert(summary, rules, now, model, status, decisive.rule)
 
 
-def _rhythm_deadline(summary: ActivitySummary, rules: LapseRules) -> RuleDeadline | None:
-    last, mean_gap = summary.last_purchase_at, summary.mean_gap_days
-    if last is None or mean_gap is None or mean_gap <= 0:
+def rhythm_silence(summary: ActivitySummary, rules: LapseRules) -> timedelta | None:
+    """The silence after which the own-rhythm rule flags this customer; None when they have
+    no rhythm to miss (too few visits, or gaps too irregular) or the rule is off."""
+    mean_gap = summary.mean_gap_days
+    if LapseRule.OWN_RHYTHM not in rules.enabled or mean_gap is None or mean_gap <= 0:
         return None
     if summary.visit_count < rules.rhythm_min_visits:
         return None
     if rhythm_variation(summary) > rules.rhythm_max_variation:
         return None  # too irregular to be a rhythm: the other rules watch this customer
-    silence = timedelta(days=mean_gap * rules.rhythm_multiple)
+    return timedelta(days=mean_gap * rules.rhythm_multiple)
+
+
+def _rhythm_deadline(summary: ActivitySummary, rules: LapseRules) -> RuleDeadline | None:
+    last, silence = summary.last_purchase_at, rhythm_silence(summary, rules)
+    if last is None or silence is None:
+        return None
     return RuleDeadline(
         LapseRule.OWN_RHYTHM, last + silence, last + silence * rules.lapsed_multiple
     )

@@ -193,6 +193,7 @@ async def test_customer_activity_follows_event_time_and_the_fitted_model(
             21.0,
         )
         assert rhythm["days_since_last_purchase"] == 17.0
+        assert rhythm["gap_variation"] == 0.0, "weekly visits: a perfectly regular rhythm"
         assert view["model"] is None, "no model has been fitted yet"
         assert view["open_alert"]["status"] == "at_risk" and view["segment"]["segment"] == "A"
 
@@ -219,6 +220,8 @@ async def test_customer_activity_follows_event_time_and_the_fitted_model(
         fitted = (await client.get(url, headers=keys.reader)).json()["model"]
         assert fitted["fit_id"] == model["fit_id"] and 0 <= fitted["alive_probability"] <= 1
         assert fitted["expected_purchases"] >= 0 and fitted["horizon_days"] == 90
+        assert 0 < fitted["no_purchase_probability"] < 1, "the model rule's score is shown"
+        assert fitted["no_purchase_horizon_days"] == 273
 
         unknown = await client.get(f"/v1/customers/nobody-{unique}/activity", headers=keys.reader)
         problem(unknown, 404, "customer_not_found")
