@@ -38,12 +38,12 @@ def _trial(settings: list[str]) -> Any:
         return None
     thresholds = importlib.import_module("services.alerts.thresholds")
     values: dict[str, Any] = {}
-    for item in settings:
-        name, _, value = item.partition("=")
-        values[name.strip()] = json.loads(value) if value else None
     try:
+        for item in settings:
+            name, _, value = item.partition("=")
+            values[name.strip()] = json.loads(value) if value else None
         return thresholds.ThresholdOverrides.model_validate(values)
-    except ValueError as exc:
+    except ValueError as exc:  # bad JSON or a value out of range (pydantic's error is one)
         raise CommandError(f"--set: {exc}") from exc
 
 

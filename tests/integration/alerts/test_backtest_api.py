@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -62,7 +66,10 @@ async def test_backtest_scores_the_rules_on_the_services_own_history(
 
         trial = {**request, "settings": {"own_rhythm_enabled": False}}
         tried = await client.post("/v1/admin/backtest", json=trial, headers=keys.admin)
-        assert _rule(tried.json()["overall"], "own_rhythm")["enabled"] is False
+        off = _rule(tried.json()["overall"], "own_rhythm")
+        assert (off["enabled"], off["flagged"]) == (False, 2), "an off rule is scored as if on"
+        combined = _rule(tried.json()["overall"], "combined (any enabled rule)")
+        assert combined["flagged"] == 0, "but only the rules in force make the combined policy"
         assert await harness.scalar("SELECT count(*) FROM alert_thresholds") == 0, (
             "trying a threshold must not store it"
         )
@@ -92,3 +99,27 @@ async def test_backtest_scores_the_rules_on_the_services_own_history(
             403,
             "scope_missing",
         )
+
+
+async def test_the_cli_backtests_the_services_history(harness: AlertsHarness, unique: str) -> None:
+    for k in range(3):
+        await harness.publish(every(f"cli-{unique}-{k}", days=7, visits=6, last=35))
+    await harness.publish([shopping(f"cli-{unique}-0", day(70))])
+    await harness.settled()
+    argv = ["--as-of", day(60).isoformat(), "--horizon", "30", "--json"]
+    command = [sys.executable, "-m", "shared.cli", "backtest", "--database-url", harness.db_url]
+    done = await asyncio.to_thread(
+        subprocess.run, [*command, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    card = json.loads(done.stdout)["overall"]
+    assert (card["customers"], card["lapsed"]) == (3, 2), card
+    assert _rule(card, "own_rhythm")["flagged"] == 3, "all three were 25 days past a weekly rhythm"
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [*command, *argv, "--set", "rhythm_multiple=0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 1 and "rhythm_multiple" in refused.stderr, refused.stderr
