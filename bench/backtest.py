@@ -25,7 +25,13 @@ import numpy as np
 from bench.infra import BenchInfra
 from bench.report import verdict
 from services.alerts.backtest import EPOCH, backtest, read_transactions, report_lines
-from services.alerts.domain.backtest import PurchaseLog, RuleScore, Scorecard, run_backtest
+from services.alerts.domain.backtest import (
+    BacktestResult,
+    PurchaseLog,
+    RuleScore,
+    Scorecard,
+    run_backtest,
+)
 from services.alerts.domain.lapse import LapseRules
 
 SECTION = "backtest"
@@ -38,13 +44,13 @@ _MAX_PURCHASES = 30
 _CHUNK = 100_000
 
 
-def _cdnow() -> tuple[float, Scorecard, list[str]]:
+def _cdnow() -> tuple[float, BacktestResult]:
     seconds = []
     for _ in range(3):
         began = time.perf_counter()
         result = backtest(read_transactions(CDNOW), CDNOW_AS_OF, HORIZON_DAYS)
         seconds.append(time.perf_counter() - began)
-    return statistics.median(seconds), result.overall, report_lines(result, CDNOW_AS_OF)
+    return statistics.median(seconds), result
 
 
 def synthetic_log(customers: int, seed: int = 14) -> PurchaseLog:
@@ -121,9 +127,10 @@ def _targets(seconds: float, card: Scorecard) -> dict[str, bool]:
 async def run(infra: BenchInfra, events: int) -> dict[str, Any]:
     """No broker or database needed: the backtest is numerics on a purchase log."""
     del infra, events
-    seconds, card, lines = _cdnow()
+    seconds, result = _cdnow()
+    card = result.overall
     print()
-    print("\n".join(lines))
+    print("\n".join(report_lines(result, CDNOW_AS_OF)))
     targets = _targets(seconds, card)
     synthetic = _synthetic()
     print(
@@ -139,6 +146,7 @@ async def run(infra: BenchInfra, events: int) -> dict[str, Any]:
             "cdnow_seconds": seconds,
             "cdnow_model_auc": _auc(card, "no_purchase_probability"),
             "cdnow_recency_auc": _auc(card, "days_since_last_purchase"),
+            "cdnow_hindsight_ceiling_auc": result.hindsight_ceiling_auc,
             "cdnow_combined_precision": combined.precision,
             "cdnow_combined_recall": combined.recall,
             "synthetic_customers": synthetic["customers"],

@@ -160,6 +160,7 @@ def result_document(result: BacktestResult, as_of: datetime) -> dict[str, Any]:
             "log_likelihood": model.log_likelihood,
             "customers_fitted": model.n_customers,
         },
+        "hindsight_ceiling_auc": result.hindsight_ceiling_auc,
         "overall": _card(result.overall),
         "by_merchant": [_card(card) for card in result.by_merchant],
     }
@@ -185,6 +186,12 @@ def report_lines(result: BacktestResult, as_of: datetime) -> list[str]:
         lines.append(
             f"BG/NBD refitted on the data known then: r {model.r:.4f}, alpha {model.alpha:.4f}"
             f" weeks, a {model.a:.4f}, b {model.b:.4f}, LL {model.log_likelihood:.2f}"
+        )
+    if result.hindsight_ceiling_auc is not None:
+        lines.append(
+            f"hindsight AUC {result.hindsight_ceiling_auc:.3f}: a logistic regression fitted on"
+            " the outcome itself (recency, frequency, age, spend), a practical ceiling for any"
+            " score that cannot see the future"
         )
     for card in (result.overall, *result.by_merchant):
         if card is not result.overall and len(result.by_merchant) == 1:

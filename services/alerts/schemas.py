@@ -334,5 +334,10 @@ class BacktestOut(_Out):
     as_of: AwareDatetime
     horizon_days: float
     model: BacktestModelOut | None = Field(description="BG/NBD refitted on what was known then.")
+    hindsight_ceiling_auc: float | None = Field(
+        default=None,
+        description="AUC of a logistic regression fitted on the outcome itself (recency,"
+        " frequency, age, spend): a practical ceiling for any score that cannot see the future.",
+    )
     overall: BacktestScorecardOut
     by_merchant: list[BacktestScorecardOut] = Field(description="By each customer's home merchant.")
