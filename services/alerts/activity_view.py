@@ -1,4 +1,5 @@
-"""One customer as operations see them: summary, rhythm, P(alive), segment, value at risk.
+"""One customer as operations see them: summary, rhythm, model scores (the no-purchase
+probability the model rule alerts on; P(alive) as a diagnostic), segment, value at risk.
 
 Computed on request from the stored summary, the latest model and the thresholds in force, at
 the service's "now" (the configured clock; wall time before event time has started), so it

@@ -195,7 +195,7 @@ async def acknowledge(
 @alerts_router.get(
     "/customers/{customer_id}/activity",
     response_model=CustomerActivityOut,
-    summary="One customer's summary, rhythm, P(alive) and segment",
+    summary="One customer's summary, rhythm, model scores and segment",
     responses=_problems(404),
 )
 async def customer_activity(
