@@ -47,7 +47,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_column("alerts", "ack_claimed_by")
     op.drop_constraint("ck_alerts_rule", "alerts", type_="check")
-    op.execute("DELETE FROM alerts WHERE rule = 'no_purchase_probability'")
+    # The older schema knows no such rule; the nearest one it knows is the model's other rule.
+    op.execute(
+        "UPDATE alerts SET rule = 'alive_probability' WHERE rule = 'no_purchase_probability'"
+    )
     op.create_check_constraint("ck_alerts_rule", "alerts", _RULES_BEFORE)
     op.drop_index("ix_purchase_history_purchased_at", table_name="purchase_history")
     op.drop_table("purchase_history")
