@@ -132,14 +132,17 @@ async def record_purchases(
     book = await load_threshold_book(conn)
     stored = await latest_model(conn)
     model = stored.params if stored else None
-    consequences = _Consequences()
+    consequences, late = _Consequences(), set()
     for event in events:
         before = activities.get(event.customer_id) or CustomerActivity(event.customer_id)
+        if _inside_known_span(before, event):
+            late.add(event.customer_id)
         activities[event.customer_id] = _after_purchase(
             before, event, still_open, book, model, consequences
         )
     await record_purchase_history(conn, [_past(e) for e in events])
-    for customer in await _make_late_purchases_exact(conn, activities, events):
+    await _make_late_purchases_exact(conn, activities, late)
+    for customer in late:
         activity, open_alert = activities[customer], still_open.get(customer)
         rules = book.for_customer(activity.home_merchant_id, activity.main_category).rules
         activities[customer] = replace(
@@ -163,30 +166,25 @@ def _past(event: PurchaseCompleted) -> PastPurchase:
 
 
 async def _make_late_purchases_exact(
-    conn: AsyncConnection,
-    activities: dict[str, CustomerActivity],
-    events: Sequence[EventEnvelope],
-) -> set[str]:
-    """Recompute visits and gaps from the recorded history for customers a purchase reached
-    between their first and last known ones (the incremental summary cannot place it).
-
-    Costs one query per batch that has such purchases; in-order arrivals cost nothing extra.
-    Returns those customers: their due times must follow the corrected summary.
+    conn: AsyncConnection, activities: dict[str, CustomerActivity], late: set[str]
+) -> None:
+    """Recompute visits and gaps from the recorded history (this batch's purchases included)
+    for customers a purchase reached between their first and last known ones: the incremental
+    summary cannot place it. One query per batch that has such purchases; purchases in order
+    cost nothing extra. The caller recomputes their due times from the corrected summary.
     """
-    late = {e.customer_id for e in events if _arrived_between(activities, e)}
     if not late:
-        return late
+        return
     times = await purchase_times(conn, late)
     for customer in late:
         activity = activities[customer]
-        exact = with_history(activity.summary, times[customer])
-        activities[customer] = replace(activity, summary=exact)
-    return late
+        activities[customer] = replace(
+            activity, summary=with_history(activity.summary, times[customer])
+        )
 
 
-def _arrived_between(activities: Mapping[str, CustomerActivity], event: EventEnvelope) -> bool:
-    summary = activities[event.customer_id].summary
-    first, last = summary.first_purchase_at, summary.last_purchase_at
+def _inside_known_span(before: CustomerActivity, event: EventEnvelope) -> bool:
+    first, last = before.summary.first_purchase_at, before.summary.last_purchase_at
     return first is not None and last is not None and first < event.occurred_at < last
 
 

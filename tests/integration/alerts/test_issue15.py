@@ -123,3 +123,16 @@ async def test_thresholds_out_of_range_are_refused_naming_the_field(
         assert error["field"] == f"body.settings.{field}", error
         assert error["rule"] in {"greater_than_equal", "less_than_equal"}, error
     assert await harness.scalar("SELECT count(*) FROM alert_thresholds") == 0
+
+
+async def test_a_late_receipt_can_join_two_visits_into_one(
+    harness: AlertsHarness, unique: str
+) -> None:
+    # 09:00 and 05:00 the next day are two visits (20 h apart); a receipt from 19:00 arriving
+    # last chains them into one shopping trip (each step within the 12-hour window).
+    customer = f"joined-{unique}"
+    times = (day(0), day(0) + timedelta(hours=20), day(0) + timedelta(hours=10))
+    await harness.publish([shopping(customer, at) for at in times])
+    await harness.settled()
+    got = await _summary(harness, customer)
+    assert (got["purchase_count"], got["visit_count"], got["gap_count"]) == (3, 1, 0), got
