@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import alerts, foundation, points, rewards
+from bench import alerts, backtest, foundation, points, rewards
 from bench.infra import BenchInfra, embedded_infra
 from bench.report import write_results
 from bench.summary import (
@@ -42,6 +42,7 @@ SECTIONS: dict[str, Section] = {
     alerts.SECTION: alerts.run,
     points.SECTION: points.run,
     rewards.SECTION: rewards.run,
+    backtest.SECTION: backtest.run,
 }
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.auth import ApiKeyRecord, Scope, create_key, list_keys, revoke_key
+from shared.cli_backtest import add_backtest_commands
 from shared.cli_env import CommandError, database_url
 from shared.cli_invariants import add_invariant_commands
 from shared.cli_kafka import add_kafka_commands
@@ -140,6 +141,7 @@ COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParse
     add_kafka_commands,
     add_invariant_commands,
     add_simulate_commands,
+    add_backtest_commands,
 ]
 
 

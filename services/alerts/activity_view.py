@@ -1,4 +1,5 @@
-"""One customer as operations see them: summary, rhythm, P(alive), segment, value at risk.
+"""One customer as operations see them: summary, rhythm, model scores (the no-purchase
+probability the model rule alerts on; P(alive) as a diagnostic), segment, value at risk.
 
 Computed on request from the stored summary, the latest model and the thresholds in force, at
 the service's "now" (the configured clock; wall time before event time has started), so it
@@ -15,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.alerts.clock import AlertsClock
 from services.alerts.domain.activity import ActivitySummary, days_between
 from services.alerts.domain.bgnbd import expected_purchases, summary_to_rfm
-from services.alerts.domain.lapse import current_alive_probability
+from services.alerts.domain.lapse import (
+    current_alive_probability,
+    current_no_purchase_probability,
+    rhythm_silence,
+    rhythm_variation,
+)
 from services.alerts.domain.segments import customer_value_at_risk_minor
 from services.alerts.ranking import segments_for
 from services.alerts.records import CustomerActivity, StoredModel
@@ -66,7 +72,7 @@ async def customer_activity_view(
         as_of=now,
         summary=_summary(activity),
         rhythm=_rhythm(summary, thresholds, now),
-        model=_model_view(summary, stored, thresholds.risk_horizon, now),
+        model=_model_view(summary, stored, thresholds, now),
         segment=SegmentOut(segment=segment.value, merchant_id=activity.home_merchant_id),
         value_at_risk=value_at_risk,
         open_alert=OpenAlertRef(alert_id=open_alert.alert_id, status=open_alert.status.value)
@@ -105,34 +111,41 @@ def _finite(value: float | None, digits: int = 4) -> float | None:
 
 
 def _rhythm(summary: ActivitySummary, thresholds: Thresholds, now: datetime) -> RhythmOut:
-    rules, mean = thresholds.rules, summary.mean_gap_days
-    variance = summary.gap_variance_days
-    has_rhythm = mean is not None and mean > 0 and summary.gaps.count >= rules.rhythm_min_visits - 1
+    mean, variance = summary.mean_gap_days, summary.gap_variance_days
+    silence = rhythm_silence(summary, thresholds.rules)
     last = summary.last_purchase_at
     return RhythmOut(
         mean_gap_days=_finite(mean),
         gap_stddev_days=_finite(math.sqrt(variance) if variance is not None else None),
         gaps_measured=summary.gaps.count,
         days_since_last_purchase=_finite(max(0.0, days_between(last, now)) if last else None),
-        flagged_after_days=_finite(mean * rules.rhythm_multiple if has_rhythm and mean else None),
+        gap_variation=_finite(rhythm_variation(summary) if summary.gaps.count > 1 else None),
+        flagged_after_days=_finite(silence / timedelta(days=1) if silence else None),
     )
 
 
 def _model_view(
-    summary: ActivitySummary, stored: StoredModel | None, horizon: timedelta, now: datetime
+    summary: ActivitySummary, stored: StoredModel | None, thresholds: Thresholds, now: datetime
 ) -> ModelViewOut | None:
     if stored is None:
         return None
-    model = stored.params
-    alive = expected = None
+    model, horizon, model_horizon = (
+        stored.params,
+        thresholds.risk_horizon,
+        thresholds.rules.model_horizon,
+    )
+    alive = expected = quiet = None
     first, last = summary.first_purchase_at, summary.last_purchase_at
     if first is not None and last is not None:
         alive = current_alive_probability(summary, now, model)
+        quiet = current_no_purchase_probability(summary, now, model, model_horizon)
         rfm = summary_to_rfm(first, last, summary.visit_count, now, unit_days=model.unit_days)
         expected = float(expected_purchases(model, horizon / model.time_unit, *rfm))
     return ModelViewOut(
         fit_id=stored.fit_id,
         alive_probability=_finite(alive),
+        no_purchase_probability=_finite(quiet),
+        no_purchase_horizon_days=model_horizon / timedelta(days=1),
         expected_purchases=_finite(expected),
         horizon_days=horizon / timedelta(days=1),
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, R
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts.activity_view import customer_activity_view, service_now
+from services.alerts.backtest import TrialRefused, backtest_from_database, result_document
 from services.alerts.clock import AlertsClock
 from services.alerts.db import alert_thresholds
 from services.alerts.invariants import (
@@ -54,15 +56,19 @@ from services.alerts.records import StoredModel
 from services.alerts.repository import (
     acknowledge_alert,
     activity_of,
+    api_key_name,
     latest_model,
     load_threshold_book,
     put_thresholds,
+    stored_overrides,
 )
 from services.alerts.schemas import (
     AcknowledgeRequest,
     AlertOut,
     AlertPage,
     AlertState,
+    BacktestOut,
+    BacktestRequest,
     CustomerActivityOut,
     InvariantReport,
     InvariantViolationOut,
@@ -171,8 +177,16 @@ async def acknowledge(
         if principal.merchant_id is not None:
             ensure_merchant(principal, row["merchant_id"] or "")
         at = await service_now(conn, _clock(request))
+        # Audit: who acted is the key that authenticated, never what the body claims.
+        key_name = await api_key_name(conn, principal.key_id) or principal.key_id
         updated = await acknowledge_alert(
-            conn, alert_id, by=body.by, note=body.note, key_id=principal.key_id, at=at
+            conn,
+            alert_id,
+            by=key_name,
+            note=body.note,
+            key_id=principal.key_id,
+            at=at,
+            claimed_by=body.by,
         )
     assert updated is not None  # locked above, so it still exists
     return alert_out(updated)
@@ -181,7 +195,7 @@ async def acknowledge(
 @alerts_router.get(
     "/customers/{customer_id}/activity",
     response_model=CustomerActivityOut,
-    summary="One customer's summary, rhythm, P(alive) and segment",
+    summary="One customer's summary, rhythm, model scores and segment",
     responses=_problems(404),
 )
 async def customer_activity(
@@ -210,8 +224,13 @@ def _values(thresholds: Thresholds) -> ThresholdValues:
         inactivity_window_days=rules.inactivity_window.total_seconds() / day,
         rhythm_multiple=rules.rhythm_multiple,
         rhythm_min_visits=rules.rhythm_min_visits,
+        rhythm_max_variation=rules.rhythm_max_variation,
         at_risk_alive_probability=rules.at_risk_alive_probability,
         lapsed_alive_probability=rules.lapsed_alive_probability,
+        at_risk_no_purchase_probability=rules.at_risk_no_purchase_probability,
+        lapsed_no_purchase_probability=rules.lapsed_no_purchase_probability,
+        model_horizon_days=rules.model_horizon.total_seconds() / day,
+        enabled_rules=sorted(rule.value for rule in rules.enabled),
         lapsed_multiple=rules.lapsed_multiple,
         follow_up_days=thresholds.follow_up_after.total_seconds() / day,
         risk_horizon_days=thresholds.risk_horizon.total_seconds() / day,
@@ -246,7 +265,9 @@ async def get_thresholds(request: Request, _: Admin) -> ThresholdsOut:
         rows = (await conn.execute(query)).mappings().all()
     scopes = []
     for row in rows:
-        overrides = ThresholdOverrides.model_validate(row["settings"])
+        overrides = stored_overrides(row)
+        if overrides is None:
+            continue  # out of range (logged): not in force, so not shown as such
         scope = ThresholdScope(row["scope"])
         scopes.append(_scope_out(book, scope, row["scope_id"], overrides, row["updated_at"]))
     return ThresholdsOut(built_in=_values(Thresholds()), scopes=scopes)
@@ -356,6 +377,60 @@ async def refit(request: Request, response: Response, _: Admin) -> ModelOut:
         rescheduler.wake()  # otherwise a worker instance finds the unmarked fit when it polls
     response.headers["Location"] = str(request.url_for("get_model").path)
     return _model_out(stored)
+
+
+@admin_router.post(
+    "/backtest",
+    response_model=BacktestOut,
+    summary="Score the lapse rules on past purchases",
+    responses=_problems(),
+)
+async def run_backtest(request: Request, body: BacktestRequest, principal: Reader) -> BacktestOut:
+    """Would the alerts have been right? Replays the purchases known at `as_of`, evaluates every
+    lapse rule (with `settings` tried on top) and score, and compares with what happened in the
+    `horizon_days` after: flagged, precision, recall, lift, value recall, AUC; overall and by
+    home merchant. The horizon must have passed. A key bound to a merchant sees only the
+    customers who bought there. Nothing is stored.
+    """
+    merchant = body.merchant_id
+    if principal.merchant_id is not None:
+        if merchant is not None:
+            ensure_merchant(principal, merchant)
+        merchant = principal.merchant_id
+    async with _engine(request).connect() as conn:
+        now = await service_now(conn, _clock(request))
+        try:
+            horizon_end = body.as_of + timedelta(days=body.horizon_days)
+        except OverflowError:
+            horizon_end = datetime.max.replace(tzinfo=UTC)  # beyond the calendar: not passed
+        if horizon_end > now:
+            raise Unprocessable(
+                f"the horizon ends {horizon_end.isoformat()}, after now ({now.isoformat()}):"
+                " what happened there is not known yet",
+                code="validation_failed",
+                errors=[
+                    {
+                        "field": "body.horizon_days",
+                        "rule": "horizon_passed",
+                        "message": "as_of + horizon_days must not be after now",
+                    }
+                ],
+            )
+        try:
+            result = await backtest_from_database(
+                conn, body.as_of, body.horizon_days, merchant_id=merchant, trial=body.settings
+            )
+        except TrialRefused as exc:
+            raise _inconsistent_trial(exc) from exc
+    return BacktestOut.model_validate(result_document(result, body.as_of))
+
+
+def _inconsistent_trial(exc: TrialRefused) -> Unprocessable:
+    return Unprocessable(
+        f"inconsistent thresholds: {exc}",
+        code="validation_failed",
+        errors=[{"field": "body.settings", "rule": "thresholds_consistent", "message": str(exc)}],
+    )
 
 
 @admin_router.get("/invariants", response_model=InvariantReport, responses=_problems())

@@ -23,7 +23,7 @@ metadata = new_metadata()
 
 ALERT_KINDS = ("lapse",)
 ALERT_STATUSES = ("at_risk", "lapsed")
-LAPSE_RULES = ("inactivity", "own_rhythm", "alive_probability")
+LAPSE_RULES = ("inactivity", "own_rhythm", "alive_probability", "no_purchase_probability")
 SEGMENTS = ("A", "B", "C")
 THRESHOLD_SCOPES = ("default", "merchant", "category")
 
@@ -96,6 +96,20 @@ sa.Index(
     postgresql_where=customer_activity.c.follow_up_due_at.isnot(None),
 )
 
+# Every purchase's time, amount and merchant (0005): exact visits whatever the arrival order,
+# and the history a backtest replays. Written by the consumer in the batch's transaction.
+purchase_history = sa.Table(
+    "purchase_history",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("event_id", pg.UUID(as_uuid=True), primary_key=True),
+    _moment("purchased_at", nullable=False),
+    sa.Column("merchant_id", sa.Text, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("amount_minor >= 0", name="amount"),
+)
+sa.Index("ix_purchase_history_purchased_at", purchase_history.c.purchased_at)
+
 alerts = sa.Table(
     "alerts",
     metadata,
@@ -116,8 +130,9 @@ alerts = sa.Table(
     _moment("escalated_at"),
     _moment("acknowledged_at"),
     sa.Column("ack_note", sa.Text),
-    sa.Column("acknowledged_by", sa.Text),  # the name the acknowledging person gave (0003)
+    sa.Column("acknowledged_by", sa.Text),  # the API key's name (0005; before: caller's text)
     sa.Column("acknowledged_key_id", sa.Text),  # the API key they used (0003)
+    sa.Column("ack_claimed_by", sa.Text),  # who the caller said they were (0005)
     _moment("closed_at"),
     sa.Column("closed_by_event_id", pg.UUID(as_uuid=True)),
     sa.CheckConstraint(_one_of("kind", ALERT_KINDS), name="kind"),

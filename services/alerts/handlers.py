@@ -27,16 +27,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import get_args
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from services.alerts.domain.activity import (
     ActivityError,
     apply_purchase,
     apply_return,
     days_between,
+    with_history,
 )
 from services.alerts.domain.bgnbd import BgNbdParams
 from services.alerts.domain.lapse import evaluate_lapse
 from services.alerts.records import CustomerActivity, OpenAlert
 from services.alerts.repository import (
+    PastPurchase,
     TierSighting,
     advance_event_clock,
     close_alerts,
@@ -44,6 +48,8 @@ from services.alerts.repository import (
     load_threshold_book,
     lock_activities,
     open_alerts,
+    purchase_times,
+    record_purchase_history,
     record_tiers,
     save_activities,
 )
@@ -126,17 +132,60 @@ async def record_purchases(
     book = await load_threshold_book(conn)
     stored = await latest_model(conn)
     model = stored.params if stored else None
-    consequences = _Consequences()
+    consequences, late = _Consequences(), set()
     for event in events:
         before = activities.get(event.customer_id) or CustomerActivity(event.customer_id)
+        if _inside_known_span(before, event):
+            late.add(event.customer_id)
         activities[event.customer_id] = _after_purchase(
             before, event, still_open, book, model, consequences
+        )
+    await record_purchase_history(conn, [_past(e) for e in events])
+    await _make_late_purchases_exact(conn, activities, late)
+    for customer in late:
+        activity, open_alert = activities[customer], still_open.get(customer)
+        rules = book.for_customer(activity.home_merchant_id, activity.main_category).rules
+        activities[customer] = replace(
+            activity,
+            next_check_at=next_lapse_check(
+                activity.summary, rules, model, open_alert.status if open_alert else None
+            ),
         )
     await save_activities(conn, [activities[c] for c in sorted(set(customers))])
     await close_alerts(conn, consequences.closures)
     for outgoing in consequences.events:
         ctx.outbox.emit(alerts_topic, outgoing)
     await advance_event_clock(conn, max(e.occurred_at for e in events))
+
+
+def _past(event: PurchaseCompleted) -> PastPurchase:
+    data = event.data
+    return PastPurchase(
+        event.customer_id, event.event_id, event.occurred_at, data.merchant_id, data.amount_minor
+    )
+
+
+async def _make_late_purchases_exact(
+    conn: AsyncConnection, activities: dict[str, CustomerActivity], late: set[str]
+) -> None:
+    """Recompute visits and gaps from the recorded history (this batch's purchases included)
+    for customers a purchase reached between their first and last known ones: the incremental
+    summary cannot place it. One query per batch that has such purchases; purchases in order
+    cost nothing extra. The caller recomputes their due times from the corrected summary.
+    """
+    if not late:
+        return
+    times = await purchase_times(conn, late)
+    for customer in late:
+        activity = activities[customer]
+        activities[customer] = replace(
+            activity, summary=with_history(activity.summary, times[customer])
+        )
+
+
+def _inside_known_span(before: CustomerActivity, event: EventEnvelope) -> bool:
+    first, last = before.summary.first_purchase_at, before.summary.last_purchase_at
+    return first is not None and last is not None and first < event.occurred_at < last
 
 
 def _after_purchase(

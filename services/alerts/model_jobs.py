@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from services.alerts.clock import AlertsClock
 from services.alerts.db import customer_activity
 from services.alerts.domain.bgnbd import WEEK, BgNbdParams, ModelFitError, fit_bgnbd
 from services.alerts.ranking import refresh_value_segments
-from services.alerts.records import StoredModel, activity_from_row
+from services.alerts.records import CustomerActivity, OpenAlert, StoredModel, activity_from_row
 from services.alerts.repository import (
     latest_model,
     load_threshold_book,
@@ -47,6 +47,7 @@ from services.alerts.repository import (
     store_model,
 )
 from services.alerts.schedule import follow_up_due_at, next_lapse_check
+from services.alerts.thresholds import ThresholdBook
 from shared.errors import is_transient
 
 log = logging.getLogger(__name__)
@@ -205,23 +206,37 @@ async def reschedule_lapse_checks(
             changes: dict[str, datetime | None] = {}
             follow_ups: dict[str, datetime | None] = {}
             for activity in batch:
-                alert = still_open.get(activity.customer_id)
-                rules = book.for_customer(activity.home_merchant_id, activity.main_category).rules
-                due = next_lapse_check(
-                    activity.summary, rules, model, alert.status if alert else None
-                )
-                if activity.next_check_at is not None and due != activity.next_check_at:
-                    changes[activity.customer_id] = due
-                if activity.follow_up_due_at is not None:
-                    # The delay of the merchant of the first purchase, as when it was set.
-                    scope = book.for_customer(activity.first_merchant_id, activity.main_category)
-                    follow_up = follow_up_due_at(activity, scope)
-                    if follow_up != activity.follow_up_due_at:
-                        follow_ups[activity.customer_id] = follow_up
+                try:
+                    _reschedule_one(activity, still_open, book, model, changes, follow_ups)
+                except (ArithmeticError, ValueError):
+                    # One customer whose numbers break (a bad stored threshold, an odd fit)
+                    # must not stop the walk for everyone else, nor the worker.
+                    log.exception("lapse check of %s not moved", activity.customer_id)
             await set_next_checks(conn, changes)
             await set_follow_ups_due(conn, follow_ups)
             moved += len(changes.keys() | follow_ups.keys())
             after = batch[-1].customer_id
+
+
+def _reschedule_one(
+    activity: CustomerActivity,
+    still_open: Mapping[str, OpenAlert],
+    book: ThresholdBook,
+    model: BgNbdParams | None,
+    changes: dict[str, datetime | None],
+    follow_ups: dict[str, datetime | None],
+) -> None:
+    alert = still_open.get(activity.customer_id)
+    rules = book.for_customer(activity.home_merchant_id, activity.main_category).rules
+    due = next_lapse_check(activity.summary, rules, model, alert.status if alert else None)
+    if activity.next_check_at is not None and due != activity.next_check_at:
+        changes[activity.customer_id] = due
+    if activity.follow_up_due_at is not None:
+        # The delay of the merchant of the first purchase, as when it was set.
+        scope = book.for_customer(activity.first_merchant_id, activity.main_category)
+        follow_up = follow_up_due_at(activity, scope)
+        if follow_up != activity.follow_up_due_at:
+            follow_ups[activity.customer_id] = follow_up
 
 
 async def refresh_segments(engine: AsyncEngine, clock: AlertsClock) -> int | None:

@@ -135,6 +135,7 @@ def alert_out(row: Mapping[Any, Any]) -> AlertOut:
             by=row["acknowledged_by"] or "unknown",
             key_id=row["acknowledged_key_id"],
             note=row["ack_note"],
+            claimed_by=row["ack_claimed_by"],
         )
     return AlertOut(
         alert_id=row["alert_id"],

@@ -3,6 +3,7 @@ commits: one transaction per consumed batch, per scan batch, per HTTP request.""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +21,7 @@ from services.alerts.db import (
     customer_activity,
     event_clock,
     model_parameters,
+    purchase_history,
 )
 from services.alerts.domain.bgnbd import BgNbdParams
 from services.alerts.domain.lapse import AlertStatus
@@ -32,6 +35,9 @@ from services.alerts.records import (
     model_from_row,
 )
 from services.alerts.thresholds import ThresholdBook, ThresholdOverrides, ThresholdScope
+from shared.db import api_keys
+
+log = logging.getLogger(__name__)
 
 POS_CLOCK = "pos"  # the event clock fed by pos.purchases
 
@@ -180,6 +186,76 @@ async def record_tiers(conn: AsyncConnection, sightings: Iterable[TierSighting])
     )
 
 
+# --- purchase history --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PastPurchase:
+    customer_id: str
+    event_id: uuid.UUID
+    purchased_at: datetime
+    merchant_id: str
+    amount_minor: int
+
+
+_RECORD_PURCHASES = sa.text(
+    "INSERT INTO purchase_history (customer_id, event_id, purchased_at, merchant_id,"
+    " amount_minor) SELECT * FROM unnest(CAST(:customers AS text[]), CAST(:events AS uuid[]),"
+    " CAST(:ats AS timestamptz[]), CAST(:merchants AS text[]), CAST(:amounts AS bigint[]))"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+async def record_purchase_history(conn: AsyncConnection, purchases: Sequence[PastPurchase]) -> None:
+    """Keep every purchase (one statement per batch); a repeated event id changes nothing."""
+    if not purchases:
+        return
+    await conn.execute(
+        _RECORD_PURCHASES,
+        {
+            "customers": [p.customer_id for p in purchases],
+            "events": [p.event_id for p in purchases],
+            "ats": [p.purchased_at for p in purchases],
+            "merchants": [p.merchant_id for p in purchases],
+            "amounts": [p.amount_minor for p in purchases],
+        },
+    )
+
+
+async def purchase_times(
+    conn: AsyncConnection, customer_ids: Iterable[str]
+) -> dict[str, list[datetime]]:
+    """Every recorded purchase time of these customers."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    query = sa.select(purchase_history.c.customer_id, purchase_history.c.purchased_at).where(
+        purchase_history.c.customer_id.in_(ids)
+    )
+    times: dict[str, list[datetime]] = {c: [] for c in ids}
+    for row in (await conn.execute(query)).all():
+        times[row.customer_id].append(row.purchased_at)
+    return times
+
+
+async def purchases_until(
+    conn: AsyncConnection, until: datetime, merchant_id: str | None = None
+) -> list[PastPurchase]:
+    """Every recorded purchase up to `until` (of the customers who ever bought at the merchant,
+    if one is named: their home merchant is decided from all their purchases)."""
+    query = sa.select(purchase_history).where(purchase_history.c.purchased_at <= until)
+    if merchant_id is not None:
+        buyers = sa.select(purchase_history.c.customer_id).where(
+            purchase_history.c.merchant_id == merchant_id
+        )
+        query = query.where(purchase_history.c.customer_id.in_(buyers))
+    rows = (await conn.execute(query)).all()
+    return [
+        PastPurchase(r.customer_id, r.event_id, r.purchased_at, r.merchant_id, r.amount_minor)
+        for r in rows
+    ]
+
+
 # --- alerts ------------------------------------------------------------------------------
 
 
@@ -322,6 +398,7 @@ async def acknowledge_alert(
     note: str,
     key_id: str | None,
     at: datetime,
+    claimed_by: str | None = None,
 ) -> Mapping[Any, Any] | None:
     """Operations saw the alert. The FIRST acknowledgement is kept whole (who, when, note):
     repeating it changes nothing, so the record of who acted first cannot be rewritten.
@@ -331,10 +408,21 @@ async def acknowledge_alert(
     await conn.execute(
         sa.update(alerts)
         .where(alerts.c.alert_id == alert_id, alerts.c.acknowledged_at.is_(None))
-        .values(acknowledged_at=at, acknowledged_by=by, acknowledged_key_id=key_id, ack_note=note)
+        .values(
+            acknowledged_at=at,
+            acknowledged_by=by,
+            acknowledged_key_id=key_id,
+            ack_note=note,
+            ack_claimed_by=claimed_by,
+        )
     )
     query = sa.select(alerts).where(alerts.c.alert_id == alert_id)
     return (await conn.execute(query)).mappings().first()
+
+
+async def api_key_name(conn: AsyncConnection, key_id: str) -> str | None:
+    """The name an API key was created with (who holds it), for the audit record."""
+    return await conn.scalar(sa.select(api_keys.c.name).where(api_keys.c.key_id == key_id))
 
 
 # --- event clock -------------------------------------------------------------------------
@@ -366,7 +454,9 @@ async def load_threshold_book(conn: AsyncConnection) -> ThresholdBook:
     rows = (await conn.execute(sa.select(alert_thresholds))).mappings().all()
     book = ThresholdBook()
     for row in rows:
-        overrides = ThresholdOverrides.model_validate(row["settings"])
+        overrides = stored_overrides(row)
+        if overrides is None:
+            continue
         scope = ThresholdScope(row["scope"])
         if scope is ThresholdScope.DEFAULT:
             book.default = overrides
@@ -375,6 +465,24 @@ async def load_threshold_book(conn: AsyncConnection) -> ThresholdBook:
         else:
             book.by_category[row["scope_id"]] = overrides
     return book
+
+
+def stored_overrides(row: Mapping[Any, Any]) -> ThresholdOverrides | None:
+    """A stored scope, re-checked against today's ranges; None (logged) if it breaks one.
+
+    A value written before the ranges existed, or straight into the table, must not take the
+    consumer or a scheduler down: the scope is skipped and the wider scope applies.
+    """
+    try:
+        return ThresholdOverrides.model_validate(row["settings"])
+    except ValidationError as exc:
+        log.error(
+            "thresholds of scope %s/%s ignored, a stored value is out of range: %s",
+            row["scope"],
+            row["scope_id"] or "-",
+            exc.errors(include_url=False),
+        )
+        return None
 
 
 async def put_thresholds(

@@ -34,9 +34,15 @@ class AlertState(StrEnum):
 
 class Acknowledgement(_Out):
     at: AwareDatetime
-    by: str = Field(description="The name the acknowledging person gave.")
+    by: str = Field(
+        description="The name of the API key that acknowledged (who holds it); for alerts"
+        " acknowledged before the audit fix, the name the caller gave."
+    )
     key_id: str | None = Field(default=None, description="The API key they used.")
     note: str | None = None
+    claimed_by: str | None = Field(
+        default=None, description="Who the caller said they were (their words, unverified)."
+    )
 
 
 class AlertOut(_Out):
@@ -44,7 +50,7 @@ class AlertOut(_Out):
     customer_id: str
     kind: Literal["lapse"]
     status: Literal["at_risk", "lapsed"]
-    rule: Literal["inactivity", "own_rhythm", "alive_probability"]
+    rule: Literal["inactivity", "own_rhythm", "alive_probability", "no_purchase_probability"]
     reason: str = Field(examples=["usually buys every 7 days; last purchase 24 days ago"])
     value_at_risk: MoneyText = Field(
         description="Average order value x purchases expected to be lost over the horizon."
@@ -74,7 +80,13 @@ class AlertPage(_Out):
 class AcknowledgeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(min_length=1, max_length=200, description="Who is acknowledging.")
+    by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who is acknowledging, in the caller's words: kept as `claimed_by`; the"
+        " record's `by` is the API key's name.",
+    )
     note: str = Field(
         min_length=1,
         max_length=2000,
@@ -100,15 +112,29 @@ class RhythmOut(_Out):
     mean_gap_days: float | None = Field(description="Mean days between visits.")
     gap_stddev_days: float | None
     gaps_measured: int
+    gap_variation: float | None = Field(
+        default=None,
+        description="Standard deviation / mean of the gaps: above `rhythm_max_variation`"
+        " there is no rhythm to miss.",
+    )
     days_since_last_purchase: float | None
     flagged_after_days: float | None = Field(
-        description="Silence after which the own-rhythm rule puts the customer at risk."
+        description="Silence after which the own-rhythm rule puts the customer at risk;"
+        " null when the customer has no regular rhythm (or the rule is off)."
     )
 
 
 class ModelViewOut(_Out):
     fit_id: int
-    alive_probability: float | None = Field(description="P(alive) now under BG/NBD.")
+    alive_probability: float | None = Field(
+        description="P(alive) now under BG/NBD: a diagnostic (1 for every one-time buyer)."
+    )
+    no_purchase_probability: float | None = Field(
+        default=None,
+        description="BG/NBD probability of no purchase within `no_purchase_horizon_days`:"
+        " what the model rule alerts on.",
+    )
+    no_purchase_horizon_days: float | None = None
     expected_purchases: float | None = Field(
         description="Purchases expected over the risk horizon if nothing else is known."
     )
@@ -145,8 +171,15 @@ class ThresholdValues(_Out):
     inactivity_window_days: float
     rhythm_multiple: float
     rhythm_min_visits: int
-    at_risk_alive_probability: float
+    rhythm_max_variation: float = Field(
+        description="Own rhythm only for gaps this regular (standard deviation / mean)."
+    )
+    at_risk_alive_probability: float = Field(description="Diagnostic only: P(alive) never alerts.")
     lapsed_alive_probability: float
+    at_risk_no_purchase_probability: float
+    lapsed_no_purchase_probability: float
+    model_horizon_days: float
+    enabled_rules: list[str]
     lapsed_multiple: float
     follow_up_days: float
     risk_horizon_days: float
@@ -155,7 +188,7 @@ class ThresholdValues(_Out):
 class ThresholdScopeOut(_Out):
     scope: ThresholdScope
     scope_id: str | None
-    settings: dict[str, int | float] = Field(
+    settings: dict[str, bool | int | float] = Field(
         description="Only what this scope changes (absent: inherited).",
         examples=[{"inactivity_window_days": 30}],
     )
@@ -234,3 +267,77 @@ class ProblemOut(BaseModel):
     code: str
     detail: str | None = None
     instance: str | None = None
+
+
+class BacktestRequest(BaseModel):
+    """Replay the purchases known at `as_of`; compare with the `horizon_days` after it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: AwareDatetime
+    horizon_days: int = Field(ge=1, le=3650, examples=[90])
+    merchant_id: Identifier | None = Field(
+        default=None, description="Only customers who bought there (forced for a bound key)."
+    )
+    settings: ThresholdOverrides | None = Field(
+        default=None,
+        description="Threshold changes to try on top of those in force (nothing is stored).",
+    )
+
+
+class BacktestRuleOut(_Out):
+    name: str
+    enabled: bool
+    flagged: int
+    lapsed_flagged: int
+    precision: float | None
+    recall: float | None
+    lift: float | None = Field(description="Precision over the base rate; above 1 beats chance.")
+    value_recall: float | None = Field(
+        description="Share of the lapsed customers' spend so far that the rule flagged."
+    )
+
+
+class BacktestScoreOut(_Out):
+    name: str
+    auc: float | None = Field(description="Chance a lapsed customer ranks above a returning one.")
+
+
+class SuggestedThresholdOut(_Out):
+    no_purchase_probability: float
+    precision: float
+    recall: float
+    criterion: str
+
+
+class BacktestScorecardOut(_Out):
+    merchant_id: str = Field(description="'*' for every customer replayed.")
+    customers: int
+    lapsed: int
+    base_rate: float | None
+    rules: list[BacktestRuleOut]
+    scores: list[BacktestScoreOut]
+    suggested_threshold: SuggestedThresholdOut | None
+
+
+class BacktestModelOut(_Out):
+    r: float
+    alpha: float
+    a: float
+    b: float
+    time_unit_days: float
+    log_likelihood: float
+    customers_fitted: int
+
+
+class BacktestOut(_Out):
+    as_of: AwareDatetime
+    horizon_days: float
+    model: BacktestModelOut | None = Field(description="BG/NBD refitted on what was known then.")
+    hindsight_ceiling_auc: float | None = Field(
+        default=None,
+        description="AUC of a logistic regression fitted on the outcome itself (recency,"
+        " frequency, age, spend): a practical ceiling for any score that cannot see the future.",
+    )
+    overall: BacktestScorecardOut
+    by_merchant: list[BacktestScorecardOut] = Field(description="By each customer's home merchant.")

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.alerts.domain.lapse import LapseRules
+from services.alerts.domain.lapse import LapseRule, LapseRules
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +30,32 @@ class ThresholdScope(StrEnum):
     CATEGORY = "category"
 
 
+# Probabilities are kept off 0 and 1 by a margin: a threshold of 1e-300 is not a policy, and
+# its log-odds put due dates beyond any calendar (the crash of issue 15).
+_P_MIN, _P_MAX = 0.001, 0.999
+
+
 class ThresholdOverrides(BaseModel):
-    """What one scope changes; absent fields inherit from the wider scope."""
+    """What one scope changes; absent fields inherit from the wider scope. Every field has a
+    range (422 names it), and stored documents are re-checked against it when loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     inactivity_window_days: int | None = Field(default=None, ge=1, le=3650)
-    rhythm_multiple: float | None = Field(default=None, gt=0, le=100)
-    rhythm_min_visits: int | None = Field(default=None, ge=2, le=1000)
-    at_risk_alive_probability: float | None = Field(default=None, gt=0, lt=1)
-    lapsed_alive_probability: float | None = Field(default=None, gt=0, lt=1)
+    rhythm_multiple: float | None = Field(default=None, ge=0.5, le=100)
+    rhythm_min_visits: int | None = Field(default=None, ge=3, le=1000)
+    rhythm_max_variation: float | None = Field(default=None, ge=0, le=10)
+    at_risk_alive_probability: float | None = Field(default=None, ge=_P_MIN, le=_P_MAX)
+    lapsed_alive_probability: float | None = Field(default=None, ge=_P_MIN, le=_P_MAX)
+    at_risk_no_purchase_probability: float | None = Field(default=None, ge=_P_MIN, le=_P_MAX)
+    lapsed_no_purchase_probability: float | None = Field(default=None, ge=_P_MIN, le=_P_MAX)
+    model_horizon_days: int | None = Field(default=None, ge=1, le=3650)
     lapsed_multiple: float | None = Field(default=None, ge=1, le=100)
     follow_up_days: int | None = Field(default=None, ge=1, le=365)
     risk_horizon_days: int | None = Field(default=None, ge=1, le=3650)
+    inactivity_enabled: bool | None = None
+    own_rhythm_enabled: bool | None = None
+    no_purchase_probability_enabled: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +77,21 @@ def merged(*layers: ThresholdOverrides | None) -> Thresholds:
         if layer is not None:
             values.update(layer.model_dump(exclude_none=True))
     defaults = LapseRules()
+    switches = {
+        LapseRule.INACTIVITY: "inactivity_enabled",
+        LapseRule.OWN_RHYTHM: "own_rhythm_enabled",
+        LapseRule.NO_PURCHASE_PROBABILITY: "no_purchase_probability_enabled",
+    }
+    enabled = frozenset(
+        rule for rule, name in switches.items() if values.get(name, rule in defaults.enabled)
+    )
     rules = LapseRules(
         inactivity_window=timedelta(
             days=values.get("inactivity_window_days", defaults.inactivity_window.days)
         ),
         rhythm_multiple=values.get("rhythm_multiple", defaults.rhythm_multiple),
         rhythm_min_visits=values.get("rhythm_min_visits", defaults.rhythm_min_visits),
+        rhythm_max_variation=values.get("rhythm_max_variation", defaults.rhythm_max_variation),
         at_risk_alive_probability=values.get(
             "at_risk_alive_probability", defaults.at_risk_alive_probability
         ),
@@ -77,6 +99,14 @@ def merged(*layers: ThresholdOverrides | None) -> Thresholds:
             "lapsed_alive_probability", defaults.lapsed_alive_probability
         ),
         lapsed_multiple=values.get("lapsed_multiple", defaults.lapsed_multiple),
+        at_risk_no_purchase_probability=values.get(
+            "at_risk_no_purchase_probability", defaults.at_risk_no_purchase_probability
+        ),
+        lapsed_no_purchase_probability=values.get(
+            "lapsed_no_purchase_probability", defaults.lapsed_no_purchase_probability
+        ),
+        model_horizon=timedelta(days=values.get("model_horizon_days", defaults.model_horizon.days)),
+        enabled=enabled,
     )
     return Thresholds(
         rules=rules,

@@ -23,7 +23,7 @@ from shared.contracts.fields import Currency, Identifier, Money, minor_units
 
 AlertKind = Literal["lapse"]
 AlertStatus = Literal["at_risk", "lapsed"]
-LapseRuleName = Literal["inactivity", "own_rhythm", "alive_probability"]
+LapseRuleName = Literal["inactivity", "own_rhythm", "alive_probability", "no_purchase_probability"]
 ValueSegment = Literal["A", "B", "C"]
 
 ALERTS_SOURCE = "alerts"

@@ -17,19 +17,22 @@ Rules decided here (documented because they change what the warnings see):
   added if it is known to be a gap between consecutive visits:
     - after the last purchase: the normal case, adds the gap (new - last);
     - before the first purchase: adds the gap (first - new), still exact;
-    - between first and last: it splits one gap of unknown length into two, which cannot be
-      done without history. Such a purchase counts towards purchases, visits, spend and
-      merchants, but leaves the gap statistics alone. The mean gap is then slightly too long,
-      so rhythm warnings come slightly later: the safe direction for an alert that goes to
-      people. `late_purchase_count` records how often this happened.
+    - between first and last: it splits one gap of unknown length into two (or joins two
+      visits into one), which cannot be done from aggregates. The service keeps every
+      purchase's time (`purchase_history`) and recomputes the visits and gaps from it with
+      `visit_statistics`, so the summary is exact for any arrival order. `apply_purchase`
+      alone (no history) only counts the purchase and spend, never a new visit, and
+      `late_purchase_count` records how often this happened.
 * Returns reduce spend, never below zero, and leave the purchase and visit counts alone: the
   customer did come to the shop, which is what the lapse rules are about.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 SAME_VISIT_WINDOW = timedelta(hours=12)
 _SECONDS_PER_DAY = 86_400.0
@@ -183,13 +186,43 @@ def _between_known_purchases(
     purchased_at: datetime,
     window: timedelta,
 ) -> ActivitySummary:
-    # The gap it splits is unknown, so only the counts learn from it (see module docstring).
-    separate_visit = purchased_at - first > window and last - purchased_at > window
-    return replace(
-        summary,
-        visit_count=summary.visit_count + (1 if separate_visit else 0),
-        late_purchase_count=summary.late_purchase_count + 1,
-    )
+    # Whether it is a new visit depends on purchases we cannot see here (issue 15: counting it
+    # as one made Jan 1, 20, 10, 10 four visits); `with_history` makes it exact.
+    return replace(summary, late_purchase_count=summary.late_purchase_count + 1)
+
+
+def visit_statistics(
+    purchase_times: Iterable[datetime], same_visit_window: timedelta = SAME_VISIT_WINDOW
+) -> tuple[int, GapStatistics]:
+    """Visits and gap statistics of a complete purchase history, in any order.
+
+    Purchases are chained into visits as `apply_purchase` does for in-order arrivals: a
+    purchase within the window of the one before it belongs to the same visit, and a gap is
+    measured from the previous purchase to the one that starts the next visit.
+    """
+    times = sorted(require_aware(t, "purchase time") for t in purchase_times)
+    visits, gaps = (1 if times else 0), GapStatistics()
+    for before, after in pairwise(times):
+        if after - before > same_visit_window:
+            visits += 1
+            gaps = gaps.including(days_between(before, after))
+    return visits, gaps
+
+
+def with_history(
+    summary: ActivitySummary,
+    purchase_times: Sequence[datetime],
+    same_visit_window: timedelta = SAME_VISIT_WINDOW,
+) -> ActivitySummary:
+    """The summary with visits and gaps recomputed from every purchase's time.
+
+    Only when the history is complete (as many times as purchases counted): a customer whose
+    early purchases predate the history keeps the incremental figures.
+    """
+    if len(purchase_times) != summary.purchase_count or not purchase_times:
+        return summary
+    visits, gaps = visit_statistics(purchase_times, same_visit_window)
+    return replace(summary, visit_count=visits, gaps=gaps)
 
 
 def _require_amount(amount_minor: int, what: str) -> None:

@@ -312,3 +312,61 @@ def _minimise(objective: Callable[[FloatArray], float]) -> FloatArray:
     if not np.isfinite(best.fun) or best.fun >= 1e100:
         raise ModelFitError("the optimiser could not find a finite likelihood")
     return np.asarray(best.x, dtype=np.float64)
+
+
+def probability_no_purchase(
+    params: BgNbdParams,
+    horizon: npt.ArrayLike,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    age: npt.ArrayLike,
+) -> FloatArray:
+    """P(no purchase in (T, T + horizon] | x, t_x, T): what a lapse warning needs to know.
+
+    Either the customer has already left (1 - P(alive)), or they are alive and their Poisson
+    clock does not tick in the horizon. Given alive at T, lambda's posterior is
+    gamma(r + x, alpha + T), so that chance is ((alpha + T) / (alpha + T + horizon))^(r + x).
+    Unlike P(alive), this is not 1 for a one-time buyer: their silence still counts through the
+    low purchase rate it implies. It rises monotonically with T while nothing is bought.
+    """
+    t, xs, ages = (np.asarray(v, dtype=np.float64) for v in (horizon, x, age))
+    alive = probability_alive(params, xs, t_x, ages)
+    quiet_if_alive = np.exp(
+        (params.r + xs) * (np.log(params.alpha + ages) - np.log(params.alpha + ages + t))
+    )
+    return np.asarray(1.0 - alive * (1.0 - quiet_if_alive), dtype=np.float64)
+
+
+def age_when_no_purchase_probability_reaches(
+    params: BgNbdParams,
+    x: int,
+    t_x: float,
+    probability: float,
+    horizon: float,
+    *,
+    max_age: float,
+) -> float:
+    """The smallest age T >= t_x (model units) where P(no purchase in horizon) >= `probability`.
+
+    The probability only rises with silence, so a bisection on T finds it to a thousandth of a
+    unit; `max_age` caps the search (returned when the threshold is never reached before it).
+    """
+    if not 0.0 < probability < 1.0:
+        raise ValueError(
+            f"a probability threshold lies strictly between 0 and 1, got {probability}"
+        )
+
+    def reached(age: float) -> bool:
+        return bool(probability_no_purchase(params, horizon, x, t_x, age) >= probability)
+
+    low, high = t_x, max(t_x, 1.0)
+    if reached(low):
+        return low
+    while not reached(high):
+        if high >= max_age:
+            return max_age
+        low, high = high, min(high * 2.0, max_age)
+    while high - low > 1e-3:
+        middle = (low + high) / 2.0
+        low, high = (low, middle) if reached(middle) else (middle, high)
+    return high

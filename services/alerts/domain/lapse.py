@@ -1,25 +1,35 @@
 """Lapse (churn) warning rules: when a customer's silence becomes worth a person's attention.
 
-Three rules, each a value in `LapseRules` so a merchant or category can have its own:
+Three alerting rules, each a value in `LapseRules` so a merchant or category can have its own
+(and each can be switched off: `enabled`); each was judged by a backtest on CDNOW (see the
+README for the figures):
 
 * inactivity window: no purchase for a fixed period (default 113 days, the lubrication chain's
   measured oil-change interval);
 * own rhythm: no purchase for k times the customer's own mean gap between visits (default
-  k = 3, only once there are at least 3 visits, i.e. 2 measured gaps: one gap is no rhythm);
-* alive probability: the BG/NBD probability that the customer is still active falls below a
-  threshold (default 0.3); only when a fitted model is passed in and the customer came back
-  at least once (BG/NBD cannot lose a customer who never returned).
+  k = 3), only for a customer whose rhythm is one: at least 4 visits (3 measured gaps) and a
+  gap coefficient of variation (standard deviation / mean) of at most 0.5. Irregular buyers
+  tripped the old rule at a precision below the base rate: their "3 x mean gap" is noise;
+* no-purchase probability: the BG/NBD probability of no purchase in the next `model_horizon`
+  (default 273 days, 39 weeks) reaches a threshold (default 0.8, chosen from the backtest);
+  defined for one-time buyers too, and only when a fitted model is passed in.
+
+P(alive) is a diagnostic only (shown, never alerting): it is 1 by definition for a one-time
+buyer, so as a ranking it was worse than random on CDNOW. `ALIVE_PROBABILITY` stays a rule name
+because older alerts carry it.
 
 From at risk to lapsed. A customer becomes `at_risk` when the first rule trips and `lapsed`
 when the first rule reaches its lapsed level: twice the silence for the two time rules
-(`lapsed_multiple`, so 226 days, or 6 mean gaps) or P(alive) below 0.1. Because every rule's
-level is a fixed moment as long as nothing is bought (P(alive) only falls with silence), the
-rules produce deadlines, not just verdicts: `next_check_at` tells a scanner when the outcome can
-next change, so it works on customers that are due instead of rescanning everyone.
+(`lapsed_multiple`, so 226 days, or 6 mean gaps) or a no-purchase probability of 0.9.
+Because every rule's level is a fixed moment as long as nothing is bought (the no-purchase
+probability only rises with silence), the rules produce deadlines, not just verdicts:
+`next_check_at` tells a scanner when the outcome can next change, so it works on customers
+that are due instead of rescanning everyone.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -27,8 +37,9 @@ from enum import StrEnum
 from services.alerts.domain.activity import ActivitySummary, days_between, require_aware
 from services.alerts.domain.bgnbd import (
     BgNbdParams,
-    age_when_alive_probability_falls_to,
+    age_when_no_purchase_probability_reaches,
     probability_alive,
+    probability_no_purchase,
     summary_to_rfm,
 )
 
@@ -38,7 +49,13 @@ _FOREVER = timedelta(days=365 * 200)  # "never" for a deadline, yet still a vali
 class LapseRule(StrEnum):
     INACTIVITY = "inactivity"
     OWN_RHYTHM = "own_rhythm"
-    ALIVE_PROBABILITY = "alive_probability"
+    ALIVE_PROBABILITY = "alive_probability"  # diagnostic since the backtest; old alerts only
+    NO_PURCHASE_PROBABILITY = "no_purchase_probability"
+
+
+ALERTING_RULES = frozenset(
+    {LapseRule.INACTIVITY, LapseRule.OWN_RHYTHM, LapseRule.NO_PURCHASE_PROBABILITY}
+)
 
 
 class AlertStatus(StrEnum):
@@ -52,10 +69,15 @@ class LapseRules:
 
     inactivity_window: timedelta = timedelta(days=113)
     rhythm_multiple: float = 3.0
-    rhythm_min_visits: int = 3
+    rhythm_min_visits: int = 4
+    rhythm_max_variation: float = 0.5
     at_risk_alive_probability: float = 0.3
     lapsed_alive_probability: float = 0.1
     lapsed_multiple: float = 2.0
+    at_risk_no_purchase_probability: float = 0.8
+    lapsed_no_purchase_probability: float = 0.9
+    model_horizon: timedelta = timedelta(days=273)
+    enabled: frozenset[LapseRule] = ALERTING_RULES
 
     def __post_init__(self) -> None:
         if self.inactivity_window <= timedelta(0):
@@ -68,6 +90,18 @@ class LapseRules:
             raise ValueError("need 0 < lapsed probability <= at-risk probability < 1")
         if self.lapsed_multiple < 1:
             raise ValueError("lapsed cannot come before at risk: lapsed multiple must be >= 1")
+        if not self.rhythm_max_variation >= 0:
+            raise ValueError("the rhythm's maximum gap variation cannot be negative")
+        if not (
+            0 < self.at_risk_no_purchase_probability <= self.lapsed_no_purchase_probability < 1
+        ):
+            raise ValueError(
+                "need 0 < at-risk no-purchase probability <= lapsed no-purchase probability < 1"
+            )
+        if self.model_horizon <= timedelta(0):
+            raise ValueError("the model horizon must be a positive duration")
+        if not self.enabled <= ALERTING_RULES:
+            raise ValueError("only inactivity, own_rhythm and no_purchase_probability alert")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,19 +133,22 @@ def rule_deadlines(
     last = summary.last_purchase_at
     if last is None:
         return ()
-    deadlines = [
-        RuleDeadline(
-            LapseRule.INACTIVITY,
-            last + rules.inactivity_window,
-            last + rules.inactivity_window * rules.lapsed_multiple,
+    deadlines = []
+    if LapseRule.INACTIVITY in rules.enabled:
+        deadlines.append(
+            RuleDeadline(
+                LapseRule.INACTIVITY,
+                last + rules.inactivity_window,
+                last + rules.inactivity_window * rules.lapsed_multiple,
+            )
         )
-    ]
-    rhythm = _rhythm_deadline(summary, rules)
+    rhythm = _rhythm_deadline(summary, rules) if LapseRule.OWN_RHYTHM in rules.enabled else None
     if rhythm is not None:
         deadlines.append(rhythm)
-    alive = _alive_probability_deadline(summary, rules, model)
-    if alive is not None:
-        deadlines.append(alive)
+    if LapseRule.NO_PURCHASE_PROBABILITY in rules.enabled:
+        quiet = _no_purchase_deadline(summary, rules, model)
+        if quiet is not None:
+            deadlines.append(quiet)
     return tuple(deadlines)
 
 
@@ -163,19 +200,37 @@ def evaluate_lapse(
     return _alert(summary, rules, now, model, status, decisive.rule)
 
 
+def rhythm_silence(summary: ActivitySummary, rules: LapseRules) -> timedelta | None:
+    """The silence after which the own-rhythm rule flags this customer; None when they have
+    no rhythm to miss (too few visits, or gaps too irregular) or the rule is off."""
+    mean_gap = summary.mean_gap_days
+    if LapseRule.OWN_RHYTHM not in rules.enabled or mean_gap is None or mean_gap <= 0:
+        return None
+    if summary.visit_count < rules.rhythm_min_visits:
+        return None
+    if rhythm_variation(summary) > rules.rhythm_max_variation:
+        return None  # too irregular to be a rhythm: the other rules watch this customer
+    return timedelta(days=mean_gap * rules.rhythm_multiple)
+
+
 def _rhythm_deadline(summary: ActivitySummary, rules: LapseRules) -> RuleDeadline | None:
-    last, mean_gap = summary.last_purchase_at, summary.mean_gap_days
-    if last is None or mean_gap is None or mean_gap <= 0:
+    last, silence = summary.last_purchase_at, rhythm_silence(summary, rules)
+    if last is None or silence is None:
         return None
-    if summary.gaps.count < rules.rhythm_min_visits - 1:
-        return None
-    silence = timedelta(days=mean_gap * rules.rhythm_multiple)
     return RuleDeadline(
         LapseRule.OWN_RHYTHM, last + silence, last + silence * rules.lapsed_multiple
     )
 
 
-def _alive_probability_deadline(
+def rhythm_variation(summary: ActivitySummary) -> float:
+    """Coefficient of variation of the gaps (standard deviation / mean); 0 below two gaps."""
+    variance, mean_gap = summary.gap_variance_days, summary.mean_gap_days
+    if variance is None or not mean_gap:
+        return 0.0
+    return math.sqrt(max(variance, 0.0)) / mean_gap
+
+
+def _no_purchase_deadline(
     summary: ActivitySummary, rules: LapseRules, model: BgNbdParams | None
 ) -> RuleDeadline | None:
     first, last = summary.first_purchase_at, summary.last_purchase_at
@@ -184,24 +239,38 @@ def _alive_probability_deadline(
     repeat_visits, recency, _ = summary_to_rfm(
         first, last, summary.visit_count, last, unit_days=model.unit_days
     )
-    at_risk_age = age_when_alive_probability_falls_to(
-        model, repeat_visits, recency, rules.at_risk_alive_probability
+    horizon = rules.model_horizon / model.time_unit
+    max_age = _FOREVER / model.time_unit
+    at_risk_age, lapsed_age = (
+        age_when_no_purchase_probability_reaches(
+            model, repeat_visits, recency, level, horizon, max_age=max_age
+        )
+        for level in (rules.at_risk_no_purchase_probability, rules.lapsed_no_purchase_probability)
     )
-    lapsed_age = age_when_alive_probability_falls_to(
-        model, repeat_visits, recency, rules.lapsed_alive_probability
-    )
-    if at_risk_age is None or lapsed_age is None:
-        return None
     return RuleDeadline(
-        LapseRule.ALIVE_PROBABILITY,
+        LapseRule.NO_PURCHASE_PROBABILITY,
         first + _model_duration(model, at_risk_age),
         first + _model_duration(model, lapsed_age),
     )
 
 
 def _model_duration(model: BgNbdParams, age: float) -> timedelta:
-    # Odd parameters can put a deadline centuries away; cap it so date arithmetic cannot overflow.
-    return min(model.time_unit * age, _FOREVER)
+    # Odd parameters can put a deadline centuries away; cap it so date arithmetic cannot overflow
+    # (before multiplying: a timedelta times an infinite or huge float raises OverflowError).
+    if not math.isfinite(age) or age >= _FOREVER / model.time_unit:
+        return _FOREVER
+    return model.time_unit * max(age, 0.0)
+
+
+def current_no_purchase_probability(
+    summary: ActivitySummary, now: datetime, model: BgNbdParams, horizon: timedelta
+) -> float | None:
+    """P(no purchase within `horizon` after `now`); None before any purchase."""
+    first, last = summary.first_purchase_at, summary.last_purchase_at
+    if first is None or last is None:
+        return None
+    rfm = summary_to_rfm(first, last, summary.visit_count, now, unit_days=model.unit_days)
+    return float(probability_no_purchase(model, horizon / model.time_unit, *rfm))
 
 
 def current_alive_probability(
@@ -227,10 +296,15 @@ def _alert(
     assert last is not None  # a deadline exists only after a purchase
     silent_days = max(0, int(days_between(last, now)))
     alive = None if model is None else current_alive_probability(summary, now, model)
+    quiet = (
+        None
+        if model is None
+        else current_no_purchase_probability(summary, now, model, rules.model_horizon)
+    )
     return LapseAlert(
         rule=rule,
         status=status,
-        reason=_reason(rule, rules, summary, silent_days, alive),
+        reason=_reason(rule, rules, summary, silent_days, quiet),
         last_purchase_at=last,
         days_since_last_purchase=silent_days,
         mean_gap_days=summary.mean_gap_days,
@@ -243,16 +317,17 @@ def _reason(
     rules: LapseRules,
     summary: ActivitySummary,
     silent_days: int,
-    alive: float | None,
+    quiet: float | None,
 ) -> str:
     silence = f"last purchase {_days(silent_days)} ago"
     if rule is LapseRule.OWN_RHYTHM and summary.mean_gap_days is not None:
         usual = max(1, round(summary.mean_gap_days))
         return f"usually buys every {_days(usual)}; {silence}"
-    if rule is LapseRule.ALIVE_PROBABILITY and alive is not None:
+    if rule is LapseRule.NO_PURCHASE_PROBABILITY and quiet is not None:
+        horizon_days = rules.model_horizon / timedelta(days=1)
         return (
-            f"chance this customer still buys here is {alive:.0%} "
-            f"(alert below {rules.at_risk_alive_probability:.0%}); {silence}"
+            f"{quiet:.0%} chance of no purchase in the next {horizon_days:g} days "
+            f"(alert from {rules.at_risk_no_purchase_probability:.0%}); {silence}"
         )
     window_days = rules.inactivity_window / timedelta(days=1)
     return f"no purchase within the {window_days:g}-day inactivity window; {silence}"

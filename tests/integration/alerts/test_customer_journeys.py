@@ -54,7 +54,9 @@ async def test_a_returning_customer_closes_the_alert_and_is_counted_as_reactivat
         "SELECT next_check_at FROM customer_activity WHERE customer_id = :c", c=alerted
     )
     assert due is not None and due > day(28 + 25), "the new silence is watched again"
-    again = await harness.scan(day(28 + 25 + 35))  # mean gap is now 10.6 days
+    # The 25-day absence broke the weekly rhythm (gaps 7, 7, 7, 7, 25: variation 0.76 > 0.5),
+    # so the fixed 113-day window is what watches this silence.
+    again = await harness.scan(day(28 + 25 + 114))
     new_alert = await harness.scalar(
         "SELECT alert_id FROM alerts WHERE customer_id = :c AND closed_at IS NULL", c=alerted
     )

@@ -124,23 +124,27 @@ async def test_acknowledging_keeps_the_first_who_when_and_note(
         tie = next(a for a in alerts if a["customer_id"] == names["tie1"])
         path = f"/v1/alerts/{big['alert_id']}/ack"
 
-        done = await client.post(path, json={"by": "Ana", "note": "called"}, headers=keys.reader)
+        # The body claims to be the admin; the audit must name the key that really acted.
+        body = {"by": "ops admin", "note": "called"}
+        done = await client.post(path, json=body, headers=keys.reader)
         assert done.status_code == 200, done.text
         ack = done.json()["acknowledgement"]
-        assert (ack["by"], ack["note"], ack["at"]) == (
-            "Ana",
+        assert (ack["by"], ack["claimed_by"], ack["note"], ack["at"]) == (
+            "crm desk",
+            "ops admin",
             "called",
             moment.isoformat().replace("+00:00", "Z"),
-        )
+        ), "the acknowledgement must record the API key's name, the caller's words as a claim"
         again = await client.post(path, json={"by": "Bo", "note": "later"}, headers=keys.reader)
         assert again.status_code == 200 and again.json()["acknowledgement"] == ack, (
             "a repeated acknowledgement must leave the first one as it was"
         )
         stored = await harness.rows(
-            "SELECT acknowledged_by, ack_note, acknowledged_at FROM alerts WHERE alert_id = :a",
+            "SELECT acknowledged_by, ack_claimed_by, ack_note, acknowledged_at FROM alerts"
+            " WHERE alert_id = :a",
             a=uuid.UUID(big["alert_id"]),
         )
-        assert [tuple(r.values()) for r in stored] == [("Ana", "called", moment)]
+        assert [tuple(r.values()) for r in stored] == [("crm desk", "ops admin", "called", moment)]
 
         pending = await _all_pages(client, keys.reader, acknowledged="false")
         assert big["alert_id"] not in {a["alert_id"] for a in pending} and len(pending) == 3
@@ -148,9 +152,10 @@ async def test_acknowledging_keeps_the_first_who_when_and_note(
         foreign = await client.post(path, json={"by": "m2", "note": "x"}, headers=keys.bound_m2)
         problem(foreign, 403, "merchant_mismatch")
         own = f"/v1/alerts/{tie['alert_id']}/ack"
-        assert (
-            await client.post(own, json={"by": "m2", "note": "ok"}, headers=keys.bound_m2)
-        ).status_code == 200
+        no_claim = await client.post(own, json={"note": "ok"}, headers=keys.bound_m2)
+        assert no_claim.status_code == 200, no_claim.text
+        assert no_claim.json()["acknowledgement"]["by"] == "store m2"
+        assert no_claim.json()["acknowledgement"]["claimed_by"] is None
         missing = f"/v1/alerts/{uuid.uuid4()}/ack"
         problem(
             await client.post(missing, json={"by": "A", "note": "n"}, headers=keys.reader),
@@ -188,6 +193,7 @@ async def test_customer_activity_follows_event_time_and_the_fitted_model(
             21.0,
         )
         assert rhythm["days_since_last_purchase"] == 17.0
+        assert rhythm["gap_variation"] == 0.0, "weekly visits: a perfectly regular rhythm"
         assert view["model"] is None, "no model has been fitted yet"
         assert view["open_alert"]["status"] == "at_risk" and view["segment"]["segment"] == "A"
 
@@ -214,6 +220,8 @@ async def test_customer_activity_follows_event_time_and_the_fitted_model(
         fitted = (await client.get(url, headers=keys.reader)).json()["model"]
         assert fitted["fit_id"] == model["fit_id"] and 0 <= fitted["alive_probability"] <= 1
         assert fitted["expected_purchases"] >= 0 and fitted["horizon_days"] == 90
+        assert 0 < fitted["no_purchase_probability"] < 1, "the model rule's score is shown"
+        assert fitted["no_purchase_horizon_days"] == 273
 
         unknown = await client.get(f"/v1/customers/nobody-{unique}/activity", headers=keys.reader)
         problem(unknown, 404, "customer_not_found")

@@ -6,8 +6,13 @@ from datetime import timedelta
 
 import pytest
 
+from services.alerts.domain.activity import ActivitySummary
+from services.alerts.domain.bgnbd import BgNbdParams
+from services.alerts.domain.lapse import rule_deadlines
+from services.alerts.repository import put_thresholds, store_model
+from services.alerts.thresholds import ThresholdOverrides, ThresholdScope, merged
 from shared.contracts.alerts import AlertEscalated, AlertRaised
-from tests.integration.alerts.conftest import AlertsHarness, day, every
+from tests.integration.alerts.conftest import AlertsHarness, day, every, shopping
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +85,36 @@ async def test_the_113_day_rule_warns_and_then_lapses_a_customer_without_a_rhyth
     assert next_check is None, "a lapsed customer waits for a purchase, not for the scanner"
     events = await harness.alert_events(expected=3, prefix="alert.")  # + 1 follow-up
     assert [e.type for e in events] == ["alert.raised", "alert.escalated"]
+
+
+async def test_the_model_rule_warns_a_one_time_buyer_the_model_expects_no_more_from(
+    harness: AlertsHarness, unique: str
+) -> None:
+    # Only the model rule is on, so its alert is what the scanner must raise, by its own name.
+    model = BgNbdParams(
+        r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=-9582.4, n_customers=2357
+    )
+    only_the_model = ThresholdOverrides(inactivity_enabled=False, own_rhythm_enabled=False)
+    async with harness.engine.begin() as conn:
+        await store_model(conn, model, day(0))
+        await put_thresholds(conn, ThresholdScope.DEFAULT, "", only_the_model)
+    customer = f"once-{unique}"
+    await harness.publish([shopping(customer, day(0))])
+    await harness.settled()
+    once = ActivitySummary(
+        first_purchase_at=day(0), last_purchase_at=day(0), purchase_count=1, visit_count=1
+    )
+    (deadline,) = rule_deadlines(once, merged(only_the_model).rules, model)
+    due = await harness.scalar(
+        "SELECT next_check_at FROM customer_activity WHERE customer_id = :c", c=customer
+    )
+    assert due == deadline.at_risk_at, "the consumer schedules the model rule's deadline"
+    assert 140 < (due - day(0)).days < 160, "a one-time buyer is never 'dead' under P(alive)"
+
+    assert (await harness.scan(due - MINUTE)).raised == 0
+    assert (await harness.scan(due + MINUTE)).raised == 1
+    (alert,) = await harness.rows("SELECT status, rule, reason FROM alerts")
+    assert (alert["status"], alert["rule"]) == ("at_risk", "no_purchase_probability")
+    assert alert["reason"].startswith("80% chance of no purchase in the next 273 days")
+    events = await harness.alert_events(expected=2, prefix="alert.")  # + 1 follow-up
+    assert [(e.type, e.data.rule) for e in events] == [("alert.raised", "no_purchase_probability")]

@@ -85,7 +85,8 @@ async def test_open_alerts_gauge_counts_alerts_by_status_as_they_open_escalate_a
         await publish(bootstrap, pos, [shopping(steady, day(28 + 23))])
         await gauge_reads({("lapse", "at_risk"): 1.0, ("lapse", "lapsed"): 0.0})
 
-        # Half a year of silence: the first alert escalates (counted as lapsed, no longer at
-        # risk) and the shopper who came back on day 51 lapses too, in a new alert.
-        await publish(bootstrap, pos, [shopping(passer_by, day(28 + 200))])
+        # Months of silence: the first alert escalates (counted as lapsed, no longer at risk)
+        # and the shopper who came back on day 51 lapses too, in a new alert (their 23-day
+        # absence broke the weekly rhythm, so by the window: 2 x 113 days after day 51).
+        await publish(bootstrap, pos, [shopping(passer_by, day(51 + 227))])
         await gauge_reads({("lapse", "at_risk"): 0.0, ("lapse", "lapsed"): 2.0})

@@ -24,7 +24,9 @@ from tests.support.infra import Databases, Infra
 pytestmark = pytest.mark.integration
 
 MINUTE = timedelta(minutes=1)
-FIRST_SCAN, SECOND_SCAN = day(28 + 22), day(30 + 114)
+# Second scan: the 113-day window has passed for `twice` (last day 30) and for `weekly` after
+# their comeback on day 53 (the 25-day absence broke their weekly rhythm: no rhythm rule).
+FIRST_SCAN, SECOND_SCAN = day(28 + 22), day(28 + 25 + 114)
 
 
 def _alert_snapshot(rows: list[Any]) -> list[tuple[Any, ...]]:

@@ -15,6 +15,7 @@ from services.alerts.domain.activity import (
     ActivitySummary,
     apply_purchase,
     apply_return,
+    with_history,
 )
 
 START = datetime(2024, 1, 6, 10, 0, tzinfo=UTC)
@@ -67,10 +68,18 @@ def test_any_arrival_order_keeps_counts_spend_and_dates_right(
 ) -> None:
     arrival = list(days)
     shuffler.shuffle(arrival)
-    summary = bought([float(d) for d in arrival], amount_minor=999)
+    incremental = bought([float(d) for d in arrival], amount_minor=999)
+    # The service recomputes visits from the kept purchase times when one arrives late.
+    summary = with_history(incremental, [START + timedelta(days=d) for d in arrival])
     assert summary.first_purchase_at == START + timedelta(days=min(days))
     assert summary.last_purchase_at == START + timedelta(days=max(days))
     assert summary.purchase_count == len(days) == summary.visit_count
+    in_order = bought([float(d) for d in sorted(days)], amount_minor=999)
+    assert summary.gaps.count == in_order.gaps.count == len(days) - 1
+    assert summary.gaps.mean_days == pytest.approx(in_order.gaps.mean_days)
+    assert summary.gaps.sum_squared_deviations == pytest.approx(
+        in_order.gaps.sum_squared_deviations, abs=1e-6
+    ), "arrival order changed the rhythm"
     assert summary.spend_minor == 999 * len(days)
     assert summary.gaps.count <= len(days) - 1, "more gaps recorded than exist"
     if summary.mean_gap_days is not None:
@@ -85,13 +94,32 @@ def test_purchase_older_than_the_first_adds_an_exact_gap() -> None:
     assert summary.late_purchase_count == 1
 
 
-def test_late_purchase_inside_the_known_span_leaves_the_rhythm_alone() -> None:
+def test_late_purchase_inside_the_known_span_is_placed_exactly_with_history() -> None:
     in_order = bought([0, 14, 28])
     with_late = apply_purchase(in_order, START + timedelta(days=7), 6_000, "grocer")
-    assert with_late.gaps == in_order.gaps, "a gap of unknown length must not be invented"
-    assert with_late.purchase_count == 4 and with_late.visit_count == 4
+    assert with_late.gaps == in_order.gaps, "without history no gap may be invented"
+    assert with_late.purchase_count == 4 and with_late.visit_count == 3, (
+        "without history a purchase inside the span is not counted as a visit"
+    )
     assert with_late.spend_minor == 24_000
     assert with_late.late_purchase_count == 1
+    times = [START + timedelta(days=d) for d in (0, 14, 28, 7)]
+    exact = with_history(with_late, times)
+    assert exact.visit_count == 4 and exact.gaps.count == 3
+    assert exact.mean_gap_days == pytest.approx(28 / 3)
+
+
+def test_issue_15_jan_1_20_10_10_is_three_visits() -> None:
+    arrival = [0, 19, 9, 9]
+    summary = bought([float(d) for d in arrival])
+    exact = with_history(summary, [START + timedelta(days=d) for d in arrival])
+    assert (exact.purchase_count, exact.visit_count, exact.gaps.count) == (4, 3, 2)
+    assert exact.mean_gap_days == pytest.approx(9.5)
+
+
+def test_a_partial_history_leaves_the_summary_as_it_was() -> None:
+    summary = bought([0, 14, 28, 7])
+    assert with_history(summary, [START, START + timedelta(days=7)]) == summary
 
 
 def test_second_receipt_on_the_same_visit_is_not_a_new_visit() -> None:

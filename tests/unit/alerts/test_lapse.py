@@ -15,8 +15,10 @@ from services.alerts.domain.lapse import (
     LapseAlert,
     LapseRule,
     LapseRules,
+    current_no_purchase_probability,
     evaluate_lapse,
     next_check_at,
+    rhythm_variation,
     rule_deadlines,
 )
 
@@ -105,34 +107,86 @@ def test_inactivity_window_is_configurable_per_merchant() -> None:
     )
 
 
-def test_fewer_than_three_visits_never_use_the_rhythm_rule() -> None:
-    twice = shopper(every_days=7, visits=2)
-    assert evaluate_lapse(twice, RULES, days_after_last(twice, 60)) is None, (
-        "two visits one week apart are no rhythm: 60 days of silence must not trip it"
-    )
-    assert all(d.rule is not LapseRule.OWN_RHYTHM for d in rule_deadlines(twice, RULES))
+def test_fewer_than_four_visits_never_use_the_rhythm_rule() -> None:
     three = shopper(every_days=7, visits=3)
-    assert verdict(evaluate_lapse(three, RULES, days_after_last(three, 22))) == (
+    assert evaluate_lapse(three, RULES, days_after_last(three, 60)) is None, (
+        "three visits a week apart are no rhythm yet: 60 days of silence must not trip it"
+    )
+    assert all(d.rule is not LapseRule.OWN_RHYTHM for d in rule_deadlines(three, RULES))
+    four = shopper(every_days=7, visits=4)
+    assert verdict(evaluate_lapse(four, RULES, days_after_last(four, 22))) == (
         AlertStatus.AT_RISK,
         LapseRule.OWN_RHYTHM,
     )
 
 
-def test_alive_probability_rule_trips_when_the_model_gives_up_on_the_customer() -> None:
-    only_the_model = LapseRules(inactivity_window=timedelta(days=5_000), rhythm_min_visits=1_000)
+def irregular_shopper(gaps: list[float]) -> ActivitySummary:
+    summary, moment = apply_purchase(ActivitySummary(), START, 6_000, "shop"), START
+    for gap in gaps:
+        moment += timedelta(days=gap)
+        summary = apply_purchase(summary, moment, 6_000, "shop")
+    return summary
+
+
+def test_an_irregular_buyer_has_no_rhythm_to_miss() -> None:
+    # Mean gap 20 days but wildly spread (coefficient of variation ~1.2): 60 days of silence
+    # is nothing unusual for them, so the rhythm rule must stay quiet (the old rule flagged
+    # them; on CDNOW such flags were right less often than the base rate).
+    erratic = irregular_shopper([2.0, 3.0, 55.0, 2.0, 38.0])
+    assert rhythm_variation(erratic) > RULES.rhythm_max_variation
+    assert all(d.rule is not LapseRule.OWN_RHYTHM for d in rule_deadlines(erratic, RULES))
+    assert evaluate_lapse(erratic, RULES, days_after_last(erratic, 61)) is None
+    steady = irregular_shopper([19.0, 21.0, 20.0, 22.0, 18.0])
+    assert rhythm_variation(steady) < 0.1
+    assert verdict(evaluate_lapse(steady, RULES, days_after_last(steady, 61))) == (
+        AlertStatus.AT_RISK,
+        LapseRule.OWN_RHYTHM,
+    ), "a steady 20-day rhythm missed three times must be flagged"
+
+
+def test_no_purchase_rule_trips_when_the_model_expects_no_purchase_in_the_horizon() -> None:
+    only_the_model = LapseRules(
+        inactivity_window=timedelta(days=5_000),
+        enabled=frozenset({LapseRule.NO_PURCHASE_PROBABILITY}),
+    )
     fortnightly = shopper(every_days=14, visits=10)
-    (deadline,) = rule_deadlines(fortnightly, only_the_model, CDNOW_MODEL)[1:]
-    assert deadline.rule is LapseRule.ALIVE_PROBABILITY
-    before = deadline.at_risk_at - timedelta(minutes=1)
+    (deadline,) = rule_deadlines(fortnightly, only_the_model, CDNOW_MODEL)
+    assert deadline.rule is LapseRule.NO_PURCHASE_PROBABILITY
+    before = deadline.at_risk_at - timedelta(minutes=5)
     assert evaluate_lapse(fortnightly, only_the_model, before, CDNOW_MODEL) is None
     alert = evaluate_lapse(fortnightly, only_the_model, deadline.at_risk_at, CDNOW_MODEL)
-    assert alert is not None and alert.rule is LapseRule.ALIVE_PROBABILITY
+    assert alert is not None and alert.rule is LapseRule.NO_PURCHASE_PROBABILITY
     assert alert.status is AlertStatus.AT_RISK
-    assert alert.alive_probability == pytest.approx(0.3, abs=1e-6), "tripped off the threshold"
-    assert alert.reason.startswith("chance this customer still buys here is 30% (alert below 30%)")
+    quiet = current_no_purchase_probability(
+        fortnightly, deadline.at_risk_at, CDNOW_MODEL, only_the_model.model_horizon
+    )
+    assert quiet == pytest.approx(0.8, abs=1e-3), "tripped off the threshold"
+    assert alert.reason.startswith("80% chance of no purchase in the next 273 days")
     lapsed = evaluate_lapse(fortnightly, only_the_model, deadline.lapsed_at, CDNOW_MODEL)
     assert lapsed is not None and lapsed.status is AlertStatus.LAPSED
-    assert lapsed.alive_probability == pytest.approx(0.1, abs=1e-6)
+
+
+def test_no_purchase_rule_covers_one_time_buyers() -> None:
+    # P(alive) is 1 for them forever; the no-purchase probability still rises with silence.
+    model_only = LapseRules(enabled=frozenset({LapseRule.NO_PURCHASE_PROBABILITY}))
+    once = shopper(every_days=0, visits=1)
+    (deadline,) = rule_deadlines(once, model_only, CDNOW_MODEL)
+    assert START < deadline.at_risk_at < deadline.lapsed_at < START + timedelta(days=365 * 50)
+
+
+def test_a_disabled_rule_never_alerts() -> None:
+    no_window = LapseRules(enabled=frozenset({LapseRule.OWN_RHYTHM}))
+    once = shopper(every_days=0, visits=1)
+    assert evaluate_lapse(once, no_window, days_after_last(once, 400), CDNOW_MODEL) is None
+
+
+def test_extreme_thresholds_give_far_deadlines_not_overflow() -> None:
+    # Issue 15: a threshold of 1e-300 put due dates beyond the calendar and killed a worker.
+    extreme = LapseRules(
+        at_risk_no_purchase_probability=1e-300, lapsed_no_purchase_probability=1 - 1e-16
+    )
+    deadlines = rule_deadlines(shopper(every_days=14, visits=10), extreme, CDNOW_MODEL)
+    assert any(d.rule is LapseRule.NO_PURCHASE_PROBABILITY for d in deadlines)
 
 
 def test_no_alert_and_nothing_to_check_before_the_first_purchase() -> None:
@@ -194,6 +248,8 @@ def test_naive_evaluation_time_is_rejected() -> None:
         {"inactivity_window": timedelta(0)},
         {"rhythm_multiple": 0.0},
         {"rhythm_min_visits": 1},
+        {"at_risk_no_purchase_probability": 0.95, "lapsed_no_purchase_probability": 0.9},
+        {"enabled": frozenset({LapseRule.ALIVE_PROBABILITY})},
         {"at_risk_alive_probability": 0.1, "lapsed_alive_probability": 0.3},
         {"lapsed_multiple": 0.5},
     ],
