@@ -26,6 +26,7 @@ from services.points.book import Changes, ReturnRecord, StoredOrder
 from services.points.domain.earning import earning_day
 from services.points.domain.errors import PointsRuleError
 from services.points.domain.moments import add_months
+from services.points.domain.returns import ReturnedLine
 from services.points.repository import (
     load_credits,
     load_daily_points,
@@ -193,6 +194,7 @@ def _check_same_return(event: PurchaseReturned, seen: ReturnRecord) -> None:
         seen.order_id == event.data.order_id
         and seen.customer_id == event.customer_id
         and seen.refunded_minor == event.data.refunded_minor
+        and seen.items == _returned_lines(event)
     )
     if not same:
         raise RejectedEvent(
@@ -213,7 +215,13 @@ def _return_record(event: PurchaseReturned) -> ReturnRecord:
         occurred_at=event.occurred_at,
         currency=data.currency,
         refunded_minor=data.refunded_minor,
+        items=_returned_lines(event),
     )
+
+
+def _returned_lines(event: PurchaseReturned) -> tuple[ReturnedLine, ...]:
+    """The lines a return names (SKU and units); prices come from the order, never from here."""
+    return tuple(ReturnedLine(item.sku, item.quantity) for item in event.data.items)
 
 
 def _by_order(records: Iterable[ReturnRecord]) -> dict[str, list[ReturnRecord]]:

@@ -31,7 +31,13 @@ from services.points.domain.tiers import (
     progress_to_next_tier,
     qualifying_activity,
 )
-from services.points.repository import among, lot_from_row, return_from_row
+from services.points.repository import (
+    among,
+    lines_from_json,
+    lot_from_row,
+    return_from_row,
+    returned_from_json,
+)
 from services.points.rules import RuleBook, load_rule_book
 from shared.db import driver_connection
 
@@ -62,7 +68,7 @@ _ACCOUNT_VIEW = (
     "  l.merchant_id, l.reference, l.redeemed, l.clawed_back, l.expired)"
     "  FROM lots AS l WHERE l.customer_id = a.customer_id AND l.remaining > 0) AS lots,"
     " ARRAY(SELECT ROW(o.order_id, o.occurred_at, o.amount_minor, o.spend_minor,"
-    "  o.refunded_minor)"
+    "  o.refunded_minor, o.settles_at, o.lines::text, o.returned::text)"
     "  FROM order_earnings AS o WHERE o.customer_id = a.customer_id AND o.occurred_at > $2)"
     "  AS orders "
     "FROM accounts AS a WHERE a.customer_id = $1"
@@ -114,10 +120,22 @@ def _qualifying(
     amount_minor: int,
     spend_minor: int,
     refunded_minor: int,
+    settles_at: datetime,
+    lines: str | None,
+    returned: str | None,
 ) -> QualifyingPurchase:
     # Through StoredOrder, so refunds count toward tiers exactly as the consumer counts them.
-    earning = OrderEarning(order_id, 0, amount_minor, refunded_minor)
-    stored = StoredOrder(earning, customer_id, "", _NO_EVENT, occurred_at, "", spend_minor)
+    earning = OrderEarning(
+        order_id,
+        0,
+        amount_minor,
+        refunded_minor,
+        lines=lines_from_json(lines),
+        returned=returned_from_json(returned),
+    )
+    stored = StoredOrder(
+        earning, customer_id, "", _NO_EVENT, occurred_at, "", spend_minor, settles_at=settles_at
+    )
     return stored.qualifying()
 
 
