@@ -182,9 +182,14 @@ async def customers_out_of_balance(conn: AsyncConnection, limit: int = 1000) -> 
     return [row.customer_id for row in rows]
 
 
-async def liability_by_merchant(conn: AsyncConnection, now: datetime) -> list[MerchantLiability]:
-    """Available and pending points outstanding per merchant (None: programme-wide credits)."""
-    rows = await conn.execute(
+async def liability_by_merchant(
+    conn: AsyncConnection, now: datetime, merchant_id: str | None = None
+) -> list[MerchantLiability]:
+    """Available and pending points outstanding per merchant (None: programme-wide credits).
+
+    With `merchant_id`, that merchant's row only.
+    """
+    query = (
         sa.select(
             lots.c.merchant_id,
             sa.func.coalesce(sa.func.sum(lots.c.remaining).filter(lots.c.pending_until <= now), 0),
@@ -194,11 +199,17 @@ async def liability_by_merchant(conn: AsyncConnection, now: datetime) -> list[Me
         .group_by(lots.c.merchant_id)
         .order_by(lots.c.merchant_id.nulls_last())
     )
+    if merchant_id is not None:
+        query = query.where(lots.c.merchant_id == merchant_id)
+    rows = await conn.execute(query)
     return [MerchantLiability(r[0], int(r[1]), int(r[2])) for r in rows]
 
 
 async def parked_returns(
-    conn: AsyncConnection, limit: int = 100, after: str | None = None
+    conn: AsyncConnection,
+    limit: int = 100,
+    after: str | None = None,
+    merchant_id: str | None = None,
 ) -> list[ReturnRecord]:
     """Returns still waiting for their order, or rejected when it came (cursor: return id)."""
     query = (
@@ -209,6 +220,8 @@ async def parked_returns(
     )
     if after is not None:
         query = query.where(order_returns.c.return_id > after)
+    if merchant_id is not None:
+        query = query.where(order_returns.c.merchant_id == merchant_id)
     return [return_from_row(row) for row in await conn.execute(query)]
 
 
@@ -305,8 +318,10 @@ async def adjustments(
     limit: int,
     before: int | None = None,
     adjustment_id: str | None = None,
+    merchant_id: str | None = None,
 ) -> list[AdjustmentRecord]:
-    """Adjustments, newest first (all customers, or one), keyset-paged by ledger id."""
+    """Adjustments, newest first (all customers, or one; all merchants, or one), keyset-paged
+    by ledger id."""
     query = (
         sa.select(ledger)
         .where(ledger.c.kind == EntryKind.ADJUSTMENT.value)
@@ -319,6 +334,8 @@ async def adjustments(
         query = query.where(ledger.c.id < before)
     if adjustment_id is not None:
         query = query.where(ledger.c.reference == adjustment_id)
+    if merchant_id is not None:
+        query = query.where(ledger.c.merchant_id == merchant_id)
     return [
         AdjustmentRecord(
             sequence=row.id,
