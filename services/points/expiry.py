@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -133,6 +134,15 @@ async def review_batch(
     return len(found), len(due)
 
 
+@dataclass(frozen=True)
+class JobBatches:
+    """Rows each due-time job claims per transaction (`POINTS_*_BATCH`)."""
+
+    settlement: int = 500
+    expiry: int = 500
+    review: int = 200
+
+
 async def run_due_jobs(
     engine: AsyncEngine,
     clock: Callable[[], datetime],
@@ -140,6 +150,7 @@ async def run_due_jobs(
     *,
     points_topic: str = Topics.POINTS,
     interval_seconds: float = 60.0,
+    batches: JobBatches = JobBatches(),
 ) -> None:
     """Run the jobs every `interval_seconds` until `stopping` is set (for the app's lifespan).
 
@@ -151,9 +162,10 @@ async def run_due_jobs(
     while not stopping.is_set():
         try:
             now = clock()
-            await settle_due_orders(engine, now, points_topic=points_topic)
-            await expire_due_points(engine, now, points_topic=points_topic)
-            await review_due_tiers(engine, now, points_topic=points_topic)
+            topic = points_topic
+            await settle_due_orders(engine, now, points_topic=topic, batch_size=batches.settlement)
+            await expire_due_points(engine, now, points_topic=topic, batch_size=batches.expiry)
+            await review_due_tiers(engine, now, points_topic=topic, batch_size=batches.review)
         except Exception as exc:
             if not is_transient(exc):
                 raise
