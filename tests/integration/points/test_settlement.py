@@ -3,6 +3,7 @@ once its return window ended, net of its returns, and each order settles exactly
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
@@ -120,3 +121,38 @@ async def test_settlement_waits_for_each_merchants_window_and_counts_net_of_retu
         account = await stack.account("gus", later + timedelta(days=2))
         assert account.lifetime_earned == 10, "the late return took back the rest of g-1"
         await stack.sound("gus")
+
+
+async def test_three_jobs_at_once_settle_each_order_exactly_once(
+    infra: Infra, points_db: str, unique: str
+) -> None:
+    async with points_stack(infra, points_db, unique) as stack:
+        sales = [
+            purchase(f"c-{n % 40}", f"o-{n}", "12.00", days_ago(20) + timedelta(minutes=n))
+            for n in range(300)
+        ]
+        async with stack.consumer():
+            await publish(infra.bootstrap_servers, stack.inbound, sales)
+            await stack.wait_handled(len(sales))
+        runs = await asyncio.gather(
+            *(
+                settle_due_orders(stack.engine, NOW, points_topic=stack.outbound, batch_size=25)
+                for _ in range(3)
+            )
+        )
+        # An account busy in another job's batch is skipped, so one more run may be needed.
+        rest = await settle_due_orders(stack.engine, NOW, points_topic=stack.outbound)
+        assert sum(runs) + rest == len(sales), f"settled {runs} + {rest} of {len(sales)}"
+        events = await stack.scalar(
+            "SELECT count(*) FROM outbox"
+            " WHERE convert_from(value, 'UTF8') LIKE '%\"type\":\"points.settled\"%'"
+        )
+        assert events == len(sales), "each order's points.settled is queued exactly once"
+        unsettled = await stack.scalar(
+            "SELECT count(*) FROM order_earnings WHERE settled_at IS NULL"
+        )
+        assert unsettled == 0
+        counts = await stack.scalar(
+            "SELECT array_agg(DISTINCT settled_purchase_count) FROM accounts"
+        )
+        assert sorted(counts) == [7, 8], "40 customers: 20 with 8 orders, 20 with 7"

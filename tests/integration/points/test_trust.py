@@ -139,3 +139,31 @@ async def test_a_merchant_bound_admin_key_stays_inside_its_merchant(
         problem(created, 403, "merchant_bound_key")
         ledger = await api.client.get("/v1/customers/max/ledger", headers=books)
         assert {e["merchant_id"] for e in ledger.json()["entries"]} == {"books"}
+
+
+async def test_a_return_of_someone_elses_order_or_a_replayed_one_takes_nothing_twice(
+    infra: Infra, points_db: str, unique: str
+) -> None:
+    async with points_stack(infra, points_db, unique) as stack:
+        sale = purchase("ned", "o-1", "80.00", days_ago(3))
+        back = returned("ned", "o-1", "r-1", "40.00", days_ago(2))
+        async with stack.consumer():
+            await publish(
+                infra.bootstrap_servers,
+                stack.inbound,
+                [
+                    sale,
+                    returned("oz", "o-1", "r-x", "80.00", days_ago(2)),  # not oz's order
+                    back,
+                    {**back, "event_id": str(uuid.uuid4())},  # the same return re-sent
+                    {**sale, "event_id": str(uuid.uuid4())},  # the same order re-sent
+                ],
+            )
+            await stack.wait_handled(5)
+        dead = await stack.scalar("SELECT string_agg(error_code, ',') FROM dead_letters")
+        assert dead == "return_mismatch", "a return for another customer's order is refused"
+        account = await stack.account("ned")
+        assert (account.lifetime_earned, account.purchase_count) == (40, 1), (
+            "the return applied once, the order recorded once"
+        )
+        await stack.sound("ned")
