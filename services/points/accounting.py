@@ -18,17 +18,28 @@ from decimal import Decimal
 
 from services.points.book import Account, Changes, LedgerLine, ReturnRecord, StoredOrder
 from services.points.domain.currency import CurrencyRates
-from services.points.domain.earning import OrderLine, Purchase, earning_day, points_for_order
+from services.points.domain.earning import (
+    EarningRuleSet,
+    OrderLine,
+    Purchase,
+    earning_day,
+    points_for_order,
+)
 from services.points.domain.errors import InvalidPurchaseError
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, LotMovement, accrual_lot, credit_lot, settle_debt
 from services.points.domain.lots import expire_due_lots as expire_lots_due
 from services.points.domain.moments import add_months
-from services.points.domain.returns import OrderEarning, apply_return
+from services.points.domain.returns import (
+    UNITEMISED,
+    EarningLine,
+    OrderEarning,
+    apply_return,
+)
 from services.points.domain.tiers import (
     Tier,
     qualifying_activity,
-    tier_after_purchase,
+    tier_after_settlement,
     tier_at_yearly_review,
 )
 from services.points.events import (
@@ -36,6 +47,7 @@ from services.points.events import (
     points_credited,
     points_expired,
     points_reversed,
+    points_settled,
     tier_changed,
 )
 from services.points.rules import ProgrammeRules
@@ -45,7 +57,6 @@ from shared.contracts.pos import PurchaseCompleted
 from shared.contracts.rewards import PointsCreditRequested
 
 TIER_TERM_MONTHS = 12  # a tier reached is kept at least until its yearly review
-UNITEMISED = "*unitemised*"  # the part of an order its receipt lines do not cover
 _RANK = {tier: tier.rank for tier in Tier}  # Tier.rank searches a tuple; this runs per purchase
 
 
@@ -87,7 +98,11 @@ def purchase_from_event(event: PurchaseCompleted, rates: CurrencyRates) -> Purch
 def record_purchase(
     account: Account, event: PurchaseCompleted, setting: PurchaseSetting, changes: Changes
 ) -> list[EventEnvelope]:
-    """Accrue an order's points, apply returns that waited for it, then raise the tier."""
+    """Accrue an order's points (0 included) and apply returns that waited for it.
+
+    Every recorded order is saved and counted, whatever it earned. Tiers do not move here:
+    an order counts for them when it settles (`settle_order`), net of its returns.
+    """
     rules = setting.rules.earning
     purchase = purchase_from_event(event, rules.currency_rates)
     earned = points_for_order(purchase, account.tier, rules, setting.earned_today)
@@ -105,15 +120,14 @@ def record_purchase(
         _grant(account, lot, event, changes, setting.as_of)
         day = earning_day(rules, event.occurred_at)
         changes.daily_points[(account.customer_id, day)] += earned.points
-    order = _new_order(account, event, earned.points, lot, rules.currency_rates, purchase)
+    order = _new_order(account, event, earned.points, lot, rules, purchase)
     changes.new_orders.add(order.order_id)
-    first = _count_purchase(account, event.occurred_at)
+    first = _count_purchase(account, event.occurred_at, changes)
     events: list[EventEnvelope] = [
         points_accrued(event.event_id, account, order, lot, earned, first, setting.as_of)
     ]
     for parked in sorted(setting.parked_returns, key=lambda r: (r.occurred_at, r.return_id)):
         events += apply_parked_return(account, order, parked, setting.as_of, changes)
-    events += _raise_tier(account, event, setting)
     return events
 
 
@@ -146,7 +160,9 @@ def reverse_for_return(
     From the order's own lot first, then pending lots, then available ones; what the lots
     cannot cover becomes debt, so the balance shows negative rather than losing a point.
     """
-    outcome = apply_return(order.earning, record.refunded_minor, account.lots, as_of, account.debt)
+    outcome = apply_return(
+        order.earning, record.refunded_minor, account.lots, as_of, account.debt, record.items
+    )
     order.earning = outcome.order
     changes.touched_orders.add(order.order_id)
     changes.move_lots(account, outcome.clawback)
@@ -300,27 +316,40 @@ def _new_order(
     event: PurchaseCompleted,
     points: int,
     lot: Lot | None,
-    rates: CurrencyRates,
+    rules: EarningRuleSet,
     purchase: Purchase,
 ) -> StoredOrder:
     data = event.data
+    # Lines are kept with the weights they earned with, so a return of some of them takes
+    # back what they earned under the rule version of the purchase, not of the return.
+    lines = (
+        tuple(
+            EarningLine(line.sku, line.quantity, line.unit_price_minor, rules.line_weight(line))
+            for line in purchase.lines
+        )
+        if data.items
+        else ()
+    )
+    earning = OrderEarning(
+        data.order_id, points, data.amount_minor, lot_id=lot.lot_id if lot else None, lines=lines
+    )
     order = StoredOrder(
-        earning=OrderEarning(
-            data.order_id, points, data.amount_minor, lot_id=lot.lot_id if lot else None
-        ),
+        earning=earning,
         customer_id=account.customer_id,
         merchant_id=data.merchant_id,
         event_id=event.event_id,
         occurred_at=event.occurred_at,
         currency=data.currency,
-        spend_minor=rates.to_programme_minor(purchase.amount_minor, data.currency),
+        spend_minor=rules.currency_rates.to_programme_minor(purchase.amount_minor, data.currency),
+        settles_at=event.occurred_at + rules.return_window_for(data.merchant_id),
     )
     account.orders[order.order_id] = order
     return order
 
 
-def _count_purchase(account: Account, occurred_at: datetime) -> bool:
-    """Count the purchase; True when it is the customer's first."""
+def _count_purchase(account: Account, occurred_at: datetime, changes: Changes) -> bool:
+    """Count the purchase (the account is saved even when it earned nothing); True if first."""
+    changes.accounts.add(account.customer_id)
     first = account.purchase_count == 0
     account.purchase_count += 1
     if account.first_purchase_at is None or occurred_at < account.first_purchase_at:
@@ -328,33 +357,51 @@ def _count_purchase(account: Account, occurred_at: datetime) -> bool:
     return first
 
 
-def _raise_tier(
-    account: Account, event: PurchaseCompleted, setting: PurchaseSetting
+def settle_order(
+    account: Account, order: StoredOrder, rules: ProgrammeRules, as_of: datetime, changes: Changes
 ) -> list[EventEnvelope]:
-    """Move up as soon as the window ending at this purchase qualifies for more."""
-    policy, at = setting.rules.tiers, event.occurred_at
+    """The order's return window ended: count what stayed of it, then raise the tier.
+
+    Judged at the order's own `settles_at` (not at the job's clock), so a job that runs late
+    gives the same answer. Returns after this keep reversing points but change neither the
+    settled totals nor the tier until the yearly review, which counts net settled spend.
+    """
+    at = order.settles_at or order.occurred_at
+    fully_returned = order.earning.fully_returned
+    kept = order.earning.points - order.earning.reversed_points
+    first = not fully_returned and account.settled_purchase_count == 0
+    account.settled_points += kept
+    if not fully_returned:
+        account.settled_purchase_count += 1
+    order.settled_at = at
+    changes.settled_orders.add(order.order_id)
+    changes.accounts.add(account.customer_id)
+    programme = rules.earning.currency_rates
+    settled = points_settled(account, order, kept, fully_returned, first, programme, as_of)
+    return [settled, *_raise_tier(account, order, rules, at, as_of)]
+
+
+def _raise_tier(
+    account: Account, order: StoredOrder, rules: ProgrammeRules, at: datetime, as_of: datetime
+) -> list[EventEnvelope]:
+    """Move up when the window ending at this settlement qualifies for more."""
+    policy = rules.tiers
     higher = [t for t in policy.thresholds if _RANK[t.tier] > _RANK[account.tier]]
     if not higher or len(account.orders) < higher[0].min_purchases:
-        return []  # cannot qualify yet: spares the window count on most purchases
+        return []  # cannot qualify yet: spares the window count on most settlements
     purchases = account.qualifying_purchases()
     previous = account.tier
-    reached = tier_after_purchase(previous, purchases, at, policy)
+    reached = tier_after_settlement(previous, purchases, at, policy)
     if reached is previous:
         return []
     account.tier, account.tier_changed_at = reached, at
     account.next_review_at = add_months(at, TIER_TERM_MONTHS)
     activity = qualifying_activity(purchases, at, policy)
-    programme = setting.rules.earning.currency_rates
+    programme = rules.earning.currency_rates
+    cause = f"settlement:{order.order_id}"
     return [
         tier_changed(
-            event.event_id,
-            account,
-            previous,
-            TierChangeReason.QUALIFIED,
-            activity,
-            programme,
-            at,
-            setting.as_of,
+            cause, account, previous, TierChangeReason.QUALIFIED, activity, programme, at, as_of
         )
     ]
 

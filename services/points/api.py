@@ -123,7 +123,8 @@ async def get_ledger(
         "409 `insufficient_points` when the available points fall short (nothing is stored, "
         "so the key may be retried later). The same key with the same body returns the same "
         "redemption (header `Idempotent-Replayed: true`); with a different body, 422 "
-        "`idempotency_key_reused`."
+        "`idempotency_key_reused`. Keys starting with `saga:` are reserved for catalogue "
+        "claims (422 `idempotency_key_reserved`)."
     ),
 )
 async def post_redemption(
@@ -150,8 +151,12 @@ async def post_redemption(
 @router.post(
     "/redemptions/{redemption_id}/cancel",
     response_model=RedemptionOut,
-    responses=problems(401, 403, 404, 422, 503),
+    responses=problems(401, 403, 404, 409, 422, 503),
     summary="Give a redemption's points back, with their original expiry (idempotent)",
+    description=(
+        "409 `redemption_belongs_to_claim` for the debit of a rewards catalogue claim: its "
+        "voucher may be out, so only the claim's own cancellation gives those points back."
+    ),
 )
 async def post_cancel(
     request: Request, redemption_id: PathId, principal: Redeemer

@@ -1,11 +1,20 @@
 """Admin routes (scope `admin`): rule versions, adjustments, liability, parked returns and
-the invariant check. Who did what is the caller's API key id, kept with the change."""
+the invariant check. Who did what is the caller's API key (its name and id, read from the
+key itself, never from the body), kept with the change.
+
+A key bound to a merchant is an admin of that merchant only: it adjusts for its merchant
+(adds points; taking points from the coalition account needs an unbound key), and sees
+only its merchant's adjustments, liability and parked returns. Programme-wide routes
+(rules, the invariant check over every customer) need an unbound key.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, status
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points.api_admin_models import (
     AdjustmentIn,
@@ -57,11 +66,40 @@ from services.points.rule_versions import (
 from services.points.rule_versions import list_versions as stored_versions
 from services.points.service import adjust_points
 from shared.auth import ApiPrincipal, Scope
-from shared.http.security import require
+from shared.db import api_keys
+from shared.errors import Forbidden
+from shared.http.security import ensure_merchant, require
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 Admin = Annotated[ApiPrincipal, Depends(require(Scope.ADMIN))]
+
+
+async def programme_admin(principal: Admin) -> ApiPrincipal:
+    """An admin key not bound to a merchant: what it sees spans every partner."""
+    if principal.merchant_id is not None:
+        raise Forbidden(
+            "this route spans every merchant of the programme; a key bound to merchant "
+            f"{principal.merchant_id} may not use it",
+            code="merchant_bound_key",
+            merchant_id=principal.merchant_id,
+        )
+    return principal
+
+
+ProgrammeAdmin = Annotated[ApiPrincipal, Depends(programme_admin)]
+ACTOR_MAX = 200  # what the ledger and `points.adjusted` keep
+
+
+async def actor_of(conn: AsyncConnection, principal: ApiPrincipal) -> str:
+    """Who acts: the calling key's name and id, from the key's own row."""
+    name = await conn.scalar(
+        sa.select(api_keys.c.name).where(api_keys.c.key_id == principal.key_id)
+    )
+    suffix = f" ({principal.key_id})"
+    return f"{(name or 'unnamed key')[: ACTOR_MAX - len(suffix)]}{suffix}"
+
+
 VersionId = Annotated[int, Path(ge=1, le=2**62)]
 CustomerFilter = OptionalCustomerQuery
 Cursor = Annotated[str | None, Query(max_length=200)]
@@ -87,7 +125,7 @@ def _edit_out(edit: RuleEdit) -> RuleEditOut:
 
 
 @router.get("/rules", response_model=list[RuleVersionOut], responses=problems(401, 403, 503))
-async def list_rules(request: Request, principal: Admin) -> list[RuleVersionOut]:
+async def list_rules(request: Request, principal: ProgrammeAdmin) -> list[RuleVersionOut]:
     """Every rule version, oldest first; the latest started one is in force."""
     async with transaction(request) as conn:
         return [_version_out(v) for v in await stored_versions(conn)]
@@ -99,7 +137,9 @@ async def list_rules(request: Request, principal: Admin) -> list[RuleVersionOut]
     status_code=status.HTTP_201_CREATED,
     responses=problems(401, 403, 409, 422, 503),
 )
-async def create_rules(request: Request, body: RuleVersionIn, principal: Admin) -> RuleVersionOut:
+async def create_rules(
+    request: Request, body: RuleVersionIn, principal: ProgrammeAdmin
+) -> RuleVersionOut:
     """Add a rule version starting in the future (`effective_from`)."""
     rules = to_rules(body)
     async with transaction(request) as conn:
@@ -111,7 +151,9 @@ async def create_rules(request: Request, body: RuleVersionIn, principal: Admin) 
 @router.get(
     "/rules/{rule_id}", response_model=RuleVersionOut, responses=problems(401, 403, 404, 422, 503)
 )
-async def read_rules(request: Request, rule_id: VersionId, principal: Admin) -> RuleVersionOut:
+async def read_rules(
+    request: Request, rule_id: VersionId, principal: ProgrammeAdmin
+) -> RuleVersionOut:
     async with transaction(request) as conn:
         return _version_out(await get_version(conn, rule_id))
 
@@ -122,7 +164,7 @@ async def read_rules(request: Request, rule_id: VersionId, principal: Admin) -> 
     responses=problems(401, 403, 404, 409, 422, 503),
 )
 async def update_rules(
-    request: Request, rule_id: VersionId, body: RuleVersionIn, principal: Admin
+    request: Request, rule_id: VersionId, body: RuleVersionIn, principal: ProgrammeAdmin
 ) -> RuleVersionOut:
     """Replace a version that has not started yet; one in force is 409 (add a new one).
 
@@ -141,7 +183,7 @@ async def update_rules(
     responses=problems(401, 403, 404, 422, 503),
 )
 async def list_rule_edits(
-    request: Request, rule_id: VersionId, principal: Admin
+    request: Request, rule_id: VersionId, principal: ProgrammeAdmin
 ) -> list[RuleEditOut]:
     """What each edit of a version replaced, who edited it and when; oldest first."""
     async with transaction(request) as conn:
@@ -159,12 +201,29 @@ async def create_adjustment(
 ) -> AdjustmentResult:
     """Add (available at once) or take points; once per `adjustment_id`.
 
-    Taking more than the customer holds leaves a visible debt (a negative balance).
+    Taking more than the customer holds leaves a visible debt (a negative balance). The
+    same request again returns the same adjustment; the same id with anything else is 409.
+    A merchant-bound key adjusts for its own merchant only, and only adds points.
     """
-    adjustment = Adjustment(
-        body.adjustment_id, body.points, body.reason, principal.key_id, body.merchant_id
-    )
+    merchant_id = body.merchant_id
+    if principal.merchant_id is not None:
+        ensure_merchant(principal, merchant_id or principal.merchant_id)
+        merchant_id = principal.merchant_id
+        if body.points < 0:
+            raise Forbidden(
+                "points: taking points from the coalition account needs a key not bound "
+                "to a merchant",
+                code="merchant_bound_key",
+                field="points",
+            )
     async with transaction(request) as conn:
+        adjustment = Adjustment(
+            body.adjustment_id,
+            body.points,
+            body.reason,
+            await actor_of(conn, principal),
+            merchant_id,
+        )
         balance = await adjust_points(
             conn,
             body.customer_id,
@@ -187,7 +246,9 @@ async def list_adjustments(
     """Adjustments newest first, with who made them, when and why."""
     before = decode_cursor(cursor, "before", int) if cursor is not None else None
     async with transaction(request) as conn:
-        found = await adjustments(conn, customer_id, limit + 1, before)
+        found = await adjustments(
+            conn, customer_id, limit + 1, before, merchant_id=principal.merchant_id
+        )
     page = found[:limit]
     return AdjustmentPage(
         adjustments=[adjustment_out(a) for a in page],
@@ -197,11 +258,14 @@ async def list_adjustments(
 
 @router.get("/liability", response_model=LiabilityOut, responses=problems(401, 403, 503))
 async def get_liability(request: Request, principal: Admin) -> LiabilityOut:
-    """Available and pending points outstanding per merchant, as of now."""
+    """Available and pending points outstanding per merchant, as of now.
+
+    A merchant-bound key sees its own merchant only, and no programme-wide debt.
+    """
     now = clock_of(request)()
     async with transaction(request) as conn:
-        rows = await liability_by_merchant(conn, now)
-        debt = await total_debt(conn)
+        rows = await liability_by_merchant(conn, now, principal.merchant_id)
+        debt = await total_debt(conn) if principal.merchant_id is None else None
     return LiabilityOut(
         as_of=now,
         merchants=[
@@ -228,7 +292,7 @@ async def list_parked_returns(
     """Returns waiting for their order (parked) or refused when it came (rejected)."""
     after = decode_cursor(cursor, "after", str) if cursor is not None else None
     async with transaction(request) as conn:
-        found = await parked_returns(conn, limit + 1, after)
+        found = await parked_returns(conn, limit + 1, after, principal.merchant_id)
     page = found[:limit]
     return ParkedReturnPage(
         returns=[parked_return_out(r) for r in page],
@@ -239,7 +303,7 @@ async def list_parked_returns(
 @router.get("/invariants", response_model=InvariantReport, responses=problems(401, 403, 422, 503))
 async def check_invariants(
     request: Request,
-    principal: Admin,
+    principal: ProgrammeAdmin,
     limit: Annotated[int, Query(ge=1, le=CHECK_PAGE_MAX)] = CHECK_PAGE_DEFAULT,
     cursor: Cursor = None,
 ) -> InvariantReport:

@@ -44,7 +44,9 @@ class AdjustmentOut(BaseModel):
     customer_id: str
     points: int
     reason: str
-    actor: str = Field(description="Id of the API key that made the adjustment")
+    actor: str = Field(
+        description="The API key that made the adjustment: its name, then its id in brackets"
+    )
     merchant_id: str | None
     occurred_at: datetime
     recorded_at: datetime
@@ -72,7 +74,12 @@ class LiabilityOut(BaseModel):
     merchants: list[MerchantLiabilityOut]
     total_available: int
     total_pending: int
-    total_debt: int = Field(description="Points customers owe back (not attributed to merchants)")
+    total_debt: int | None = Field(
+        description=(
+            "Points customers owe back (not attributed to merchants); null for a key bound "
+            "to a merchant"
+        )
+    )
 
 
 class ParkedReturnOut(BaseModel):

@@ -4,7 +4,7 @@
 `settings.run_workers` (the default) its lifespan also runs, as asyncio tasks:
 - the consumer of `pos.purchases` and `loyalty.rewards` (exactly once, see shared.kafka);
 - the outbox relay publishing to `loyalty.points`, woken after every committed batch;
-- the due-time jobs (expiry, yearly tier review) every `jobs_interval_seconds`;
+- the due-time jobs (settlement, expiry, yearly tier review) every `jobs_interval_seconds`;
 - the `loyalty_points_outstanding` gauge, recounted every `outstanding_gauge_interval_seconds`.
 On shutdown (SIGTERM through uvicorn) the consumer finishes and commits its batch in
 flight, then the jobs and the relay stop, then the engine is disposed by the chassis.
@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from services.points.api import router as partner_router
 from services.points.api_admin import router as admin_router
 from services.points.api_support import Clock, RuleBookCache
-from services.points.expiry import run_due_jobs
+from services.points.expiry import JobBatches, run_due_jobs
 from services.points.metrics import keep_outstanding_gauge
 from services.points.service import build_consumer
 from services.points.settings import PointsSettings
@@ -91,6 +91,9 @@ def _workers(settings: PointsSettings, kafka: KafkaSettings) -> Any:
                         stopping,
                         points_topic=settings.points_topic,
                         interval_seconds=settings.jobs_interval_seconds,
+                        batches=JobBatches(
+                            settings.settlement_batch, settings.expiry_batch, settings.review_batch
+                        ),
                     ),
                     stopping.set,
                 ),

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from services.points.domain.balances import Balance, balance_at
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, LotMovement
-from services.points.domain.returns import OrderEarning
+from services.points.domain.returns import OrderEarning, ReturnedLine
 from services.points.domain.tiers import QualifyingPurchase, Tier
 
 
@@ -31,6 +31,8 @@ class StoredOrder:
     occurred_at: datetime
     currency: str
     spend_minor: int  # in programme currency, for tier qualification
+    settles_at: datetime | None = None  # its return window ends (None: at occurred_at)
+    settled_at: datetime | None = None  # when points.settled was emitted for it
     _qualifying: tuple[int, QualifyingPurchase] | None = field(
         default=None, repr=False, compare=False
     )
@@ -41,18 +43,26 @@ class StoredOrder:
 
     def qualifying(self) -> QualifyingPurchase:
         """The order as tier qualification sees it: spend net of refunds, in programme money."""
-        amount, refunded = self.earning.amount_minor, self.earning.refunded_minor
+        refunded = self.earning.refunded_minor
         if self._qualifying is not None and self._qualifying[0] == refunded:
             return self._qualifying[1]  # computed once per refund state: tiers ask often
-        if refunded >= amount:
-            refunded_spend = self.spend_minor
-        else:
-            refunded_spend = self.spend_minor * refunded // amount
         purchase = QualifyingPurchase(
-            self.order_id, self.occurred_at, self.spend_minor, refunded_spend
+            self.order_id,
+            self.occurred_at,
+            self.spend_minor,
+            self.spend_minor - self.net_spend_minor(),
+            settles_at=self.settles_at,
+            fully_returned=self.earning.fully_returned,
         )
         self._qualifying = (refunded, purchase)
         return purchase
+
+    def net_spend_minor(self) -> int:
+        """Spend (programme currency) net of refunds; 0 once every unit came back."""
+        amount, refunded = self.earning.amount_minor, self.earning.refunded_minor
+        if self.earning.fully_returned or refunded >= amount:
+            return 0
+        return self.spend_minor - self.spend_minor * refunded // amount
 
 
 @dataclass
@@ -67,6 +77,7 @@ class ReturnRecord:
     occurred_at: datetime
     currency: str
     refunded_minor: int
+    items: tuple[ReturnedLine, ...] = ()
     status: str = "parked"
     points_reversed: int | None = None
     rejection: str | None = None
@@ -85,6 +96,8 @@ class Account:
     first_purchase_at: datetime | None = None
     tier_changed_at: datetime | None = None
     next_review_at: datetime | None = None
+    settled_points: int = 0
+    settled_purchase_count: int = 0
     lots: tuple[Lot, ...] = ()
     orders: dict[str, StoredOrder] = field(default_factory=dict)
 
@@ -120,6 +133,7 @@ class Changes:
     touched_lots: set[str] = field(default_factory=set)
     new_orders: set[str] = field(default_factory=set)
     touched_orders: set[str] = field(default_factory=set)
+    settled_orders: set[str] = field(default_factory=set)
     new_returns: dict[str, ReturnRecord] = field(default_factory=dict)
     touched_returns: dict[str, ReturnRecord] = field(default_factory=dict)
     daily_points: Counter[tuple[str, date]] = field(default_factory=Counter)

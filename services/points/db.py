@@ -1,4 +1,4 @@
-"""Tables of the points database (the migrations `points_0002` and `points_0003` create them).
+"""Tables of the points database (the migrations `points_0002` to `points_0004` create them).
 
 What the database itself guarantees, so that no code path can break it:
 - `ledger` is append-only (a trigger refuses UPDATE, DELETE and TRUNCATE) and each
@@ -75,7 +75,12 @@ accounts = sa.Table(
     _moment("tier_changed_at", nullable=True),
     _moment("next_review_at", nullable=True),
     _recorded_at(),
+    sa.Column("settled_points", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("settled_purchase_count", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint(_one_of("tier", TIERS), name="tier_known"),
+    sa.CheckConstraint(
+        "settled_points >= 0 AND settled_purchase_count >= 0", name="settled_not_negative"
+    ),
     sa.CheckConstraint("debt >= 0", name="debt_not_negative"),
     sa.CheckConstraint("purchase_count >= 0", name="purchase_count_not_negative"),
     sa.Index(
@@ -155,6 +160,12 @@ order_earnings = sa.Table(
     sa.Column("reversed_points", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("lot_id", pg.UUID(as_uuid=True), sa.ForeignKey("lots.lot_id")),
     _recorded_at(),
+    # The receipt lines with the weight each earned with, and the value returned per line
+    # (exact fractions as text); NULL: one unweighted line / refunds spread proportionally.
+    sa.Column("lines", pg.JSONB),
+    sa.Column("returned", pg.JSONB),
+    _moment("settles_at"),  # the order's return window ends: points.settled is due
+    _moment("settled_at", nullable=True),
     sa.CheckConstraint("amount_minor >= 0 AND spend_minor >= 0", name="amounts_not_negative"),
     sa.CheckConstraint("refunded_minor >= 0", name="refunded_not_negative"),
     sa.CheckConstraint(
@@ -162,6 +173,11 @@ order_earnings = sa.Table(
         name="reversal_within_points",
     ),
     sa.Index("ix_order_earnings_customer_id_occurred_at", "customer_id", "occurred_at"),
+    sa.Index(
+        "ix_order_earnings_unsettled_settles_at",
+        "settles_at",
+        postgresql_where=sa.text("settled_at IS NULL"),
+    ),
 )
 
 # One row per return: `parked` until its order arrives, then `applied` (or `rejected`
@@ -177,6 +193,7 @@ order_returns = sa.Table(
     _moment("occurred_at"),
     sa.Column("currency", sa.Text, nullable=False),
     sa.Column("refunded_minor", sa.BigInteger, nullable=False),
+    sa.Column("items", pg.JSONB),  # the lines the return named: [{"sku", "quantity"}]
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("points_reversed", sa.BigInteger),
     sa.Column("rejection", sa.Text),
@@ -238,6 +255,8 @@ redemptions = sa.Table(
     sa.Column("merchant_id", sa.Text, nullable=False),
     sa.Column("reference", sa.Text, nullable=False),
     sa.Column("draws", pg.JSONB, nullable=False),
+    # Set for the debit of a rewards catalogue claim: only the saga may give it back.
+    sa.Column("claim_id", sa.Text),
     _moment("occurred_at"),
     _moment("cancelled_at", nullable=True),
     _recorded_at(),

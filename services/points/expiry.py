@@ -1,4 +1,4 @@
-"""Due-time jobs: expiring lots, and the yearly tier review.
+"""Due-time jobs: expiring lots, and the yearly tier review (settlement: `settlement`).
 
 Both are safe with several instances and cost O(work due), never O(all customers):
 - work is claimed through partial indexes (`lots.expires_at WHERE remaining > 0`,
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from services.points.db import accounts, lots
 from services.points.domain.moments import add_months, require_aware
 from services.points.repository import load_orders, lock_accounts_if_free
 from services.points.rules import load_rule_book
+from services.points.settlement import settle_due_orders
 from services.points.writes import save_changes
 from shared.contracts.topics import Topics
 from shared.errors import is_transient
@@ -132,6 +134,15 @@ async def review_batch(
     return len(found), len(due)
 
 
+@dataclass(frozen=True)
+class JobBatches:
+    """Rows each due-time job claims per transaction (`POINTS_*_BATCH`)."""
+
+    settlement: int = 500
+    expiry: int = 500
+    review: int = 200
+
+
 async def run_due_jobs(
     engine: AsyncEngine,
     clock: Callable[[], datetime],
@@ -139,16 +150,22 @@ async def run_due_jobs(
     *,
     points_topic: str = Topics.POINTS,
     interval_seconds: float = 60.0,
+    batches: JobBatches = JobBatches(),
 ) -> None:
-    """Run both jobs every `interval_seconds` until `stopping` is set (for the app's lifespan).
+    """Run the jobs every `interval_seconds` until `stopping` is set (for the app's lifespan).
+
+    Settlement runs first (a window ends before the points it freed can expire), and before
+    the review, so a review counts every order settled by then.
 
     Transient faults (database down) are logged and retried at the next tick.
     """
     while not stopping.is_set():
         try:
             now = clock()
-            await expire_due_points(engine, now, points_topic=points_topic)
-            await review_due_tiers(engine, now, points_topic=points_topic)
+            topic = points_topic
+            await settle_due_orders(engine, now, points_topic=topic, batch_size=batches.settlement)
+            await expire_due_points(engine, now, points_topic=topic, batch_size=batches.expiry)
+            await review_due_tiers(engine, now, points_topic=topic, batch_size=batches.review)
         except Exception as exc:
             if not is_transient(exc):
                 raise

@@ -25,7 +25,7 @@ from services.points.accounting import (
 from services.points.book import Changes, ReturnRecord, StoredOrder
 from services.points.domain.earning import earning_day
 from services.points.domain.errors import PointsRuleError
-from services.points.domain.moments import add_months
+from services.points.domain.returns import ReturnedLine
 from services.points.repository import (
     load_credits,
     load_daily_points,
@@ -76,13 +76,13 @@ async def rule_book(ctx: BatchContext) -> RuleBook:
 async def apply_purchases(
     ctx: BatchContext, events: Sequence[PurchaseCompleted], points_topic: str
 ) -> None:
-    """purchase.completed -> accrual, parked returns applied, tier raised if it qualifies."""
+    """purchase.completed -> accrual (0 points included), parked returns applied."""
     book = await rule_book(ctx)
     accounts = await lock_accounts(ctx.conn, (e.customer_id for e in events))
     order_ids = [e.data.order_id for e in events]
-    earliest = min(e.occurred_at for e in events)
-    since = add_months(earliest, -book.longest_window_months)
-    orders = await load_orders(ctx.conn, accounts, order_ids, window_since=since)
+    # Only the orders named (to tell a replay from a conflict): tiers move at settlement,
+    # so a purchase needs none of the customer's other orders.
+    orders = await load_orders(ctx.conn, accounts, order_ids)
     parked = _by_order((await load_returns(ctx.conn, parked_for=order_ids)).values())
     daily = await load_daily_points(ctx.conn, _cap_days(book, events)) if book.has_daily_cap else {}
     changes, emitted = Changes(), []
@@ -193,6 +193,7 @@ def _check_same_return(event: PurchaseReturned, seen: ReturnRecord) -> None:
         seen.order_id == event.data.order_id
         and seen.customer_id == event.customer_id
         and seen.refunded_minor == event.data.refunded_minor
+        and seen.items == _returned_lines(event)
     )
     if not same:
         raise RejectedEvent(
@@ -213,7 +214,13 @@ def _return_record(event: PurchaseReturned) -> ReturnRecord:
         occurred_at=event.occurred_at,
         currency=data.currency,
         refunded_minor=data.refunded_minor,
+        items=_returned_lines(event),
     )
+
+
+def _returned_lines(event: PurchaseReturned) -> tuple[ReturnedLine, ...]:
+    """The lines a return names (SKU and units); prices come from the order, never from here."""
+    return tuple(ReturnedLine(item.sku, item.quantity) for item in event.data.items)
 
 
 def _by_order(records: Iterable[ReturnRecord]) -> dict[str, list[ReturnRecord]]:

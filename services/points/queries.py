@@ -31,7 +31,13 @@ from services.points.domain.tiers import (
     progress_to_next_tier,
     qualifying_activity,
 )
-from services.points.repository import among, lot_from_row, return_from_row
+from services.points.repository import (
+    among,
+    lines_from_json,
+    lot_from_row,
+    return_from_row,
+    returned_from_json,
+)
 from services.points.rules import RuleBook, load_rule_book
 from shared.db import driver_connection
 
@@ -62,7 +68,7 @@ _ACCOUNT_VIEW = (
     "  l.merchant_id, l.reference, l.redeemed, l.clawed_back, l.expired)"
     "  FROM lots AS l WHERE l.customer_id = a.customer_id AND l.remaining > 0) AS lots,"
     " ARRAY(SELECT ROW(o.order_id, o.occurred_at, o.amount_minor, o.spend_minor,"
-    "  o.refunded_minor)"
+    "  o.refunded_minor, o.settles_at, o.lines::text, o.returned::text)"
     "  FROM order_earnings AS o WHERE o.customer_id = a.customer_id AND o.occurred_at > $2)"
     "  AS orders "
     "FROM accounts AS a WHERE a.customer_id = $1"
@@ -114,10 +120,22 @@ def _qualifying(
     amount_minor: int,
     spend_minor: int,
     refunded_minor: int,
+    settles_at: datetime,
+    lines: str | None,
+    returned: str | None,
 ) -> QualifyingPurchase:
     # Through StoredOrder, so refunds count toward tiers exactly as the consumer counts them.
-    earning = OrderEarning(order_id, 0, amount_minor, refunded_minor)
-    stored = StoredOrder(earning, customer_id, "", _NO_EVENT, occurred_at, "", spend_minor)
+    earning = OrderEarning(
+        order_id,
+        0,
+        amount_minor,
+        refunded_minor,
+        lines=lines_from_json(lines),
+        returned=returned_from_json(returned),
+    )
+    stored = StoredOrder(
+        earning, customer_id, "", _NO_EVENT, occurred_at, "", spend_minor, settles_at=settles_at
+    )
     return stored.qualifying()
 
 
@@ -164,9 +182,14 @@ async def customers_out_of_balance(conn: AsyncConnection, limit: int = 1000) -> 
     return [row.customer_id for row in rows]
 
 
-async def liability_by_merchant(conn: AsyncConnection, now: datetime) -> list[MerchantLiability]:
-    """Available and pending points outstanding per merchant (None: programme-wide credits)."""
-    rows = await conn.execute(
+async def liability_by_merchant(
+    conn: AsyncConnection, now: datetime, merchant_id: str | None = None
+) -> list[MerchantLiability]:
+    """Available and pending points outstanding per merchant (None: programme-wide credits).
+
+    With `merchant_id`, that merchant's row only.
+    """
+    query = (
         sa.select(
             lots.c.merchant_id,
             sa.func.coalesce(sa.func.sum(lots.c.remaining).filter(lots.c.pending_until <= now), 0),
@@ -176,11 +199,17 @@ async def liability_by_merchant(conn: AsyncConnection, now: datetime) -> list[Me
         .group_by(lots.c.merchant_id)
         .order_by(lots.c.merchant_id.nulls_last())
     )
+    if merchant_id is not None:
+        query = query.where(lots.c.merchant_id == merchant_id)
+    rows = await conn.execute(query)
     return [MerchantLiability(r[0], int(r[1]), int(r[2])) for r in rows]
 
 
 async def parked_returns(
-    conn: AsyncConnection, limit: int = 100, after: str | None = None
+    conn: AsyncConnection,
+    limit: int = 100,
+    after: str | None = None,
+    merchant_id: str | None = None,
 ) -> list[ReturnRecord]:
     """Returns still waiting for their order, or rejected when it came (cursor: return id)."""
     query = (
@@ -191,6 +220,8 @@ async def parked_returns(
     )
     if after is not None:
         query = query.where(order_returns.c.return_id > after)
+    if merchant_id is not None:
+        query = query.where(order_returns.c.merchant_id == merchant_id)
     return [return_from_row(row) for row in await conn.execute(query)]
 
 
@@ -287,8 +318,10 @@ async def adjustments(
     limit: int,
     before: int | None = None,
     adjustment_id: str | None = None,
+    merchant_id: str | None = None,
 ) -> list[AdjustmentRecord]:
-    """Adjustments, newest first (all customers, or one), keyset-paged by ledger id."""
+    """Adjustments, newest first (all customers, or one; all merchants, or one), keyset-paged
+    by ledger id."""
     query = (
         sa.select(ledger)
         .where(ledger.c.kind == EntryKind.ADJUSTMENT.value)
@@ -301,6 +334,8 @@ async def adjustments(
         query = query.where(ledger.c.id < before)
     if adjustment_id is not None:
         query = query.where(ledger.c.reference == adjustment_id)
+    if merchant_id is not None:
+        query = query.where(ledger.c.merchant_id == merchant_id)
     return [
         AdjustmentRecord(
             sequence=row.id,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from fractions import Fraction
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +23,7 @@ from services.points.book import Account, ReturnRecord, StoredOrder
 from services.points.db import accounts, ledger, lots, order_earnings, order_returns
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot
-from services.points.domain.returns import OrderEarning
+from services.points.domain.returns import EarningLine, OrderEarning, ReturnedLine
 from services.points.domain.tiers import Tier
 
 _ENSURE_ACCOUNTS = sa.text(
@@ -49,6 +51,8 @@ _ACCOUNT_COLUMNS = (
     accounts.c.first_purchase_at,
     accounts.c.tier_changed_at,
     accounts.c.next_review_at,
+    accounts.c.settled_points,
+    accounts.c.settled_purchase_count,
 )
 
 
@@ -92,6 +96,8 @@ def _account(row: Any) -> Account:
         first_purchase_at=row.first_purchase_at,
         tier_changed_at=row.tier_changed_at,
         next_review_at=row.next_review_at,
+        settled_points=row.settled_points,
+        settled_purchase_count=row.settled_purchase_count,
     )
 
 
@@ -159,6 +165,8 @@ def order_from_row(row: Any) -> StoredOrder:
             refunded_minor=row.refunded_minor,
             reversed_points=row.reversed_points,
             lot_id=str(row.lot_id) if row.lot_id else None,
+            lines=lines_from_json(row.lines),
+            returned=returned_from_json(row.returned),
         ),
         customer_id=row.customer_id,
         merchant_id=row.merchant_id,
@@ -166,7 +174,54 @@ def order_from_row(row: Any) -> StoredOrder:
         occurred_at=row.occurred_at,
         currency=row.currency,
         spend_minor=row.spend_minor,
+        settles_at=row.settles_at,
+        settled_at=row.settled_at,
     )
+
+
+def _json(value: Any) -> Any:
+    # The read pool's bare asyncpg connection hands JSONB over as text.
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def lines_to_json(lines: Sequence[EarningLine]) -> str | None:
+    """Receipt lines as stored (weights as exact fractions in text); None when unlined."""
+    if not lines:
+        return None
+    return orjson.dumps(
+        [
+            {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price_minor": line.unit_price_minor,
+                "weight": str(line.weight),
+            }
+            for line in lines
+        ]
+    ).decode()
+
+
+def lines_from_json(value: Any) -> tuple[EarningLine, ...]:
+    raw = _json(value) or ()
+    return tuple(
+        EarningLine(
+            line["sku"], line["quantity"], line["unit_price_minor"], Fraction(line["weight"])
+        )
+        for line in raw
+    )
+
+
+def returned_to_json(returned: Sequence[Fraction]) -> str | None:
+    """Returned value per line as exact fractions in text; None when nothing came back."""
+    return orjson.dumps([str(r) for r in returned]).decode() if returned else None
+
+
+def returned_from_json(value: Any) -> tuple[Fraction, ...]:
+    return tuple(Fraction(r) for r in (_json(value) or ()))
+
+
+def items_from_json(value: Any) -> tuple[ReturnedLine, ...]:
+    return tuple(ReturnedLine(i["sku"], i["quantity"]) for i in (_json(value) or ()))
 
 
 async def load_returns(
@@ -191,6 +246,7 @@ def return_from_row(row: Any) -> ReturnRecord:
         occurred_at=row.occurred_at,
         currency=row.currency,
         refunded_minor=row.refunded_minor,
+        items=items_from_json(row.items),
         status=row.status,
         points_reversed=row.points_reversed,
         rejection=row.rejection,

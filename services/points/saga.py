@@ -6,7 +6,9 @@ answer `points.debited`, or answer `points.debit_rejected` and take nothing.
 came from and answer `points.debit_reversed`; for a debit never made (rejected, or its
 request never arrived) answer `points.debit_rejected` with reason `not_debited`.
 
-Each debit is a row of `redemptions` under the idempotency key `saga:<debit_id>`, written
+Each debit is a row of `redemptions` under the idempotency key `saga:<debit_id>` (a prefix
+partner apps may not use) with `claim_id` set, so no partner route can give it back while
+the claim's voucher stays valid: only `points.debit_reversal_requested` does. It is written
 in the consumer's transaction together with the ledger line and the answer in the
 outbox: a debit is applied at most once however often its request arrives, and its
 answer leaves exactly when the debit commits. Answers carry ids derived from the debit,
@@ -120,6 +122,7 @@ async def _debit(
             merchant_id=data.merchant_id,
             reference=data.reference,
             draws=[{"lot_id": d.lot_id, "points": d.points} for d in draws],
+            claim_id=data.debit_id,
             occurred_at=now,
             cancelled_at=None,
         )

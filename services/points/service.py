@@ -54,6 +54,20 @@ class RedemptionNotFound(NotFound):
     code, title = "redemption_not_found", "No such redemption"
 
 
+class ClaimDebitNotCancellable(Conflict):
+    code, title = (
+        "redemption_belongs_to_claim",
+        "A catalogue claim's debit is given back only by the claim's own cancellation",
+    )
+
+
+class IdempotencyKeyReserved(Unprocessable):
+    code, title = "idempotency_key_reserved", "This Idempotency-Key prefix is reserved"
+
+
+SAGA_KEY_PREFIX = "saga:"  # the keys of the rewards saga's debits (see `saga.saga_key`)
+
+
 class AdjustmentConflict(Conflict):
     code, title = "adjustment_conflict", "Adjustment id already used for another adjustment"
 
@@ -102,6 +116,12 @@ async def redeem(
     """
     if request.points <= 0:
         raise Unprocessable("points to redeem must be a positive integer", code="invalid_points")
+    if request.idempotency_key.startswith(SAGA_KEY_PREFIX):
+        # A partner holding `saga:<claim>` first would make the claim's debit look applied.
+        raise IdempotencyKeyReserved(
+            f"Idempotency-Key: keys starting with {SAGA_KEY_PREFIX!r} are reserved",
+            field="Idempotency-Key",
+        )
     accounts = await lock_accounts(conn, [request.customer_id])
     account = accounts[request.customer_id]
     stored = await _redemption_row(
@@ -136,7 +156,11 @@ async def redeem(
 async def cancel_redemption(
     conn: AsyncConnection, redemption_id: str, now: datetime, *, points_topic: str = Topics.POINTS
 ) -> RedemptionOutcome:
-    """Give the points back to their lots with their original expiry; idempotent."""
+    """Give the points back to their lots with their original expiry; idempotent.
+
+    A catalogue claim's debit is refused (409): its voucher may already be out, and only
+    the saga (`points.debit_reversal_requested`) gives those points back.
+    """
     try:
         wanted = uuid.UUID(redemption_id)
     except ValueError:
@@ -144,6 +168,12 @@ async def cancel_redemption(
     found = await _redemption_row(conn, redemptions.c.redemption_id == wanted)
     if found is None:
         raise RedemptionNotFound(f"no redemption {redemption_id}")
+    if found.claim_id is not None:
+        raise ClaimDebitNotCancellable(
+            f"redemption {redemption_id} paid for catalogue claim {found.claim_id}; cancel "
+            "the claim in the rewards service instead",
+            claim_id=found.claim_id,
+        )
     accounts = await lock_accounts(conn, [found.customer_id])
     account = accounts[found.customer_id]
     stored = await _redemption_row(conn, redemptions.c.redemption_id == wanted, lock=True)
@@ -181,13 +211,16 @@ async def adjust_points(
     account = accounts[customer_id]
     earlier = (
         await conn.execute(
-            sa.select(ledger.c.customer_id, ledger.c.points).where(
-                ledger.c.kind == "adjustment", ledger.c.reference == adjustment.adjustment_id
-            )
+            sa.select(
+                ledger.c.customer_id, ledger.c.points, ledger.c.reason, ledger.c.merchant_id
+            ).where(ledger.c.kind == "adjustment", ledger.c.reference == adjustment.adjustment_id)
         )
     ).first()
     if earlier is not None:
-        if tuple(earlier) != (customer_id, adjustment.points):
+        # A retry is the same request in full; anything else under the id (another
+        # customer, amount, reason or merchant) is a different adjustment, refused.
+        asked = (customer_id, adjustment.points, adjustment.reason, adjustment.merchant_id)
+        if tuple(earlier) != asked:
             raise AdjustmentConflict(f"adjustment {adjustment.adjustment_id} already exists")
         return account.balance(now)
     rules = (await load_rule_book(conn)).in_force(now)

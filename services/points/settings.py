@@ -23,6 +23,7 @@ class PointsSettings(ServiceSettings):
     outstanding_gauge_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
     expiry_batch: int = Field(default=500, ge=1, le=50_000)
     review_batch: int = Field(default=200, ge=1, le=50_000)
+    settlement_batch: int = Field(default=500, ge=1, le=50_000)
     # False builds the app for HTTP only (tests, or an API-only deployment): no consumer,
     # no outbox relay, no due-time jobs.
     run_workers: bool = True

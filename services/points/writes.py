@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.points.book import Account, Changes, ReturnRecord, StoredOrder
 from services.points.db import order_returns
 from services.points.domain.lots import Lot
+from services.points.repository import lines_to_json, returned_to_json
 
 
 async def save_changes(
@@ -34,7 +35,11 @@ async def save_changes(
     orders = {o.order_id: o for a in accounts_by_id.values() for o in a.orders.values()}
     await _insert_orders(conn, [orders[i] for i in sorted(changes.new_orders)])
     await _update_orders(
-        conn, [orders[i] for i in sorted(changes.touched_orders - changes.new_orders)]
+        conn,
+        [
+            orders[i]
+            for i in sorted((changes.touched_orders | changes.settled_orders) - changes.new_orders)
+        ],
     )
     await _insert_returns(conn, list(changes.new_returns.values()))
     await _update_returns(
@@ -51,13 +56,15 @@ async def _save_accounts(conn: AsyncConnection, changed: list[Account]) -> None:
             "UPDATE accounts AS a SET tier = v.tier, debt = v.debt,"
             " lifetime_earned = v.lifetime_earned, purchase_count = v.purchase_count,"
             " first_purchase_at = v.first_purchase_at, tier_changed_at = v.tier_changed_at,"
-            " next_review_at = v.next_review_at "
+            " next_review_at = v.next_review_at, settled_points = v.settled_points,"
+            " settled_purchase_count = v.settled_count "
             "FROM unnest(CAST(:ids AS text[]), CAST(:tiers AS text[]), CAST(:debts AS bigint[]),"
             " CAST(:lifetimes AS bigint[]), CAST(:counts AS integer[]),"
             " CAST(:firsts AS timestamptz[]), CAST(:changed AS timestamptz[]),"
-            " CAST(:reviews AS timestamptz[]))"
+            " CAST(:reviews AS timestamptz[]), CAST(:settled AS bigint[]),"
+            " CAST(:settled_counts AS integer[]))"
             " AS v(customer_id, tier, debt, lifetime_earned, purchase_count, first_purchase_at,"
-            " tier_changed_at, next_review_at) "
+            " tier_changed_at, next_review_at, settled_points, settled_count) "
             "WHERE a.customer_id = v.customer_id"
         ),
         {
@@ -69,6 +76,8 @@ async def _save_accounts(conn: AsyncConnection, changed: list[Account]) -> None:
             "firsts": [a.first_purchase_at for a in changed],
             "changed": [a.tier_changed_at for a in changed],
             "reviews": [a.next_review_at for a in changed],
+            "settled": [a.settled_points for a in changed],
+            "settled_counts": [a.settled_purchase_count for a in changed],
         },
     )
 
@@ -165,6 +174,10 @@ async def _insert_orders(conn: AsyncConnection, new: list[StoredOrder]) -> None:
                 "uuid",
                 [uuid.UUID(o.earning.lot_id) if o.earning.lot_id else None for o in new],
             ),
+            "lines": ("jsonb", [lines_to_json(o.earning.lines) for o in new]),
+            "returned": ("jsonb", [returned_to_json(o.earning.returned) for o in new]),
+            "settles_at": ("timestamptz", [o.settles_at or o.occurred_at for o in new]),
+            "settled_at": ("timestamptz", [o.settled_at for o in new]),
         },
     )
 
@@ -174,10 +187,16 @@ async def insert_columns(
 ) -> None:
     """One INSERT of many rows given column by column (arrays travel in binary, unparsed).
 
-    Table, column and type names come from this module, never from input.
+    Table, column and type names come from this module, never from input. JSON columns
+    travel as text and are cast in the statement.
     """
     names = ", ".join(columns)
-    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, (kind, _) in columns.items())
+    arrays = ", ".join(
+        f"CAST(CAST(:{name} AS text[]) AS jsonb[])"
+        if kind == "jsonb"
+        else f"CAST(:{name} AS {kind}[])"
+        for name, (kind, _) in columns.items()
+    )
     statement = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
     await conn.execute(sa.text(statement), {name: values for name, (_, values) in columns.items()})
 
@@ -188,15 +207,20 @@ async def _update_orders(conn: AsyncConnection, changed: list[StoredOrder]) -> N
     await conn.execute(
         sa.text(
             "UPDATE order_earnings AS o SET refunded_minor = v.refunded,"
-            " reversed_points = v.reversed "
+            " reversed_points = v.reversed, returned = CAST(v.returned AS jsonb),"
+            " settled_at = v.settled_at "
             "FROM unnest(CAST(:ids AS text[]), CAST(:refunded AS bigint[]),"
-            " CAST(:reversed AS bigint[])) AS v(order_id, refunded, reversed) "
+            " CAST(:reversed AS bigint[]), CAST(:returned AS text[]),"
+            " CAST(:settled AS timestamptz[])) AS v(order_id, refunded, reversed, returned,"
+            " settled_at) "
             "WHERE o.order_id = v.order_id"
         ),
         {
             "ids": [o.order_id for o in changed],
             "refunded": [o.earning.refunded_minor for o in changed],
             "reversed": [o.earning.reversed_points for o in changed],
+            "returned": [returned_to_json(o.earning.returned) for o in changed],
+            "settled": [o.settled_at for o in changed],
         },
     )
 
@@ -211,6 +235,7 @@ def _return_row(record: ReturnRecord) -> dict[str, Any]:
         "occurred_at": record.occurred_at,
         "currency": record.currency,
         "refunded_minor": record.refunded_minor,
+        "items": [{"sku": i.sku, "quantity": i.quantity} for i in record.items] or None,
         "status": record.status,
         "points_reversed": record.points_reversed,
         "rejection": record.rejection,

@@ -1,12 +1,14 @@
 """Tiers for frequent and steady buyers.
 
 A customer qualifies for a tier by meeting BOTH a purchase count and a spend threshold over a
-rolling 12-month window: buying often and in steady amounts, not one big basket. Customers
-move up as soon as a purchase qualifies them; they move down only at the yearly review, and
-then by at most one level, so one quiet month never costs a Platinum customer everything.
+rolling 12-month window: buying often and in steady amounts, not one big basket. A purchase
+counts only once it is SETTLED (its return window ended, ``settles_at``), net of its returns,
+so buying and returning inside the window never counts. Customers move up when a settlement
+qualifies them; they move down only at the yearly review, and then by at most one level, so
+one quiet month never costs a Platinum customer everything.
 
 Spend is in programme-currency minor units (convert with ``CurrencyRates.to_programme_minor``
-first). A partially refunded purchase counts with its spend net of the refund; a fully refunded
+first). A partially refunded purchase counts with its spend net of the refund; a fully returned
 purchase no longer counts at all, neither as a purchase nor as spend.
 """
 
@@ -93,6 +95,8 @@ class QualifyingPurchase:
     occurred_at: datetime
     amount_minor: int
     refunded_minor: int = 0
+    settles_at: datetime | None = None  # None: settled at once (when it occurred)
+    fully_returned: bool | None = None  # None: judged by money (refund >= amount)
 
     def __post_init__(self) -> None:
         require_aware(self.occurred_at, "purchase time")
@@ -100,7 +104,13 @@ class QualifyingPurchase:
     @property
     def counts(self) -> bool:
         """A purchase fully returned no longer counts toward qualification."""
+        if self.fully_returned is not None:
+            return not self.fully_returned
         return self.refunded_minor < self.amount_minor
+
+    def settled_by(self, moment: datetime) -> bool:
+        """True once the purchase's return window has ended at ``moment``."""
+        return (self.settles_at or self.occurred_at) <= moment
 
     @property
     def net_spend_minor(self) -> int:
@@ -128,12 +138,18 @@ class TierProgress:
 def qualifying_activity(
     purchases: Iterable[QualifyingPurchase], now: datetime, policy: TierPolicy = TierPolicy()
 ) -> QualifyingActivity:
-    """Count purchases and net spend in the rolling window ``(now - window, now]``."""
+    """Count settled purchases and their net spend in the rolling window ``(now - window, now]``.
+
+    A purchase counts when it occurred in the window, had settled by ``now`` and was not
+    fully returned.
+    """
     window_start = add_months(require_aware(now, "now"), -policy.window_months)
     counted = [
         purchase
         for purchase in purchases
-        if window_start < purchase.occurred_at <= now and purchase.counts
+        if window_start < purchase.occurred_at <= now
+        and purchase.settled_by(now)
+        and purchase.counts
     ]
     return QualifyingActivity(
         purchases=len(counted), spend_minor=sum(p.net_spend_minor for p in counted)
@@ -152,13 +168,13 @@ def qualified_tier(activity: QualifyingActivity, policy: TierPolicy = TierPolicy
     return reached
 
 
-def tier_after_purchase(
+def tier_after_settlement(
     current: Tier,
     purchases: Iterable[QualifyingPurchase],
     now: datetime,
     policy: TierPolicy = TierPolicy(),
 ) -> Tier:
-    """Tier right after a purchase: up if the window now qualifies higher, never down."""
+    """Tier right after a purchase settled: up if the window now qualifies higher, never down."""
     reached = qualified_tier(qualifying_activity(purchases, now, policy), policy)
     return reached if reached.rank > current.rank else current
 

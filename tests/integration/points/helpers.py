@@ -54,7 +54,9 @@ def purchase(
     at: datetime,
     currency: str = "EUR",
     merchant: str = "grocer",
+    items: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    lines = items or [{"sku": "sku-1", "category": "food", "quantity": 1, "unit_price": amount}]
     return _envelope(
         "purchase.completed",
         customer,
@@ -65,26 +67,29 @@ def purchase(
             "store_id": "store-1",
             "amount": amount,
             "currency": currency,
-            "items": [{"sku": "sku-1", "category": "food", "quantity": 1, "unit_price": amount}],
+            "items": lines,
         },
     )
 
 
 def returned(
-    customer: str, order_id: str, return_id: str, refunded: str, at: datetime
+    customer: str,
+    order_id: str,
+    return_id: str,
+    refunded: str,
+    at: datetime,
+    items: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    return _envelope(
-        "purchase.returned",
-        customer,
-        at,
-        {
-            "return_id": return_id,
-            "order_id": order_id,
-            "merchant_id": "grocer",
-            "refunded_amount": refunded,
-            "currency": "EUR",
-        },
-    )
+    data: dict[str, Any] = {
+        "return_id": return_id,
+        "order_id": order_id,
+        "merchant_id": "grocer",
+        "refunded_amount": refunded,
+        "currency": "EUR",
+    }
+    if items is not None:
+        data["items"] = items
+    return _envelope("purchase.returned", customer, at, data)
 
 
 def credit(customer: str, credit_id: str, points: int, at: datetime) -> dict[str, Any]:

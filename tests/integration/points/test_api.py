@@ -52,10 +52,13 @@ async def test_balance_shows_pending_dates_tier_progress_and_never_expired_point
     assert body["tier"] == "member"
     assert body["progress"] == {
         "next_tier": "silver",
-        "purchases_needed": 4,
-        "spend_needed": "359.50",
+        "purchases_needed": 5,
+        "spend_needed": "459.50",
         "currency": "EUR",
-    }, "Silver needs 6 purchases and 500.00; two (140.50) are in the 12-month window"
+    }, (
+        "Silver needs 6 settled purchases and 500.00; one (40.50) has settled in the window, "
+        "yesterday's is still inside its return window"
+    )
     api.clock.pinned = add_months(NOW, 13)
     later = await api.balance("ann", reader)
     assert (later["available"], later["pending"], later["expiring_soon"]) == (0, 0, 0), (

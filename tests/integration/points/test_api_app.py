@@ -16,7 +16,7 @@ import pytest
 
 from services.points.domain.moments import add_months
 from shared.auth import Scope
-from shared.contracts.points import PointsAccrued, PointsExpired
+from shared.contracts.points import PointsAccrued, PointsExpired, PointsSettled
 from shared.contracts.registry import decode_event
 from shared.kafka.admin import ensure_topics
 from tests.integration.points.api_client import points_api
@@ -82,7 +82,7 @@ async def test_the_lifespan_consumes_relays_and_runs_the_due_jobs(
             return True if response.json()["entries"] else "no expiry entry yet"
 
         await wait_until(expired, timeout=30)
-        out = await read_topic(infra.bootstrap_servers, names["points_topic"], 2, timeout=20)
+        out = await read_topic(infra.bootstrap_servers, names["points_topic"], 3, timeout=20)
         metrics = await api.client.get("/metrics")
         backlog = f'loyalty_outbox_backlog{{service="{names["consumer_group"]}"}}'
         assert backlog in metrics.text, "the app registers its relay for /metrics"
@@ -93,10 +93,11 @@ async def test_the_lifespan_consumes_relays_and_runs_the_due_jobs(
 
         await wait_until(gone, timeout=30)
     events = [decode_event(record.value) for record in out if record.value is not None]
-    assert [type(e) for e in events] == [PointsAccrued, PointsExpired], (
-        "the relay published what the consumer and the expiry job wrote to the outbox"
+    assert [type(e) for e in events] == [PointsAccrued, PointsSettled, PointsExpired], (
+        "the relay published what the consumer, the settlement and the expiry jobs wrote"
     )
-    assert events[1].data.points == 100
+    assert events[1].data.points == 100 and events[1].data.first_settled_purchase
+    assert events[2].data.points == 100
 
 
 async def test_python_m_services_points_serves_and_stops_cleanly_on_sigterm(

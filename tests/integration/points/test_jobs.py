@@ -1,15 +1,19 @@
-"""Due-time jobs with an injected clock: expiry after a 13-month jump, and tiers that rise
-on the qualifying purchase and fall at most one level at the yearly review."""
+"""Due-time jobs with an injected clock: expiry after a 13-month jump, settlement when each
+order's return window ends, and tiers that rise when the qualifying purchase settles and
+fall at most one level at the yearly review."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
 from services.points.domain.moments import add_months
 from services.points.domain.tiers import Tier
 from services.points.expiry import expire_due_points, review_due_tiers
-from shared.contracts.points import PointsExpired, TierChanged
-from tests.integration.points.helpers import credit, days_ago, points_stack, purchase
+from services.points.settlement import settle_due_orders
+from shared.contracts.points import PointsExpired, PointsSettled, TierChanged
+from tests.integration.points.helpers import NOW, credit, days_ago, points_stack, purchase
 from tests.support.counting import publish
 from tests.support.infra import Infra
 
@@ -51,7 +55,7 @@ async def test_points_expire_after_a_13_month_clock_jump(
         await stack.sound("hal")
 
 
-async def test_tier_rises_with_the_qualifying_purchase_and_falls_one_level_at_review(
+async def test_tier_rises_when_the_qualifying_purchase_settles_and_falls_one_level_at_review(
     infra: Infra, points_db: str, unique: str
 ) -> None:
     async with points_stack(infra, points_db, unique) as stack:
@@ -62,22 +66,34 @@ async def test_tier_rises_with_the_qualifying_purchase_and_falls_one_level_at_re
             await publish(infra.bootstrap_servers, stack.inbound, sales)
             await stack.wait_handled(len(sales))
             account = await stack.account("ida")
-            assert account.tier is Tier.GOLD, "12 purchases of 200.00 reach Gold"
-            assert account.lifetime_earned == 6 * 200 + 6 * 250, (
-                "purchases 7-12 earn at the Silver multiplier (1.25) reached on purchase 6"
-            )
-            review_at = add_months(times[-1], 12)
+            assert account.tier is Tier.MEMBER, "no purchase counts for tiers before it settles"
+            assert account.lifetime_earned == 12 * 200, "all 12 earn at the Member multiplier"
+            # Orders 0-8 (40 to 16 days ago) are past their 14-day window today.
+            settled = await settle_due_orders(stack.engine, NOW, points_topic=stack.outbound)
+            assert settled == 9
+            assert (await stack.account("ida")).tier is Tier.SILVER, "6+ settled, 1,800.00"
+            later = NOW + timedelta(days=15)
+            settled = await settle_due_orders(stack.engine, later, points_topic=stack.outbound)
+            assert settled == 3, "the rest settle once their windows end, each once"
+            assert await settle_due_orders(stack.engine, later) == 0, "a second run finds none"
+            assert (await stack.account("ida", later)).tier is Tier.GOLD
+            review_at = add_months(times[-1] + timedelta(days=14), 12)
             quiet_year = add_months(days_ago(0), 13)
             reviewed = await review_due_tiers(stack.engine, quiet_year, points_topic=stack.outbound)
             assert reviewed == 1
-            out = await stack.emitted(len(sales) + 3)
+            out = await stack.emitted(len(sales) + 12 + 3)
+        settlements = [e for e in out if isinstance(e, PointsSettled)]
+        assert [e.data.order_id for e in settlements] == [f"o-{n}" for n in range(12)]
+        assert [e.data.first_settled_purchase for e in settlements] == [True] + [False] * 11
+        assert [e.data.settled_purchase_count for e in settlements] == list(range(1, 13))
+        assert settlements[-1].data.settled_lifetime_points == 2400
         changes = [e for e in out if isinstance(e, TierChanged)]
         assert [(e.data.previous_tier, e.data.tier, e.data.reason) for e in changes] == [
             ("member", "silver", "qualified"),
             ("silver", "gold", "qualified"),
             ("gold", "silver", "yearly_review"),
-        ], "up on the qualifying purchase, down one level (not to Member) at the review"
-        assert changes[0].occurred_at == times[5], "silver on purchase 6"
+        ], "up when the qualifying purchase settles, down one level (not to Member) at review"
+        assert changes[0].occurred_at == times[5] + timedelta(days=14), "silver on settlement 6"
         assert changes[1].data.qualifying_purchases == 12
         assert changes[2].data.review_at == review_at
         account = await stack.account("ida", quiet_year)

@@ -18,7 +18,7 @@ from services.points.domain.tiers import (
     progress_to_next_tier,
     qualified_tier,
     qualifying_activity,
-    tier_after_purchase,
+    tier_after_settlement,
     tier_at_yearly_review,
 )
 from tests.unit.points.builders import at
@@ -80,17 +80,17 @@ class TestQualification:
 class TestMovingUpAndDown:
     def test_moves_up_as_soon_as_a_purchase_qualifies(self) -> None:
         five = purchases(5, 100_00, last=NOW - timedelta(weeks=1))
-        assert tier_after_purchase(Tier.MEMBER, five, NOW) == Tier.MEMBER
+        assert tier_after_settlement(Tier.MEMBER, five, NOW) == Tier.MEMBER
         sixth = [*five, QualifyingPurchase("sixth", NOW, 100_00)]
-        assert tier_after_purchase(Tier.MEMBER, sixth, NOW) == Tier.SILVER, (
+        assert tier_after_settlement(Tier.MEMBER, sixth, NOW) == Tier.SILVER, (
             "the sixth purchase reaching 500.00 must lift the customer to Silver at once"
         )
 
     def test_can_jump_several_levels_up(self) -> None:
-        assert tier_after_purchase(Tier.MEMBER, purchases(24, 300_00), NOW) == Tier.PLATINUM
+        assert tier_after_settlement(Tier.MEMBER, purchases(24, 300_00), NOW) == Tier.PLATINUM
 
     def test_never_moves_down_between_reviews(self) -> None:
-        assert tier_after_purchase(Tier.GOLD, purchases(1, 10_00), NOW) == Tier.GOLD, (
+        assert tier_after_settlement(Tier.GOLD, purchases(1, 10_00), NOW) == Tier.GOLD, (
             "a Gold customer with little recent activity keeps Gold until the review"
         )
 
