@@ -26,7 +26,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services bench
+	$(BIN)/mypy shared services bench console
 
 ## test: lint, then every test (unit, integration on the embedded broker + PostgreSQL, e2e)
 test: lint
