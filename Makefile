@@ -20,7 +20,7 @@ run: $(STAMP)
 
 ## demo: a simulated year of a coalition's purchases in about a minute (needs `make run`)
 demo: $(STAMP)
-	$(BIN)/loyalty simulate --customers 200 --days 365 --wall-seconds 60
+	$(BIN)/loyalty simulate --demo --customers 200 --days 365 --wall-seconds 60
 
 ## lint: ruff and mypy (strict on shared/ and every domain package)
 lint: $(STAMP)
