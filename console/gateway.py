@@ -19,7 +19,7 @@ from console.sessions import SERVICES, ServiceAccess, Session
 _ADMIN_PROBES = {
     "points": "/v1/admin/rules",
     "rewards": "/v1/admin/referral-programme",
-    "alerts": "/v1/admin/model",
+    "alerts": "/v1/admin/thresholds",
 }
 
 
@@ -116,7 +116,8 @@ class Gateway:
             except ServiceRefused:
                 continue
             if response.status_code in (200, 403):
-                found[service] = ServiceAccess(key, key_id_of(key), response.status_code == 200)
+                admin = response.status_code == 200
+                found[service] = ServiceAccess(key, key_id_of(key), admin)
         return found
 
 
