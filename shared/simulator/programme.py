@@ -116,7 +116,6 @@ DEMO_EVENTS: tuple[str, ...] = (
     "service.incident",
     "points.accrued",
     "points.reversed",
-    "points.settled",
     "tier.changed",
     "points.credit_requested",
     "points.credited",
