@@ -153,18 +153,23 @@ async def sign_in(request: Request) -> Response:
     if not keys:
         problems.append("keys: paste at least one API key")
     access: dict[str, ServiceAccess] = {}
+    unreachable: set[str] = set()
     for number, key in enumerate(keys[:6], start=1):
-        found = await gateway_of(request).access_of(key)
+        found = await gateway_of(request).access_of(key, unreachable)
         if not found:
             problems.append(f"keys: key {number} of those pasted is accepted by no service")
         access.update(found)
-    if problems:
+    down = f"the {', '.join(sorted(unreachable))} service did not answer" if unreachable else ""
+    if down and not access:
+        problems.append(f"{down}: try again shortly")
+    if problems or not access:
         return render(request, "signin.html", {"problems": problems, "name": name}, status=422)
     request.state.session = store_of(request).sign_in(session_of(request), name, access)
     services = ", ".join(
         f"{s}{' (admin)' if access[s].admin else ''}" for s in SERVICES if s in access
     )
-    return back_to("/", request.state.session, f"Signed in as {name}: {services}.")
+    later = f" ({down}: sign in again once it is back)" if down else ""
+    return back_to("/", request.state.session, f"Signed in as {name}: {services}.{later}")
 
 
 async def sign_out(request: Request) -> Response:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -74,9 +75,9 @@ async def dead_letters(request: Request) -> HTMLResponse:
         return render(request, "dead_letters.html", context, status=403)
     try:
         found = await read_whole_topic(_bootstrap(request), dead_letter_topic(group), patience=15)
-    except CommandError as exc:
-        context["problem"] = str(exc)
-        return render(request, "dead_letters.html", context)
+    except (CommandError, KafkaError) as exc:
+        context["problem"] = f"cannot read {dead_letter_topic(group)}: {exc}"
+        return render(request, "dead_letters.html", context, status=502)
     context["letters"] = [
         letter_view(m) for m in sorted(found, key=lambda m: -(m.timestamp_ms or 0))
     ]
@@ -106,7 +107,7 @@ async def replay(request: Request, group: str, partition: int, offset: int) -> R
         placed = await publish_events(
             bootstrap, events, original_topic(letter), [("replay.of", letter.where.encode())]
         )
-    except CommandError as exc:
+    except (CommandError, KafkaError) as exc:
         return back_to(back, session, f"Not replayed: {exc}")
     topic, part, off = placed[0]
     return back_to(

@@ -107,13 +107,18 @@ class Gateway:
         except httpx.HTTPError as exc:
             raise ServiceRefused(service, 0, {"detail": type(exc).__name__}) from exc
 
-    async def access_of(self, key: str) -> dict[str, ServiceAccess]:
-        """Which services accept `key`, and whether as an admin."""
+    async def access_of(
+        self, key: str, unreachable: set[str] | None = None
+    ) -> dict[str, ServiceAccess]:
+        """Which services accept `key`, and whether as an admin (`unreachable` collects the
+        services that did not answer, so a refusal can say so)."""
         found: dict[str, ServiceAccess] = {}
         for service in SERVICES:
             try:
                 response = await self._send(service, key, "GET", _ADMIN_PROBES[service], None, None)
             except ServiceRefused:
+                if unreachable is not None:
+                    unreachable.add(service)
                 continue
             if response.status_code in (200, 403):
                 admin = response.status_code == 200

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 SERVICES = ("points", "rewards", "alerts")
+MAX_SESSIONS = 10_000  # beyond this, the oldest sessions are forgotten (memory stays bounded)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class SessionStore:
 
     def new(self) -> Session:
         self._forget_expired()
+        while len(self._sessions) >= MAX_SESSIONS:  # dicts keep insertion order: oldest first
+            del self._sessions[next(iter(self._sessions))]
         session = Session(
             session_id=secrets.token_urlsafe(32),
             csrf_token=secrets.token_urlsafe(32),

@@ -149,6 +149,17 @@ def test_approve_a_compensation_held_over_a_cap(page: Page, system: System) -> N
     )
     assert balance["available"] == 120
 
+    # The same approval posted again (a double click, a replayed form) pays nothing more:
+    # the rewards service refuses it and the console says so.
+    token = page.locator("input[name=csrf_token]").first.input_value()
+    again = page.request.post(
+        console_url(system) + f"/reviews/{review['compensation_id']}/approve",
+        form={"csrf_token": token},
+        max_redirects=0,
+    )
+    assert again.status == 409, f"a second approval must be refused, got {again.status}"
+    assert "already granted" in again.text() and "already_decided" in again.text()
+
 
 def test_open_a_customer_with_balance_ledger_and_activity(page: Page, system: System) -> None:
     customer, merchant = fresh_id("cp"), fresh_id("m-console-shop")
@@ -224,6 +235,7 @@ def test_a_merchant_key_is_refused_another_merchants_customer(page: Page, system
     keys = [
         merchant_key(system, "alerts", "alerts:read", ours),
         merchant_key(system, "points", "points:read", ours),
+        merchant_key(system, "rewards", "rewards:read", ours),
     ]
 
     sign_in(page, system, "Ed Store", keys)
@@ -233,8 +245,10 @@ def test_a_merchant_key_is_refused_another_merchants_customer(page: Page, system
     assert page.locator("#balance").count() == 0, "no figure of their customer may show"
     page.goto(console_url(system) + f"/alerts?merchant={theirs}")
     expect(page.locator("#refusal")).to_contain_text("bound to another merchant")
-    page.goto(console_url(system) + "/reviews")
-    expect(page.locator("#refusal")).to_contain_text("rewards")  # no rewards key at all
+    page.goto(console_url(system) + "/reviews")  # held compensations are for admins only
+    expect(page.locator("#refusal")).to_contain_text("the rewards service answered 403")
+    page.goto(console_url(system) + "/dead-letters?group=points")
+    expect(page.locator(".refused")).to_contain_text("need an admin key of the points service")
 
 
 def test_forms_without_the_csrf_token_are_refused_and_keys_stay_out_of_logs(
