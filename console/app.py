@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -124,6 +125,15 @@ def _handlers(app: FastAPI) -> None:
     async def no_key(request: Request, exc: Exception) -> Response:
         return render(request, "error.html", {"message": str(exc)}, status=403)
 
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}"
+            for e in exc.errors()
+        )
+        return render(request, "error.html", {"message": where, "code": "invalid"}, status=422)
+
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(NotSignedIn, not_signed_in)
     app.add_exception_handler(CsrfRefused, csrf)
     app.add_exception_handler(ServiceRefused, refused)

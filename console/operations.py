@@ -9,7 +9,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from console.web import back_to, gateway_of, now_of, parse_time, posted_form, render, signed_in
+from console.web import (
+    back_to,
+    gateway_of,
+    items_in,
+    now_of,
+    parse_time,
+    posted_form,
+    render,
+    signed_in,
+)
 
 router = APIRouter()
 
@@ -27,7 +36,7 @@ async def alerts(request: Request) -> HTMLResponse:
         request,
         "alerts.html",
         {
-            "alerts": page.get("items", []),
+            "alerts": items_in(page, "alerts"),
             "next_cursor": page.get("next_cursor"),
             "filters": filters,
         },
@@ -66,7 +75,7 @@ async def reviews(request: Request) -> HTMLResponse:
     session = signed_in(request)
     found = await gateway_of(request).get(session, "rewards", "/v1/admin/reviews")
     now = now_of(request)
-    queue = [{**r, "clocks": _clocks(r, now)} for r in found.get("reviews", [])]
+    queue = [{**r, "clocks": _clocks(r, now)} for r in items_in(found, "reviews")]
     return render(request, "reviews.html", {"reviews": queue})
 
 

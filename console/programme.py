@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from console.charts import Series, bars_against_limits, grouped_columns
 from console.gateway import Gateway, NoKey, ServiceRefused
 from console.sessions import Session
-from console.web import gateway_of, now_of, parse_time, render, signed_in
+from console.web import gateway_of, items_in, now_of, parse_time, render, signed_in
 
 router = APIRouter()
 
@@ -34,17 +34,6 @@ async def _try(
         return {"error": exc.message if isinstance(exc, ServiceRefused) else str(exc)}
 
 
-def _items(document: Any, *names: str) -> list[Any]:
-    """The list in an answer, whether bare or under one of `names` (pagination may add one)."""
-    if isinstance(document, list):
-        return document
-    if isinstance(document, dict):
-        for name in (*names, "items"):
-            if isinstance(document.get(name), list):
-                return list(document[name])
-    return []
-
-
 async def _alerts_history(gateway: Gateway, session: Session) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     cursor = None
@@ -52,7 +41,7 @@ async def _alerts_history(gateway: Gateway, session: Session) -> list[dict[str, 
         page = await gateway.get(
             session, "alerts", "/v1/alerts", {"state": "all", "limit": 200, "cursor": cursor}
         )
-        found += _items(page)
+        found += items_in(page)
         cursor = page.get("next_cursor") if isinstance(page, dict) else None
         if not cursor:
             break
@@ -108,7 +97,7 @@ async def overview(request: Request) -> HTMLResponse:
                 (m.get("refunded_minor") or 0) / 100,
                 None if m.get("budget_minor") is None else m["budget_minor"] / 100,
             )
-            for m in _items(budgets["data"], "merchants")
+            for m in items_in(budgets["data"], "merchants")
         ]
         charts["budgets"] = bars_against_limits(
             "Compensation refunds this month against budget", rows, "EUR"
@@ -122,7 +111,7 @@ async def overview(request: Request) -> HTMLResponse:
                 float(m.get("available") or 0) + float(m.get("pending") or 0),
                 None,
             )
-            for m in _items(liability["data"], "merchants")
+            for m in items_in(liability["data"], "merchants")
         ]
         charts["liability"] = bars_against_limits(
             "Points liability per merchant (available + pending)", rows, "points"
@@ -159,12 +148,12 @@ async def programme(request: Request) -> HTMLResponse:
     answers = await asyncio.gather(*(_try(gateway, session, s, p) for s, p in reads.values()))
     sections = dict(zip(reads, answers, strict=True))
     lists = {
-        "rules": _items(sections["rules"].get("data"), "rules", "versions"),
-        "policies": _items(sections["policies"].get("data"), "policies"),
-        "catalogue": _items(sections["catalogue"].get("data"), "items", "catalogue"),
-        "milestones": _items(sections["milestones"].get("data"), "rules", "milestone_rules"),
-        "rewards": _items(sections["rewards"].get("data"), "reward_definitions", "rewards"),
-        "budgets": _items(sections["budgets"].get("data"), "merchants"),
-        "liability": _items(sections["liability"].get("data"), "merchants"),
+        "rules": items_in(sections["rules"].get("data"), "rules", "versions"),
+        "policies": items_in(sections["policies"].get("data"), "policies"),
+        "catalogue": items_in(sections["catalogue"].get("data"), "items", "catalogue"),
+        "milestones": items_in(sections["milestones"].get("data"), "rules", "milestone_rules"),
+        "rewards": items_in(sections["rewards"].get("data"), "reward_definitions", "rewards"),
+        "budgets": items_in(sections["budgets"].get("data"), "merchants"),
+        "liability": items_in(sections["liability"].get("data"), "merchants"),
     }
     return render(request, "programme.html", {"sections": sections, "lists": lists})

@@ -117,3 +117,14 @@ templates.env.filters["when"] = when
 templates.env.filters["minor"] = minor
 templates.env.filters["number"] = number
 templates.env.filters["svg"] = Markup  # charts.py escapes every label it writes
+
+
+def items_in(document: Any, *names: str) -> list[Any]:
+    """The list in an answer, whether bare or under one of `names` (pagination may add one)."""
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        for name in (*names, "items"):
+            if isinstance(document.get(name), list):
+                return list(document[name])
+    return []

@@ -267,6 +267,14 @@ def test_forms_without_the_csrf_token_are_refused_and_keys_stay_out_of_logs(
         refused = http.post(f"/alerts/{alert_id}/ack", data={"note": "no token"})
         assert refused.status_code == 403, "an acknowledgement without a CSRF token must fail"
         assert http.get("/alerts").status_code == 200, "the session is still signed in"
+        bad_segment = http.get("/alerts", params={"segment": "Z"})
+        assert bad_segment.status_code == 422 and "segment" in bad_segment.text
+        bad_id = http.get("/customers", params={"id": "not an id"})
+        assert bad_id.status_code == 422 and "customer id" in bad_id.text
+        fresh = http.get("/alerts").text.split('name="csrf_token" value="')[1].split('"')[0]
+        assert fresh != token, "signing in must replace the anonymous session's CSRF token"
+        bad_review = http.post("/reviews/not-a-uuid/approve", data={"csrf_token": fresh})
+        assert bad_review.status_code == 422 and "compensation_id" in bad_review.text
         cookie = http.cookies.get("loyalty_console") or ""
         assert all(key not in cookie for key in admin_keys(system)), "no key in the cookie"
     log = (system.var_dir / "logs" / "console.log").read_text()
