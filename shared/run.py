@@ -4,7 +4,8 @@ Starts (or reuses) the embedded PostgreSQL and Tansu broker, creates the topics,
 applies every service's migrations, starts every service whose
 `services/<name>/__main__.py` exists as a child process (`python -m services.<name>`),
 waits until each answers `/readyz`, creates an admin API key per service for local
-use, prints the URLs, the keys and what to try next, then waits. Ctrl-C or SIGTERM
+use, starts the operations console (`python -m console`) against them, prints the URLs,
+the keys and what to try next, then waits. Ctrl-C or SIGTERM
 stops the services (SIGTERM, then a bounded wait), then the infrastructure. A service
 that dies on its own is reported with the end of its log and ends the run with exit 1.
 
@@ -17,6 +18,7 @@ ports (the end-to-end tests do):
     LOYALTY_KAFKA_PORT         embedded broker port (default 19092)
     POINTS_HTTP_PORT           points HTTP port (default 8001); likewise REWARDS_HTTP_PORT
                                (8002) and ALERTS_HTTP_PORT (8003)
+    CONSOLE_HTTP_PORT          the operations console's port (default 8000)
     ALERTS_CLOCK               `event` here unless set: alerts follow event time, so the
                                simulator's accelerated time produces lapse alerts
     LOYALTY_READY_TIMEOUT      seconds to wait for each service's /readyz (default 90)
