@@ -96,6 +96,12 @@ async def _session_middleware(
         )
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    # No script at all; styles and images from the console only; forms post only to it.
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'",
+    )
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     return response
 
