@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run demo docs test test-fast lint schemas bench infra-up infra-down up down clean
+.PHONY: venv run demo screenshots docs test test-fast lint schemas bench infra-up infra-down up down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,13 +20,17 @@ run: $(STAMP)
 
 ## demo: a simulated year of a coalition's purchases in about a minute (needs `make run`)
 demo: $(STAMP)
-	$(BIN)/loyalty simulate --customers 200 --days 365 --wall-seconds 60
+	$(BIN)/loyalty simulate --demo --customers 200 --days 365 --wall-seconds 60
+
+## screenshots: the README's console pictures, from the running console (after run + demo)
+screenshots: $(STAMP)
+	$(BIN)/python -m console.screenshots --out docs/screenshots
 
 ## lint: ruff and mypy (strict on shared/ and every domain package)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services bench
+	$(BIN)/mypy shared services bench console
 
 ## test: lint, then every test (unit, integration on the embedded broker + PostgreSQL, e2e)
 test: lint

@@ -21,11 +21,19 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from shared.cli_env import CommandError, bootstrap_servers
+from shared.cli_env import CommandError, bootstrap_servers, service_endpoint
 from shared.simulator.runner import Pacing, Progress, ProgressDisplay, run_simulation
+from shared.simulator.seeding import (
+    SERVICES,
+    AdminApi,
+    after_the_year,
+    link_referrals,
+    seed_programme,
+)
 from shared.simulator.stream import SimulationConfig, generate
 
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
@@ -115,6 +123,25 @@ def config_from(args: argparse.Namespace) -> SimulationConfig:
 
 
 async def simulate(args: argparse.Namespace) -> int:
+    if not args.demo:
+        return await publish_year(args)
+    endpoints = {name: service_endpoint(name) for name in SERVICES}
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = AdminApi(
+            {n: e.url for n, e in endpoints.items()},
+            {n: e.admin_key for n, e in endpoints.items()},
+            client,
+        )
+        await seed_programme(api, print)
+        await link_referrals(api, config_from(args), print)
+        code = await publish_year(args)
+        if code == 0:
+            await after_the_year(api, generate(config_from(args)), args.seed, print)
+            print("demo ready: open the console (`make run` printed its URL) and sign in")
+        return code
+
+
+async def publish_year(args: argparse.Namespace) -> int:
     config = config_from(args)
     speed = speed_for(args)
     total = sum(1 for _ in generate(config))  # cheap, and the progress line can say how far
@@ -161,6 +188,12 @@ def add_simulate_commands(
     )
     parser.add_argument(
         "--speed", type=float, help="simulated seconds per real second (0: no pacing)"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed the demo programme through the admin APIs first, then act as people do "
+        "(claims, redemptions) once the year is published (what `make demo` runs)",
     )
     parser.add_argument("--topic-prefix", default="", help="publish to <prefix><topic> instead")
     parser.add_argument("--bootstrap-servers", help="overrides KAFKA_BOOTSTRAP_SERVERS")

@@ -4,7 +4,8 @@ Starts (or reuses) the embedded PostgreSQL and Tansu broker, creates the topics,
 applies every service's migrations, starts every service whose
 `services/<name>/__main__.py` exists as a child process (`python -m services.<name>`),
 waits until each answers `/readyz`, creates an admin API key per service for local
-use, prints the URLs, the keys and what to try next, then waits. Ctrl-C or SIGTERM
+use, starts the operations console (`python -m console`) against them, prints the URLs,
+the keys and what to try next, then waits. Ctrl-C or SIGTERM
 stops the services (SIGTERM, then a bounded wait), then the infrastructure. A service
 that dies on its own is reported with the end of its log and ends the run with exit 1.
 
@@ -17,6 +18,7 @@ ports (the end-to-end tests do):
     LOYALTY_KAFKA_PORT         embedded broker port (default 19092)
     POINTS_HTTP_PORT           points HTTP port (default 8001); likewise REWARDS_HTTP_PORT
                                (8002) and ALERTS_HTTP_PORT (8003)
+    CONSOLE_HTTP_PORT          the operations console's port (default 8000)
     ALERTS_CLOCK               `event` here unless set: alerts follow event time, so the
                                simulator's accelerated time produces lapse alerts
     LOYALTY_READY_TIMEOUT      seconds to wait for each service's /readyz (default 90)
@@ -52,7 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS: Mapping[str, int] = {"points": 8001, "rewards": 8002, "alerts": 8003}
 LOCAL_KEY_NAME = "local admin (make run)"
 LOG_TAIL_LINES = 30
-SIMULATED_CUSTOMER = "c-00001"  # the first customer `loyalty simulate` makes by default
+SIMULATED_CUSTOMER = "c-00001"
+CONSOLE_PORT = 8000  # the first customer `loyalty simulate` makes by default
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,9 @@ def next_steps(
     """
     lines = ["", "The loyalty platform is running.", ""]
     for service in services:
+        if service.plan.name == "console":
+            lines.append(f"  {'console':<8} {service.plan.url}   (sign in: paste the admin keys)")
+            continue
         lines.append(f"  {service.plan.name:<8} {service.plan.url}   (API docs: /docs)")
         if service.admin_key:
             lines.append(f"           admin key: {service.admin_key}")
@@ -277,6 +283,34 @@ def _read_paths(service: RunningService) -> list[str]:
     return [p for p, ops in paths.items() if "get" in ops and not p.endswith(("z", "metrics"))]
 
 
+def console_plan(env: Mapping[str, str], var_dir: Path) -> ServicePlan:
+    """The operations console: CONSOLE_HTTP_HOST/PORT, else 127.0.0.1:8000."""
+    port = int(env.get("CONSOLE_HTTP_PORT", CONSOLE_PORT))
+    host = env.get("CONSOLE_HTTP_HOST", "127.0.0.1")
+    return ServicePlan("console", host, port, var_dir / "logs" / "console.log")
+
+
+def start_console(
+    plan: ServicePlan, env: Mapping[str, str], services: Sequence[RunningService]
+) -> RunningService:
+    """`python -m console`, pointed at the services just started (it reads only their APIs)."""
+    console_env = dict(env)
+    console_env.update({f"CONSOLE_{s.plan.name.upper()}_URL": s.plan.url for s in services})
+    console_env.update(CONSOLE_HTTP_HOST=plan.host, CONSOLE_HTTP_PORT=str(plan.port))
+    plan.log.parent.mkdir(parents=True, exist_ok=True)
+    with plan.log.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "console"],
+            cwd=ROOT,
+            env=console_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunningService(plan, process)
+
+
 # -- keys ---------------------------------------------------------------------------------
 
 
@@ -335,6 +369,26 @@ async def _start_all(
     return started
 
 
+async def _start_console(
+    env: Mapping[str, str],
+    state: InfraState,
+    var_dir: Path,
+    plans: Sequence[ServicePlan],
+    services: Sequence[RunningService],
+    ready_timeout: float,
+) -> RunningService:
+    plan = console_plan(env, var_dir)
+    print(f"starting the console on {plan.url} (log: {plan.log})")
+    console = start_console(plan, child_environment(env, state.environment(), plans), services)
+    try:
+        await asyncio.to_thread(wait_ready, console, ready_timeout)
+    except BaseException:
+        stop_services([console], 10)
+        raise
+    print("console is ready")
+    return console
+
+
 async def _watch(services: Sequence[RunningService], stop: asyncio.Event) -> RunningService | None:
     """Wait for Ctrl-C/SIGTERM (None) or for a service to die (that service)."""
     while not stop.is_set():
@@ -388,6 +442,12 @@ async def _run_services(
         return 1
     if not services:
         print("No service has a __main__.py yet: only the infrastructure runs.")
+    try:
+        services.append(await _start_console(env, state, var_dir, plans, services, ready_timeout))
+    except InfraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        stop_services(services, stop_timeout)
+        return 1
     write_services_file(var_dir / "services.json", services)
     print(next_steps(services, state, var_dir, missing_services()), flush=True)
     died = await _watch(services, stop)

@@ -57,6 +57,7 @@ def _clean_environment(var_dir: Path, kafka_port: int) -> dict[str, str]:
         POINTS_HTTP_PORT=str(free_port()),
         REWARDS_HTTP_PORT=str(free_port()),
         ALERTS_HTTP_PORT=str(free_port()),
+        CONSOLE_HTTP_PORT=str(free_port()),
         POINTS_JOBS_INTERVAL_SECONDS=str(SCAN_INTERVAL_SECONDS),
         REWARDS_JOBS_INTERVAL_SECONDS=str(SCAN_INTERVAL_SECONDS),
         ALERTS_SCAN_INTERVAL_SECONDS=str(SCAN_INTERVAL_SECONDS),
