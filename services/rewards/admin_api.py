@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from services.rewards.api import clock, delivery, engine
 from services.rewards.catalogue import item_from_row
-from services.rewards.claims import decide_compensation, overdue_claims, review_queue
+from services.rewards.claims import decide_compensation, key_name, overdue_claims, review_queue
 from services.rewards.compensation import merchant_month_spend
 from services.rewards.db import (
     catalogue_items,
@@ -95,7 +95,15 @@ class MilestoneDocument(_Body):
 
 
 class Decision(_Body):
-    actor: str = Field(min_length=1, max_length=200, pattern=r"^[\x20-\x7e]+$")
+    """The reviewer's note. Who decided is the API key's name, never what the body says;
+    `actor` is still accepted (older consoles send it) and kept as the note."""
+
+    note: str | None = Field(default=None, min_length=1, max_length=500, pattern=r"^[^\x00]*$")
+    actor: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00]*$")
+
+    @property
+    def text(self) -> str | None:
+        return self.note or self.actor
 
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -207,12 +215,23 @@ async def reviews(request: Request, _: Admin) -> dict[str, Any]:
 
 
 async def _decide(
-    request: Request, compensation_id: uuid.UUID, approve: bool, actor: str
+    request: Request,
+    compensation_id: uuid.UUID,
+    approve: bool,
+    principal: ApiPrincipal,
+    note: str | None,
 ) -> dict[str, Any]:
     outbox = OutboxWriter()
     async with engine(request).begin() as conn:
+        actor = await key_name(conn, principal)
         view = await decide_compensation(
-            conn, delivery(request, outbox), compensation_id, approve, actor, clock(request)()
+            conn,
+            delivery(request, outbox),
+            compensation_id,
+            approve,
+            actor,
+            clock(request)(),
+            note=note,
         )
         await outbox.flush(conn)
     return view
@@ -220,16 +239,16 @@ async def _decide(
 
 @router.post("/reviews/{compensation_id}/approve", summary="Approve and pay a held compensation")
 async def approve(
-    request: Request, compensation_id: uuid.UUID, body: Decision, _: Admin
+    request: Request, compensation_id: uuid.UUID, body: Decision, principal: Admin
 ) -> dict[str, Any]:
-    return await _decide(request, compensation_id, True, body.actor)
+    return await _decide(request, compensation_id, True, principal, body.text)
 
 
 @router.post("/reviews/{compensation_id}/reject", summary="Reject a held compensation")
 async def reject(
-    request: Request, compensation_id: uuid.UUID, body: Decision, _: Admin
+    request: Request, compensation_id: uuid.UUID, body: Decision, principal: Admin
 ) -> dict[str, Any]:
-    return await _decide(request, compensation_id, False, body.actor)
+    return await _decide(request, compensation_id, False, principal, body.text)
 
 
 @router.get("/reports/budgets", summary="Each merchant's compensation spend this month")

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.rewards.catalogue import (
@@ -71,8 +71,18 @@ class GuaranteeClaimRequest(_Body):
     order_id: Identifier
     promise_kind: Identifier
     measured: MeasuredValue
-    order_amount: Money
-    currency: Currency
+    order_amount: Money | None = Field(
+        default=None, description="Optional; must equal the recorded purchase when given."
+    )
+    currency: Currency | None = Field(
+        default=None, description="Optional; must equal the recorded purchase when given."
+    )
+
+    @model_validator(mode="after")
+    def _amount_has_currency(self) -> GuaranteeClaimRequest:
+        if self.order_amount is not None and self.currency is None:
+            raise ValueError("currency is required when order_amount is given")
+        return self
 
 
 def engine(request: Request) -> AsyncEngine:

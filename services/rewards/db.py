@@ -53,6 +53,8 @@ reward_definitions = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("valid_days", sa.Integer, nullable=False),
     sa.Column("merchant_id", sa.Text),
+    sa.Column("value_minor", sa.BigInteger),  # rewards_0004: what a voucher is worth
+    sa.Column("currency", sa.Text),
 )
 
 guarantee_policies = sa.Table(
@@ -64,6 +66,7 @@ guarantee_policies = sa.Table(
     sa.Column("tiers", pg.JSONB, nullable=False),
     sa.Column("claim_window_days", sa.Integer, nullable=False),
     sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("self_reported_max_tier", sa.Integer, nullable=False, server_default="1"),
 )
 
 merchant_limits = sa.Table(
@@ -73,6 +76,8 @@ merchant_limits = sa.Table(
     sa.Column("customer_refund_cap_minor", sa.BigInteger),
     sa.Column("customer_breach_cap", sa.Integer),
     sa.Column("merchant_monthly_budget_minor", sa.BigInteger),
+    sa.Column("customer_points_cap", sa.BigInteger),
+    sa.Column("merchant_monthly_points_budget", sa.BigInteger),
 )
 
 breaches = sa.Table(
@@ -117,6 +122,10 @@ compensations = sa.Table(
     sa.Column("created_at", TZ, nullable=False),
     sa.Column("decided_at", TZ),
     sa.Column("decided_by", sa.Text),
+    sa.Column("voucher_value_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("escalated_at", TZ),
+    sa.Column("overdue_at", TZ),
+    sa.Column("decision_note", sa.Text),
 )
 
 guarantee_claims = sa.Table(
@@ -129,8 +138,8 @@ guarantee_claims = sa.Table(
     sa.Column("promise_kind", sa.Text, nullable=False),
     sa.Column("measured_value", sa.BigInteger, nullable=False),
     sa.Column("measured_unit", sa.Text, nullable=False),
-    sa.Column("order_amount_minor", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("order_amount_minor", sa.BigInteger),
+    sa.Column("currency", sa.Text),
     sa.Column("filed_at", TZ, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("reason", sa.Text),
@@ -138,6 +147,7 @@ guarantee_claims = sa.Table(
     sa.Column("compensation_id", pg.UUID(as_uuid=True)),
     sa.Column("decided_at", TZ),
     sa.Column("escalated_at", TZ),
+    sa.Column("overdue_at", TZ),
 )
 
 vouchers = sa.Table(
@@ -234,4 +244,42 @@ referral_programme = sa.Table(
     sa.Column("referee_points", sa.BigInteger),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+
+# rewards_0004: the orders this service saw on pos.purchases, and reports waiting for them.
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("merchant_id", sa.Text, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("returned_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("ordered_at", TZ, nullable=False),
+)
+
+order_returns = sa.Table(
+    "order_returns",
+    metadata,
+    sa.Column("return_id", sa.Text, primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("returned_at", TZ, nullable=False),
+)
+
+held_reports = sa.Table(
+    "held_reports",
+    metadata,
+    sa.Column("trigger_ref", sa.Text, primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("merchant_id", sa.Text, nullable=False),
+    sa.Column("promise_kind", sa.Text, nullable=False),
+    sa.Column("measured_value", sa.BigInteger, nullable=False),
+    sa.Column("measured_unit", sa.Text, nullable=False),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("claim_id", pg.UUID(as_uuid=True)),
+    sa.Column("at", TZ, nullable=False),
 )
