@@ -54,12 +54,16 @@ class PolicyDocument(_Body):
     unit: str = Field(pattern="^(minutes|seconds|breach)$")
     tiers: list[TierDocument] = Field(min_length=1, max_length=20)
     claim_window_days: Annotated[int, Field(ge=1, le=365)] = 7
+    # The highest tier a customer's own report reaches without an incident or a person.
+    self_reported_max_tier: Annotated[int, Field(ge=0, le=20)] = 1
 
 
 class LimitsDocument(_Body):
     customer_refund_cap_minor: Count | None = None
     customer_breach_cap: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     merchant_monthly_budget_minor: Count | None = None
+    customer_points_cap: Count | None = None
+    merchant_monthly_points_budget: Count | None = None
 
 
 class ItemDocument(_Body):
@@ -124,7 +128,12 @@ async def put_policy(
 ) -> dict[str, Any]:
     tiers = [t.model_dump(exclude_none=True) for t in body.tiers]
     policy = policy_from_document(
-        merchant_id, promise_kind, body.unit, tiers, body.claim_window_days
+        merchant_id,
+        promise_kind,
+        body.unit,
+        tiers,
+        body.claim_window_days,
+        body.self_reported_max_tier,
     )
     async with engine(request).begin() as conn:
         await save_policy(conn, policy)

@@ -518,7 +518,7 @@ async def _held_self_reported(
         .where(
             compensations.c.breach_key.in_(keys),
             compensations.c.status == "in_review",
-            compensations.c.review_reasons.any(SELF_REPORTED),
+            sa.literal(SELF_REPORTED) == sa.any_(compensations.c.review_reasons),
         )
         .order_by(compensations.c.breach_key, compensations.c.tier)
         .with_for_update()

@@ -102,7 +102,7 @@ def _measured_value(value: object) -> Decimal:
     and out of most producers, so 0.1 + 0.2 style errors could move a reading across a
     tier boundary. The published schema says the same (integer, or string by pattern).
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError(
             'measured value must be a whole number (17) or a decimal string ("12.5"), '
             "never a JSON number with a fraction"
