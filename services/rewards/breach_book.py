@@ -290,6 +290,8 @@ class BreachBook:
             last = _compensation_row(report, key, owed, new_breach, status, reasons)
             last["voucher_value_minor"] = self.voucher_value(owed)
             self.assessed.append(last)
+            if SELF_REPORTED in reasons:  # a later incident of this batch may confirm it
+                self.held.setdefault(key, []).append(last)
             if status == "granted":
                 self.count_grant(last)
                 granted_id = last["compensation_id"]
@@ -317,7 +319,8 @@ class BreachBook:
             if not reasons:
                 row.update(status="granted", decided_at=report.at, decided_by="policy:confirmed")
                 self.count_grant(row)
-            self.confirmed.append(row)
+            if not any(row is new for new in self.assessed):  # else inserted as it stands now
+                self.confirmed.append(row)
 
     def count_grant(self, values: dict[str, Any]) -> None:
         """Add a granted compensation to the usage later reports are capped against."""
@@ -356,12 +359,9 @@ class BreachBook:
             worst.unit.seconds_each or 1
         ):
             measured = {"worst_value": worst.value, "worst_unit": worst.unit.value}
-        known.row.update(
-            measured,
-            **_owed_columns(total),
-            order_amount_minor=report.order_amount_minor,
-            updated_at=report.at,
-        )
+        # The breach keeps the amount it was first judged on: later top-ups use the record as
+        # it is then (a return lowers it), so every payment is within the top tier of that.
+        known.row.update(measured, **_owed_columns(total), updated_at=report.at)
         known.changed = True
 
     async def write(self, conn: AsyncConnection) -> list[dict[str, Any]]:
@@ -387,7 +387,6 @@ _UPDATE_BREACH = (
     .values(
         worst_value=sa.bindparam("b_worst_value"),
         worst_unit=sa.bindparam("b_worst_unit"),
-        order_amount_minor=sa.bindparam("b_order_amount_minor"),
         tier=sa.bindparam("b_tier"),
         vouchers=sa.bindparam("b_vouchers", type_=pg.ARRAY(sa.Text)),
         points=sa.bindparam("b_points"),
@@ -401,7 +400,6 @@ def _update_params(row: dict[str, Any]) -> dict[str, Any]:
     names = (
         "worst_value",
         "worst_unit",
-        "order_amount_minor",
         "tier",
         "vouchers",
         "points",

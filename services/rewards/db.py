@@ -282,4 +282,5 @@ held_reports = sa.Table(
     sa.Column("trigger", sa.Text, nullable=False),
     sa.Column("claim_id", pg.UUID(as_uuid=True)),
     sa.Column("at", TZ, nullable=False),
+    sa.Column("arrival", sa.BigInteger, sa.Identity()),  # released in the order they came
 )

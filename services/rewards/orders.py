@@ -110,7 +110,7 @@ async def hold_report(conn: AsyncConnection, values: dict[str, Any]) -> None:
 
 
 async def take_held_reports(conn: AsyncConnection, order_ids: list[str]) -> list[dict[str, Any]]:
-    """Remove and return the reports waiting for these orders, oldest first."""
+    """Remove and return the reports waiting for these orders, in the order they arrived."""
     if not order_ids:
         return []
     rows = await conn.execute(
@@ -118,7 +118,7 @@ async def take_held_reports(conn: AsyncConnection, order_ids: list[str]) -> list
         .where(held_reports.c.order_id.in_(sorted(set(order_ids))))
         .returning(held_reports)
     )
-    return sorted((dict(r._mapping) for r in rows), key=lambda r: (r["at"], r["trigger_ref"]))
+    return sorted((dict(r._mapping) for r in rows), key=lambda r: r["arrival"])
 
 
 def held_measurement(row: dict[str, Any]) -> Measurement:

@@ -105,7 +105,7 @@ def _measured_value(value: object) -> Decimal:
     if isinstance(value, bool | float):
         raise ValueError(
             'measured value must be a whole number (17) or a decimal string ("12.5"), '
-            "never a JSON number with a fraction"
+            "never a JSON number with a fraction (a float)"
         )
     if isinstance(value, int):
         return Decimal(value)

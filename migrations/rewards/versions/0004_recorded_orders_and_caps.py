@@ -61,6 +61,7 @@ CREATE TABLE held_reports (
     trigger text NOT NULL,
     claim_id uuid,
     at timestamptz NOT NULL,
+    arrival bigint GENERATED ALWAYS AS IDENTITY,
     CONSTRAINT ck_held_reports_trigger CHECK (trigger IN ('incident', 'claim'))
 );
 CREATE INDEX ix_held_reports_order_id ON held_reports (order_id);

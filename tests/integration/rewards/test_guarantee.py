@@ -61,6 +61,7 @@ async def test_dish_wait_escalation_tops_up_and_never_pays_twice(
         )
         await publish(infra.bootstrap_servers, stack.purchases, [purchase("bo", "o-9")])
         async with stack.consumer():
+            await stack.wait_handled(1)  # the order is recorded before its incidents
             # 12 minutes: the fruit plate; 17: also 20% of 80.00; 25: double the order in
             # total; 12 again and 25 again: nothing more.
             for minutes in ("12", "17", "25", "12", "25"):
@@ -106,6 +107,7 @@ async def test_a_claim_over_the_customer_cap_waits_for_manual_review(
             [purchase("cy", "o-1"), purchase("cy", "o-2")],
         )
         async with stack.consumer():
+            await stack.wait_handled(2)  # the orders are recorded before their incidents
             await publish(
                 infra.bootstrap_servers,
                 stack.incidents,

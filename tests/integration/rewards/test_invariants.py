@@ -11,9 +11,11 @@ import pytest
 
 from tests.integration.rewards.helpers import (
     NOW,
+    RESTAURANT,
     RewardsStack,
     days_ago,
     incident,
+    purchase,
     rewards_stack,
     serving,
 )
@@ -64,10 +66,16 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
     infra: Infra, rewards_db: str, unique: str
 ) -> None:
     async with rewards_stack(infra, rewards_db, unique) as stack:
+        await stack.execute(  # caps far above this test's amounts
+            "INSERT INTO merchant_limits (merchant_id, customer_refund_cap_minor) VALUES (:m, :c)",
+            m=RESTAURANT,
+            c=10**9,
+        )
+        await publish(infra.bootstrap_servers, stack.purchases, [purchase("una", "o-1")])
         incidents = [incident("una", "o-1", "16"), incident("una", "o-1", "25")]
         await publish(infra.bootstrap_servers, stack.incidents, incidents)
         async with stack.consumer():
-            await stack.wait_handled(2)
+            await stack.wait_handled(3)
         issued = await _catalogue(stack, "tea1", "issued", 1)
         cancelled = await _catalogue(stack, "tea2", "compensated", 0)
         async with serving(stack, infra, workers=False) as client:

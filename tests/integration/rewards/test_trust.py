@@ -5,6 +5,7 @@ purchase, and there are caps even when a merchant configured none."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -348,9 +349,9 @@ async def test_held_compensations_escalate_at_12_hours_and_everything_undecided_
         async with stack.consumer():
             await stack.wait_handled(1)
         async with serving(stack, infra, workers=False, clock=lambda: NOW) as client:
+            body = claim_body("o-gc", "25", merchant=RESTAURANT, order_amount="80.00")
             held = await client.post(
-                "/v1/customers/gc/guarantee-claims",
-                json=claim_body("o-gc", "25", merchant=RESTAURANT),
+                "/v1/customers/gc/guarantee-claims", json={**body, "currency": "EUR"}
             )
             assert held.json()["status"] == "in_review"
         await stack.execute("DELETE FROM outbox")
@@ -377,26 +378,36 @@ async def test_a_review_decision_is_signed_by_the_api_key_not_the_body(
     infra: Infra, rewards_db: str, unique: str
 ) -> None:
     async with rewards_stack(infra, rewards_db, unique) as stack:
+        await stack.execute(
+            "INSERT INTO merchant_limits (merchant_id, customer_breach_cap) VALUES (:m, 0)",
+            m=RESTAURANT,
+        )
         await publish(infra.bootstrap_servers, stack.purchases, [purchase("rev", "o-rev")])
         async with stack.consumer():
             await stack.wait_handled(1)
         async with serving(stack, infra, workers=False) as client:
+            body = claim_body("o-rev", "11", merchant=RESTAURANT, order_amount="80.00")
             await client.post(
-                "/v1/customers/rev/guarantee-claims",
-                json=claim_body("o-rev", "16", merchant=RESTAURANT),
+                "/v1/customers/rev/guarantee-claims", json={**body, "currency": "EUR"}
             )
             reviews = (await client.get("/v1/admin/reviews")).json()["reviews"]
-            assert [r["review_reasons"] for r in reviews] == [["self_reported"]]
+            assert len(reviews) == 1, reviews
             target = reviews[0]["compensation_id"]
             approved = await client.post(
                 f"/v1/admin/reviews/{target}/approve", json={"actor": "the-general-manager"}
             )
             assert approved.status_code == 200, approved.text
             key_id = await stack.scalar("SELECT key_id FROM api_keys WHERE name = 'test'")
-            assert approved.json()["decided_by"] == f"admin:test ({key_id})"
+            assert approved.json()["decided_by"] == f"admin:test ({key_id})", (
+                "the decider is the authenticated key, whatever the body claims"
+            )
             assert approved.json()["decision_note"] == "the-general-manager"
             again = await client.post(f"/v1/admin/reviews/{target}/reject", json={})
             assert again.status_code == 409
+        granted = await stack.rows(
+            "SELECT decided_by FROM compensations WHERE compensation_id = :c", c=uuid.UUID(target)
+        )
+        assert granted[0].decided_by == f"admin:test ({key_id})"
 
 
 async def test_a_key_bound_to_another_merchant_cannot_claim_for_this_one(
@@ -411,9 +422,10 @@ async def test_a_key_bound_to_another_merchant_cannot_claim_for_this_one(
         async with stack.engine.begin() as conn:
             key = await create_key(conn, "bistro-app", ["claims:file"], merchant_id=BISTRO)
         async with serving(stack, infra, workers=False) as client:
+            body = claim_body("o-kb", "25", merchant=RESTAURANT, order_amount="80.00")
             answer = await client.post(
                 "/v1/customers/kb/guarantee-claims",
-                json=claim_body("o-kb", "25", merchant=RESTAURANT),
+                json={**body, "currency": "EUR"},
                 headers={"Authorization": f"Bearer {key.plaintext}"},
             )
         assert answer.status_code == 403, answer.text
