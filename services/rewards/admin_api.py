@@ -14,7 +14,13 @@ from sqlalchemy.dialects import postgresql as pg
 
 from services.rewards.api import clock, delivery, engine
 from services.rewards.catalogue import item_from_row
-from services.rewards.claims import decide_compensation, key_name, overdue_claims, review_queue
+from services.rewards.claims import (
+    decide_compensation,
+    key_name,
+    overdue_claims,
+    reject_waiting_claim,
+    review_queue,
+)
 from services.rewards.compensation import merchant_month_spend
 from services.rewards.db import (
     catalogue_items,
@@ -258,6 +264,18 @@ async def reject(
     request: Request, compensation_id: uuid.UUID, body: Decision, principal: Admin
 ) -> dict[str, Any]:
     return await _decide(request, compensation_id, False, principal, body.text)
+
+
+@router.post(
+    "/guarantee-claims/{claim_id}/reject",
+    summary="Close a guarantee claim still waiting for an order that was never recorded",
+)
+async def reject_claim(
+    request: Request, claim_id: uuid.UUID, body: Decision, principal: Admin
+) -> dict[str, Any]:
+    async with engine(request).begin() as conn:
+        actor = await key_name(conn, principal)
+        return await reject_waiting_claim(conn, claim_id, actor, body.text, clock(request)())
 
 
 @router.get("/reports/budgets", summary="Each merchant's compensation spend this month")

@@ -31,7 +31,7 @@ from services.rewards.compensation import (
     deliver,
     lock_parties,
 )
-from services.rewards.db import compensations, guarantee_claims
+from services.rewards.db import compensations, guarantee_claims, held_reports
 from services.rewards.domain.errors import RewardsRuleError
 from services.rewards.domain.guarantee import Measurement
 from services.rewards.domain.guarantee_claims import (
@@ -273,6 +273,43 @@ async def key_name(conn: AsyncConnection, principal: ApiPrincipal) -> str:
         sa.select(api_keys.c.name).where(api_keys.c.key_id == principal.key_id)
     )
     return f"{name[:150]} ({principal.key_id})" if name else principal.key_id
+
+
+class ClaimNotWaiting(Conflict):
+    code, title = "claim_not_waiting", "The claim is not waiting for its order"
+
+
+async def reject_waiting_claim(
+    conn: AsyncConnection, claim_id: uuid.UUID, actor: str, note: str | None, now: datetime
+) -> dict[str, Any]:
+    """A person closes a claim still waiting for an order that was never recorded.
+
+    Only a claim `in_review` without a compensation can be closed here (one with a
+    compensation is decided through that compensation's review); its held report is
+    removed in the same transaction, so a purchase arriving later releases nothing.
+    """
+    row = (
+        await conn.execute(
+            sa.select(guarantee_claims)
+            .where(guarantee_claims.c.claim_id == claim_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise GuaranteeClaimNotFound(f"no guarantee claim {claim_id}")
+    if row.status != "in_review" or row.compensation_id is not None:
+        raise ClaimNotWaiting(
+            f"claim {claim_id} is {row.status}"
+            + (" and is decided through its compensation" if row.compensation_id else "")
+        )
+    await conn.execute(sa.delete(held_reports).where(held_reports.c.claim_id == claim_id))
+    explanation = f"rejected by admin:{actor}" + (f": {note}" if note else "")
+    await conn.execute(
+        sa.update(guarantee_claims)
+        .where(guarantee_claims.c.claim_id == claim_id)
+        .values(status="rejected", decided_at=now, explanation=explanation)
+    )
+    return await claim_view(conn, claim_id)
 
 
 def compensation_view(row: Any) -> dict[str, Any]:

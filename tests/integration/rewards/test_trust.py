@@ -225,6 +225,18 @@ async def test_a_claim_for_an_unknown_order_waits_for_its_purchase_then_for_a_pe
             await _until(stack, "SELECT count(*) FROM held_reports", 0)
             mine = (await client.get(f"/v1/guarantee-claims/{early.json()['claim_id']}")).json()
             theirs = (await client.get(f"/v1/guarantee-claims/{wrong.json()['claim_id']}")).json()
+            never = await client.post(
+                "/v1/customers/amy/guarantee-claims",
+                json=claim_body("o-never", "12", merchant=RESTAURANT),
+            )
+            closing = f"/v1/admin/guarantee-claims/{never.json()['claim_id']}/reject"
+            closed = await client.post(closing, json={"note": "no such order at the till"})
+            assert closed.status_code == 200 and closed.json()["status"] == "rejected", closed.text
+            assert closed.json()["explanation"].startswith("rejected by admin:test")
+            assert (await client.post(closing, json={})).status_code == 409
+            has_compensation = f"/v1/admin/guarantee-claims/{early.json()['claim_id']}/reject"
+            assert (await client.post(has_compensation, json={})).status_code == 409
+            assert await stack.scalar("SELECT count(*) FROM held_reports") == 0
         assert (theirs["status"], theirs["reason"]) == ("rejected", "order_of_another_customer")
         assert mine["status"] == "in_review" and mine["compensation_id"] is not None
         assert mine["order_amount_minor"] == 4000
