@@ -122,6 +122,11 @@ async def apply_incidents(
     """Judge a run of incidents in order, as one batch of reads and writes."""
     reports = [(event, report) for event in events if (report := report_of(event)) is not None]
     policies = await batch_policies(ctx, {(r.merchant_id, r.promise) for _, r in reports})
+    # The party locks come before the order is read: a purchase recorded by another instance
+    # (another partition) at this moment either is seen here or sees the held report.
+    await lock_parties(
+        ctx.conn, (r.merchant_id for _, r in reports), (r.customer_id for _, r in reports)
+    )
     known = await recorded_orders(ctx.conn, (r.order_id for _, r in reports))
     judged = []
     for event, report in reports:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards.claims import outcome
-from services.rewards.compensation import BreachReport, Delivery
+from services.rewards.compensation import BreachReport, Delivery, lock_parties
 from services.rewards.db import guarantee_claims
 from services.rewards.domain.guarantee import GuaranteePolicy, PromiseKind
 from services.rewards.domain.guarantee_claims import (
@@ -57,7 +57,14 @@ async def apply_returns(ctx: BatchContext, events: Sequence[PurchaseReturned]) -
 async def apply_purchases(
     ctx: BatchContext, events: Sequence[PurchaseCompleted], delivery: Delivery
 ) -> None:
-    """Record the purchases, then judge every report that waited for them, in order."""
+    """Record the purchases, then judge every report that waited for them, in order.
+
+    The party locks are taken first, as a claim or an incident takes them before it reads
+    the order record: whichever commits first, the other sees it, so a report is never
+    held after its purchase went by.
+    """
+    merchants = (e.data.merchant_id for e in events)
+    await lock_parties(ctx.conn, merchants, (e.customer_id for e in events))
     new = await record_purchases(ctx.conn, events)
     held = await take_held_reports(ctx.conn, new)
     if not held:

@@ -78,6 +78,7 @@ class ClaimReason(StrEnum):
     ORDER_AT_ANOTHER_MERCHANT = "order_at_another_merchant"
     ORDER_AMOUNT_MISMATCH = "order_amount_mismatch"
     ORDER_CURRENCY_MISMATCH = "order_currency_mismatch"
+    ORDER_RETURNED = "order_returned"
     FILED_BEFORE_ORDER = "filed_before_order"
     CLAIM_WINDOW_CLOSED = "claim_window_closed"
 
@@ -115,7 +116,8 @@ def order_problem(
 def stated_amount_problem(
     amount_minor: int | None, currency: str | None, order: KnownOrder
 ) -> ClaimScreening | None:
-    """A refusal when a stated amount or currency differs from the recorded purchase.
+    """A refusal when a stated amount or currency differs from the recorded purchase, or the
+    order was returned in full.
 
     Omitted values are taken from the record; stated ones must equal what was paid.
     """
@@ -128,6 +130,11 @@ def stated_amount_problem(
         return _refusal(
             ClaimReason.ORDER_AMOUNT_MISMATCH,
             f"the stated amount differs from what was paid for order {order.order_id}",
+        )
+    if order.amount_minor > 0 and order.net_amount_minor == 0:
+        return _refusal(
+            ClaimReason.ORDER_RETURNED,
+            f"order {order.order_id} was returned in full: nothing is left to compensate",
         )
     return None
 

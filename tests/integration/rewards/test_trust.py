@@ -261,7 +261,20 @@ async def test_a_return_after_the_reward_lowers_every_later_top_up(
             await stack.wait_handled(3)
             await publish(infra.bootstrap_servers, stack.incidents, [incident("joe", "o-r", "25")])
             await stack.wait_handled(4)
-        assert await stack.scalar("SELECT returned_minor FROM orders") == 3000
+            await publish(
+                infra.bootstrap_servers, stack.purchases, [returned("joe", "o-r", "10.00")]
+            )
+            await stack.wait_handled(5)
+        async with serving(stack, infra, workers=False) as client:
+            after = await client.post(
+                "/v1/customers/joe/guarantee-claims",
+                json=claim_body("o-r", "30", merchant=RESTAURANT),
+            )
+            assert (after.json()["status"], after.json()["reason"]) == (
+                "rejected",
+                "order_returned",
+            ), "a claim on an order returned in full is refused"
+        assert await stack.scalar("SELECT returned_minor FROM orders") == 4000
         assert await _compensations(stack, "o-r") == [
             (2, "granted", 800, ["fruit-plate"], []),
             (3, "granted", 1200, [], []),
