@@ -21,7 +21,7 @@ from services.rewards.claims import (
     reject_waiting_claim,
     review_queue,
 )
-from services.rewards.compensation import merchant_month_spend
+from services.rewards.compensation import merchant_month_money, merchant_month_spend
 from services.rewards.db import (
     catalogue_items,
     compensations,
@@ -33,7 +33,13 @@ from services.rewards.domain.errors import RewardsRuleError
 from services.rewards.domain.guarantee_limits import CompensationLimits, budget_month
 from services.rewards.invariants import invariant_names, invariant_violations
 from services.rewards.milestones import LADDER, rule_from_row
-from services.rewards.policies import policy_from_document, save_limits, save_policy
+from services.rewards.policies import (
+    DEFAULT_LIMITS_MERCHANT,
+    load_limits_of,
+    policy_from_document,
+    save_limits,
+    save_policy,
+)
 from shared.auth import ApiPrincipal, Scope
 from shared.contracts.fields import Identifier
 from shared.errors import Unprocessable
@@ -287,28 +293,31 @@ async def budgets(request: Request, _: Admin) -> dict[str, Any]:
             set((await conn.execute(sa.select(compensations.c.merchant_id).distinct())).scalars())
             | set((await conn.execute(sa.select(merchant_limits.c.merchant_id))).scalars())
         )
+        merchants = [m for m in merchants if m != DEFAULT_LIMITS_MERCHANT]
+        effective = await load_limits_of(conn, set(merchants))
         report = []
         for merchant_id in merchants:
-            budget = await conn.scalar(
-                sa.select(merchant_limits.c.merchant_monthly_budget_minor).where(
-                    merchant_limits.c.merchant_id == merchant_id
-                )
-            )
             held = await conn.scalar(
                 sa.select(sa.func.count()).where(
                     compensations.c.merchant_id == merchant_id,
                     compensations.c.status == "in_review",
                 )
             )
-            spent = await merchant_month_spend(conn, merchant_id, now)
-            report.append(_budget_line(merchant_id, spent, budget, int(held or 0)))
+            refunded = await merchant_month_spend(conn, merchant_id, now)
+            money = await merchant_month_money(conn, merchant_id, now)
+            budget = effective[merchant_id].merchant_monthly_budget_minor  # default if unset
+            report.append(_budget_line(merchant_id, refunded, money, budget, int(held or 0)))
     return {"month_start": start, "month_end": end, "merchants": report}
 
 
-def _budget_line(merchant_id: str, spent: int, budget: int | None, held: int) -> dict[str, Any]:
+def _budget_line(
+    merchant_id: str, refunded: int, spent: int, budget: int | None, held: int
+) -> dict[str, Any]:
+    """`spent_minor` is what the budget counts: refunds plus the value of vouchers."""
     return {
         "merchant_id": merchant_id,
-        "refunded_minor": spent,
+        "refunded_minor": refunded,
+        "spent_minor": spent,
         "budget_minor": budget,
         "remaining_minor": None if budget is None else budget - spent,
         "held_for_review": held,

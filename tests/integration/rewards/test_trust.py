@@ -348,6 +348,11 @@ async def test_caps_apply_when_a_merchant_configured_none(
                     json=claim_body(order, "11", merchant=merchant),
                 )
                 assert answer.json()["status"] == "in_review", answer.text
+            report = (await client.get("/v1/admin/reports/budgets")).json()["merchants"]
+            budgets = {line["merchant_id"]: line["budget_minor"] for line in report}
+            assert budgets == {"m-new": 500_000, "m-spa": 500_000}, (
+                "the report shows the default budget that applies, not 'no budget'"
+            )
         assert await _compensations(stack, "o-big") == [
             (1, "in_review", 16000, [], ["customer_refund_cap", "customer_points_cap"])
         ]
