@@ -81,7 +81,7 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
         async with serving(stack, infra, workers=False) as client:
             sound = (await client.get("/v1/admin/invariants")).json()
             assert sound["ok"] is True and sound["violations"] == [], sound
-            assert len(sound["checked"]) == 6
+            assert len(sound["checked"]) == 7
             # Break the books, one invariant at a time.
             oversold = "UPDATE catalogue_items SET units_claimed = 2 WHERE item_id = 'tea2'"
             await stack.execute(oversold)
@@ -103,6 +103,7 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
             await stack.execute(
                 "UPDATE compensations SET refund_minor = refund_minor + 1 WHERE tier = 3"
             )
+            await stack.execute("UPDATE orders SET amount_minor = 7999")  # below what was judged
             await stack.execute(
                 "UPDATE catalogue_claims SET state = 'points_debited', voucher_id = NULL,"
                 " updated_at = :at WHERE claim_id = :claim",
@@ -121,6 +122,7 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
             ("claim_unsettled_after_debit", issued["claim"]),
             ("breach_total_mismatch", breach),
             ("paid_above_top_tier", breach),
+            ("compensation_off_record", breach),
         }, broken["violations"]
         above = next(v for v in broken["violations"] if v["invariant"] == "paid_above_top_tier")
         assert above["detail"] == {"paid_minor": 16001, "top_tier_minor": 16000}
