@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.dialects import postgresql as pg
 
 from services.rewards.admin_api import Admin, Key
@@ -65,15 +65,17 @@ class RewardDefinition(_Body):
     merchant_id: Identifier | None = None
     # What one voucher is worth: compensation caps count it as money (guarantee_limits).
     value: Money | None = None
-    currency: Currency | None = None
+    currency: Currency | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _value_has_currency(self) -> RewardDefinition:
-        if (self.value is None) != (self.currency is None):
+    @field_validator("currency")
+    @classmethod
+    def _value_has_currency(cls, currency: str | None, info: ValidationInfo) -> str | None:
+        value = info.data.get("value")
+        if (value is None) != (currency is None):
             raise ValueError("value and currency go together: give both or neither")
-        if self.value is not None and self.currency is not None:
-            minor_units(self.value, self.currency)
-        return self
+        if value is not None and currency is not None:
+            minor_units(value, currency)
+        return currency
 
     def stored(self) -> dict[str, Any]:
         """The row's columns: the value in integer minor units."""
