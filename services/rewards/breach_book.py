@@ -22,17 +22,24 @@ database; a replayed event never reaches here (processed events).
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards.db import breaches, compensations, guarantee_claims
+from services.rewards.breach_ledger import (
+    SELF_REPORTED,
+    _Granted,
+    held_self_reported,
+    load_customer_grants,
+    load_merchant_months,
+    write_confirmed,
+)
+from services.rewards.db import breaches, compensations
 from services.rewards.domain.guarantee import (
     CompensationSet,
     GrantedCompensation,
@@ -115,19 +122,6 @@ class _Breach:
         return GrantedCompensation(Measurement(self.row["worst_value"], unit), owed)
 
 
-@dataclass(frozen=True)
-class _Granted:
-    """A granted compensation, as the customer caps count it."""
-
-    decided_at: datetime
-    money_minor: int  # refund plus voucher value
-    breach_key: str
-    points: int = 0
-
-
-SELF_REPORTED = "self_reported"
-
-
 def _needs_customer_usage(limits: CompensationLimits) -> bool:
     caps = (
         limits.customer_refund_cap_minor,
@@ -181,12 +175,12 @@ class BreachBook:
         book = cls(limits, found, voucher_values=await voucher_values(conn))
         capped = [r for r in reports if _needs_customer_usage(limits[r.merchant_id])]
         if capped:
-            book.customer_grants = await _customer_grants(conn, capped)
+            book.customer_grants = await load_customer_grants(conn, capped)
         budgeted = [r for r in reports if _needs_merchant_months(limits[r.merchant_id])]
         if budgeted:
-            book.merchant_months = await _merchant_months(conn, budgeted)
+            book.merchant_months = await load_merchant_months(conn, budgeted)
         if any(not r.self_reported for r in reports):
-            book.held = await _held_self_reported(conn, sorted(found))
+            book.held = await held_self_reported(conn, sorted(found))
         return book
 
     def usage(self, customer_id: str, now: datetime) -> CustomerUsage:
@@ -374,7 +368,7 @@ class BreachBook:
             await conn.execute(_UPDATE_BREACH, [_update_params(row) for row in moved])
         if self.assessed:
             await conn.execute(sa.insert(compensations), self.assessed)
-        confirmed = await _write_confirmed(conn, self.confirmed)
+        confirmed = await write_confirmed(conn, self.confirmed)
         for breach in self.breaches.values():
             breach.stored, breach.changed = True, False
         written, self.assessed, self.confirmed = confirmed + self.assessed, [], []
@@ -448,112 +442,3 @@ def _compensation_row(
         "decided_at": report.at if granted else None,
         "decided_by": "policy" if granted else None,
     }
-
-
-async def _customer_grants(
-    conn: AsyncConnection, reports: Sequence[BreachReport]
-) -> dict[str, list[_Granted]]:
-    """Granted compensations of the reports' customers in the windows their times open."""
-    start = customer_window_start(min(r.at for r in reports))
-    end = max(r.at for r in reports) + CUSTOMER_CAP_WINDOW
-    granted = compensations.c
-    rows = await conn.execute(
-        sa.select(
-            granted.customer_id,
-            granted.decided_at,
-            granted.refund_minor + granted.voucher_value_minor,
-            granted.breach_key,
-            granted.points,
-        ).where(
-            granted.customer_id.in_(sorted({r.customer_id for r in reports})),
-            granted.status == "granted",
-            granted.decided_at > start,
-            granted.decided_at < end,
-        )
-    )
-    found: dict[str, list[_Granted]] = defaultdict(list)
-    for row in rows:
-        found[row[0]].append(_Granted(row[1], int(row[2]), row[3], int(row[4])))
-    return dict(found)
-
-
-_MONTH = sa.func.date_trunc("month", sa.func.timezone("UTC", compensations.c.decided_at))
-
-
-async def _merchant_months(
-    conn: AsyncConnection, reports: Sequence[BreachReport]
-) -> dict[tuple[str, datetime], tuple[int, int]]:
-    """Money and points each merchant granted in each budget month (UTC) the reports fall in."""
-    start = budget_month(min(r.at for r in reports))[0]
-    end = budget_month(max(r.at for r in reports))[1]
-    granted = compensations.c
-    rows = await conn.execute(
-        sa.select(
-            granted.merchant_id,
-            _MONTH.label("month"),
-            sa.func.sum(granted.refund_minor + granted.voucher_value_minor),
-            sa.func.sum(granted.points),
-        )
-        .where(
-            granted.merchant_id.in_(sorted({r.merchant_id for r in reports})),
-            granted.status == "granted",
-            granted.decided_at >= start,
-            granted.decided_at < end,
-        )
-        .group_by(granted.merchant_id, _MONTH)
-    )
-    return {(row[0], row[1].replace(tzinfo=UTC)): (int(row[2]), int(row[3])) for row in rows}
-
-
-async def _held_self_reported(
-    conn: AsyncConnection, keys: Sequence[str]
-) -> dict[str, list[dict[str, Any]]]:
-    """Held parts of customers' own reports on these breaches (their rows are locked)."""
-    if not keys:
-        return {}
-    rows = await conn.execute(
-        sa.select(compensations)
-        .where(
-            compensations.c.breach_key.in_(keys),
-            compensations.c.status == "in_review",
-            sa.literal(SELF_REPORTED) == sa.any_(compensations.c.review_reasons),
-        )
-        .order_by(compensations.c.breach_key, compensations.c.tier)
-        .with_for_update()
-    )
-    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        found[row.breach_key].append(dict(row._mapping))
-    return dict(found)
-
-
-async def _write_confirmed(
-    conn: AsyncConnection, confirmed: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Store held rows an incident confirmed; granted ones are returned for delivery."""
-    for row in confirmed:
-        await conn.execute(
-            sa.update(compensations)
-            .where(compensations.c.compensation_id == row["compensation_id"])
-            .values(
-                status=row["status"],
-                review_reasons=row["review_reasons"],
-                decided_at=row["decided_at"],
-                decided_by=row["decided_by"],
-            )
-        )
-    granted = [row for row in confirmed if row["status"] == "granted"]
-    if granted:
-        await conn.execute(
-            sa.update(guarantee_claims)
-            .where(
-                guarantee_claims.c.compensation_id.in_([r["compensation_id"] for r in granted]),
-                guarantee_claims.c.status == "in_review",
-            )
-            .values(
-                status="granted",
-                decided_at=granted[0]["decided_at"],
-                explanation="confirmed by an incident measured by operations",
-            )
-        )
-    return granted
