@@ -32,6 +32,13 @@ _CAPS = (
     "INSERT INTO merchant_limits (merchant_id, customer_refund_cap_minor, customer_breach_cap,"
     " merchant_monthly_budget_minor) VALUES ('hotel-restaurant', 100000000, 1000, 100000000000)"
 )
+# The orders the incidents name, as rewards records them from pos.purchases: compensation is
+# paid on the recorded amount, so an incident for an unrecorded order would only be held.
+_ORDERS = (
+    "INSERT INTO orders (order_id, customer_id, merchant_id, amount_minor, currency, ordered_at)"
+    " SELECT 'o' || n, 'c' || (n % 997), 'hotel-restaurant', 4000, 'EUR', now()"
+    " FROM generate_series(0, :last) AS n"
+)
 MAX_INCIDENTS = 20_000  # a batch of incidents costs a fixed handful of statements
 
 
@@ -113,6 +120,7 @@ async def run(infra: BenchInfra, count: int) -> dict[str, Any]:
     async with engine.begin() as conn:
         # Generous caps that nobody reaches: every grant still pays for the cap reads.
         await conn.execute(sa.text(_CAPS))
+        await conn.execute(sa.text(_ORDERS), {"last": incidents - 1})
     producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, linger_ms=2)
     await producer.start()
     relay = OutboxRelay(engine, producer, service="rewards-bench")

@@ -15,8 +15,14 @@ from sqlalchemy.dialects import postgresql as pg
 from services.rewards.api import clock, delivery, engine
 from services.rewards.catalogue import item_from_row
 from services.rewards.catalogue_items import save_item
-from services.rewards.claims import decide_compensation, overdue_claims, review_queue
-from services.rewards.compensation import merchant_month_spend
+from services.rewards.claims import (
+    decide_compensation,
+    key_name,
+    overdue_claims,
+    reject_waiting_claim,
+    review_queue,
+)
+from services.rewards.compensation import merchant_month_money, merchant_month_spend
 from services.rewards.db import (
     catalogue_items,
     compensations,
@@ -28,7 +34,13 @@ from services.rewards.domain.errors import RewardsRuleError
 from services.rewards.domain.guarantee_limits import CompensationLimits, budget_month
 from services.rewards.invariants import invariant_names, invariant_violations
 from services.rewards.milestones import LADDER, rule_from_row
-from services.rewards.policies import policy_from_document, save_limits, save_policy
+from services.rewards.policies import (
+    DEFAULT_LIMITS_MERCHANT,
+    load_limits_of,
+    policy_from_document,
+    save_limits,
+    save_policy,
+)
 from shared.auth import ApiPrincipal, Scope
 from shared.contracts.fields import Identifier
 from shared.errors import Unprocessable
@@ -55,12 +67,16 @@ class PolicyDocument(_Body):
     unit: str = Field(pattern="^(minutes|seconds|breach)$")
     tiers: list[TierDocument] = Field(min_length=1, max_length=20)
     claim_window_days: Annotated[int, Field(ge=1, le=365)] = 7
+    # The highest tier a customer's own report reaches without an incident or a person.
+    self_reported_max_tier: Annotated[int, Field(ge=0, le=20)] = 1
 
 
 class LimitsDocument(_Body):
     customer_refund_cap_minor: Count | None = None
     customer_breach_cap: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     merchant_monthly_budget_minor: Count | None = None
+    customer_points_cap: Count | None = None
+    merchant_monthly_points_budget: Count | None = None
 
 
 class ItemDocument(_Body):
@@ -96,7 +112,15 @@ class MilestoneDocument(_Body):
 
 
 class Decision(_Body):
-    actor: str = Field(min_length=1, max_length=200, pattern=r"^[\x20-\x7e]+$")
+    """The reviewer's note. Who decided is the API key's name, never what the body says;
+    `actor` is still accepted (older consoles send it) and kept as the note."""
+
+    note: str | None = Field(default=None, min_length=1, max_length=500, pattern=r"^[^\x00]*$")
+    actor: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00]*$")
+
+    @property
+    def text(self) -> str | None:
+        return self.note or self.actor
 
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -117,7 +141,12 @@ async def put_policy(
 ) -> dict[str, Any]:
     tiers = [t.model_dump(exclude_none=True) for t in body.tiers]
     policy = policy_from_document(
-        merchant_id, promise_kind, body.unit, tiers, body.claim_window_days
+        merchant_id,
+        promise_kind,
+        body.unit,
+        tiers,
+        body.claim_window_days,
+        body.self_reported_max_tier,
     )
     async with engine(request).begin() as conn:
         await save_policy(conn, policy)
@@ -198,12 +227,23 @@ async def reviews(request: Request, _: Admin) -> dict[str, Any]:
 
 
 async def _decide(
-    request: Request, compensation_id: uuid.UUID, approve: bool, actor: str
+    request: Request,
+    compensation_id: uuid.UUID,
+    approve: bool,
+    principal: ApiPrincipal,
+    note: str | None,
 ) -> dict[str, Any]:
     outbox = OutboxWriter()
     async with engine(request).begin() as conn:
+        actor = await key_name(conn, principal)
         view = await decide_compensation(
-            conn, delivery(request, outbox), compensation_id, approve, actor, clock(request)()
+            conn,
+            delivery(request, outbox),
+            compensation_id,
+            approve,
+            actor,
+            clock(request)(),
+            note=note,
         )
         await outbox.flush(conn)
     return view
@@ -211,16 +251,28 @@ async def _decide(
 
 @router.post("/reviews/{compensation_id}/approve", summary="Approve and pay a held compensation")
 async def approve(
-    request: Request, compensation_id: uuid.UUID, body: Decision, _: Admin
+    request: Request, compensation_id: uuid.UUID, body: Decision, principal: Admin
 ) -> dict[str, Any]:
-    return await _decide(request, compensation_id, True, body.actor)
+    return await _decide(request, compensation_id, True, principal, body.text)
 
 
 @router.post("/reviews/{compensation_id}/reject", summary="Reject a held compensation")
 async def reject(
-    request: Request, compensation_id: uuid.UUID, body: Decision, _: Admin
+    request: Request, compensation_id: uuid.UUID, body: Decision, principal: Admin
 ) -> dict[str, Any]:
-    return await _decide(request, compensation_id, False, body.actor)
+    return await _decide(request, compensation_id, False, principal, body.text)
+
+
+@router.post(
+    "/guarantee-claims/{claim_id}/reject",
+    summary="Close a guarantee claim still waiting for an order that was never recorded",
+)
+async def reject_claim(
+    request: Request, claim_id: uuid.UUID, body: Decision, principal: Admin
+) -> dict[str, Any]:
+    async with engine(request).begin() as conn:
+        actor = await key_name(conn, principal)
+        return await reject_waiting_claim(conn, claim_id, actor, body.text, clock(request)())
 
 
 @router.get("/reports/budgets", summary="Each merchant's compensation spend this month")
@@ -232,28 +284,31 @@ async def budgets(request: Request, _: Admin) -> dict[str, Any]:
             set((await conn.execute(sa.select(compensations.c.merchant_id).distinct())).scalars())
             | set((await conn.execute(sa.select(merchant_limits.c.merchant_id))).scalars())
         )
+        merchants = [m for m in merchants if m != DEFAULT_LIMITS_MERCHANT]
+        effective = await load_limits_of(conn, set(merchants))
         report = []
         for merchant_id in merchants:
-            budget = await conn.scalar(
-                sa.select(merchant_limits.c.merchant_monthly_budget_minor).where(
-                    merchant_limits.c.merchant_id == merchant_id
-                )
-            )
             held = await conn.scalar(
                 sa.select(sa.func.count()).where(
                     compensations.c.merchant_id == merchant_id,
                     compensations.c.status == "in_review",
                 )
             )
-            spent = await merchant_month_spend(conn, merchant_id, now)
-            report.append(_budget_line(merchant_id, spent, budget, int(held or 0)))
+            refunded = await merchant_month_spend(conn, merchant_id, now)
+            money = await merchant_month_money(conn, merchant_id, now)
+            budget = effective[merchant_id].merchant_monthly_budget_minor  # default if unset
+            report.append(_budget_line(merchant_id, refunded, money, budget, int(held or 0)))
     return {"month_start": start, "month_end": end, "merchants": report}
 
 
-def _budget_line(merchant_id: str, spent: int, budget: int | None, held: int) -> dict[str, Any]:
+def _budget_line(
+    merchant_id: str, refunded: int, spent: int, budget: int | None, held: int
+) -> dict[str, Any]:
+    """`spent_minor` is what the budget counts: refunds plus the value of vouchers."""
     return {
         "merchant_id": merchant_id,
-        "refunded_minor": spent,
+        "refunded_minor": refunded,
+        "spent_minor": spent,
         "budget_minor": budget,
         "remaining_minor": None if budget is None else budget - spent,
         "held_for_review": held,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.rewards.catalogue import (
@@ -72,8 +72,21 @@ class GuaranteeClaimRequest(_Body):
     order_id: Identifier
     promise_kind: Identifier
     measured: MeasuredValue
-    order_amount: Money
-    currency: Currency
+    order_amount: Money | None = Field(
+        default=None, description="Optional; must equal the recorded purchase when given."
+    )
+    currency: Currency | None = Field(
+        default=None,
+        validate_default=True,
+        description="Optional; must equal the recorded purchase when given.",
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _amount_has_currency(cls, currency: str | None, info: ValidationInfo) -> str | None:
+        if currency is None and info.data.get("order_amount") is not None:
+            raise ValueError("currency is required when order_amount is given")
+        return currency
 
 
 def engine(request: Request) -> AsyncEngine:

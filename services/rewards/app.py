@@ -1,7 +1,7 @@
 """Wiring: the rewards HTTP app, its consumer, outbox relay and due-time jobs.
 
 `build_app` follows the convention every service shares: the lifespan starts the
-consumer (loyalty.points and ops.service-incidents), the outbox relay and the jobs
+consumer (loyalty.points, ops.service-incidents and pos.purchases), the outbox relay and the jobs
 as asyncio tasks, and stops them in reverse on shutdown (the consumer finishes and
 commits its batch first). `settings.run_workers = False` builds the app for HTTP only.
 """
@@ -39,7 +39,7 @@ def _workers(
         def build(relay: OutboxRelay) -> list[Worker]:
             consumer = EventConsumer(
                 group_id=settings.consumer_group,
-                topics=[settings.points_topic, settings.incidents_topic],
+                topics=[settings.points_topic, settings.incidents_topic, settings.purchases_topic],
                 bootstrap_servers=kafka.bootstrap_servers,
                 engine=app.state.engine,
                 registry=rewards_registry(topics, settings.default_voucher_days),

@@ -22,16 +22,23 @@ database; a replayed event never reaches here (processed events).
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.rewards.breach_ledger import (
+    SELF_REPORTED,
+    _Granted,
+    held_self_reported,
+    load_customer_grants,
+    load_merchant_months,
+    write_confirmed,
+)
 from services.rewards.db import breaches, compensations
 from services.rewards.domain.guarantee import (
     CompensationSet,
@@ -42,17 +49,19 @@ from services.rewards.domain.guarantee import (
     PromiseKind,
     breach_key,
     evaluate,
+    owed_at_tier,
     top_up,
+    trusted_measurement,
 )
 from services.rewards.domain.guarantee_limits import (
     CUSTOMER_CAP_WINDOW,
     CompensationLimits,
     CustomerUsage,
-    Route,
     budget_month,
     customer_window_start,
     route_compensation,
 )
+from services.rewards.policies import voucher_values
 
 _COMPENSATION_NAMESPACE = uuid.UUID("b4a7f0c6-1d1e-4a8e-8f7e-6c1c2b3a9d10")
 
@@ -77,6 +86,11 @@ class BreachReport:
     trigger_ref: str
     at: datetime
 
+    @property
+    def self_reported(self) -> bool:
+        """A customer's own word (a claim), as opposed to a measurement by operations."""
+        return self.trigger == "claim"
+
 
 @dataclass(frozen=True)
 class Assessment:
@@ -85,6 +99,7 @@ class Assessment:
     compensation_id: uuid.UUID | None
     status: str  # "granted", "in_review" or "nothing_owed"
     compensation: CompensationSet
+    granted_id: uuid.UUID | None = None  # the part paid at once, when another part is held
 
 
 @dataclass
@@ -107,17 +122,18 @@ class _Breach:
         return GrantedCompensation(Measurement(self.row["worst_value"], unit), owed)
 
 
-@dataclass(frozen=True)
-class _Granted:
-    """A granted compensation, as the customer caps count it."""
-
-    decided_at: datetime
-    refund_minor: int
-    breach_key: str
-
-
 def _needs_customer_usage(limits: CompensationLimits) -> bool:
-    return limits.customer_refund_cap_minor is not None or limits.customer_breach_cap is not None
+    caps = (
+        limits.customer_refund_cap_minor,
+        limits.customer_breach_cap,
+        limits.customer_points_cap,
+    )
+    return any(cap is not None for cap in caps)
+
+
+def _needs_merchant_months(limits: CompensationLimits) -> bool:
+    caps = (limits.merchant_monthly_budget_minor, limits.merchant_monthly_points_budget)
+    return any(cap is not None for cap in caps)
 
 
 @dataclass
@@ -127,8 +143,12 @@ class BreachBook:
     limits: dict[str, CompensationLimits]
     breaches: dict[str, _Breach]
     customer_grants: dict[str, list[_Granted]] = field(default_factory=dict)
-    merchant_months: dict[tuple[str, datetime], int] = field(default_factory=dict)
+    merchant_months: dict[tuple[str, datetime], tuple[int, int]] = field(default_factory=dict)
     assessed: list[dict[str, Any]] = field(default_factory=list)  # compensation rows, in order
+    voucher_values: dict[str, int] = field(default_factory=dict)
+    # Parts of a customer's own report held until an incident confirms them, per breach.
+    held: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    confirmed: list[dict[str, Any]] = field(default_factory=list)  # held rows now decided
 
     @classmethod
     async def load(
@@ -152,15 +172,15 @@ class BreachBook:
             row.breach_key: _Breach(dict(row._mapping), stored=True)
             for row in await conn.execute(query)
         }
-        book = cls(limits, found)
+        book = cls(limits, found, voucher_values=await voucher_values(conn))
         capped = [r for r in reports if _needs_customer_usage(limits[r.merchant_id])]
         if capped:
-            book.customer_grants = await _customer_grants(conn, capped)
-        budgeted = [
-            r for r in reports if limits[r.merchant_id].merchant_monthly_budget_minor is not None
-        ]
+            book.customer_grants = await load_customer_grants(conn, capped)
+        budgeted = [r for r in reports if _needs_merchant_months(limits[r.merchant_id])]
         if budgeted:
-            book.merchant_months = await _merchant_months(conn, budgeted)
+            book.merchant_months = await load_merchant_months(conn, budgeted)
+        if any(not r.self_reported for r in reports):
+            book.held = await held_self_reported(conn, sorted(found))
         return book
 
     def usage(self, customer_id: str, now: datetime) -> CustomerUsage:
@@ -176,51 +196,135 @@ class BreachBook:
         grants = self.customer_grants.get(customer_id, [])
         window = [g for g in grants if start < g.decided_at < end]
         return CustomerUsage(
-            sum(g.refund_minor for g in window), len({g.breach_key for g in window})
+            sum(g.money_minor for g in window),
+            len({g.breach_key for g in window}),
+            sum(g.points for g in window),
         )
 
-    def month_spend(self, merchant_id: str, now: datetime) -> int:
-        return self.merchant_months.get((merchant_id, budget_month(now)[0]), 0)
+    def month_spend(self, merchant_id: str, now: datetime) -> tuple[int, int]:
+        """Money and points the merchant granted in the budget month containing `now`."""
+        return self.merchant_months.get((merchant_id, budget_month(now)[0]), (0, 0))
+
+    def voucher_value(self, owed: CompensationSet) -> int:
+        return sum(self.voucher_values.get(code, 0) for code in owed.vouchers)
+
+    def _route(self, report: BreachReport, owed: CompensationSet, new_breach: bool) -> list[str]:
+        """The caps granting `owed` now would break (empty: within every cap)."""
+        limits = self.limits[report.merchant_id]
+        usage = self.usage(report.customer_id, report.at)
+        money, points = self.month_spend(report.merchant_id, report.at)
+        decision = route_compensation(
+            owed,
+            limits,
+            usage,
+            money,
+            new_breach=new_breach,
+            voucher_value_minor=self.voucher_value(owed),
+            merchant_spent_points=points,
+        )
+        return [cap.value for cap in decision.caps_exceeded]
 
     def assess(
         self, report: BreachReport, policy: GuaranteePolicy, force_review: str | None = None
     ) -> Assessment:
         """Judge one report against the book as it stands; records what it owes.
 
+        An incident first confirms the held parts of earlier claims its measurement reaches.
+        A claim is paid at most up to the policy's self-reported maximum tier; each tier
+        above is recorded as its own compensation, held for review (`self_reported`) until
+        an incident reaching it or a person confirms it.
+
         Raises `RewardsRuleError` (from the domain) for a report that can never be judged;
         the book is unchanged then.
         """
         key = breach_key(report.order_id, report.promise)
         known = self.breaches.get(key)
+        reached = policy.tiers_reached(report.measured)
+        if not report.self_reported:
+            self._confirm_held(report, key, reached)
+        trusted = trusted_measurement(policy, report.measured) if report.self_reported else None
+        amount = report.order_amount_minor
         if known is None:
-            owed = evaluate(policy, report.measured, report.order_amount_minor)
+            owed = evaluate(policy, trusted or report.measured, amount)
         else:
-            owed = top_up(policy, known.granted, report.measured, known.row["order_amount_minor"])
-        if owed.is_empty:
+            owed = top_up(policy, known.granted, trusted or report.measured, amount)
+        before = known.granted.compensation if known is not None else CompensationSet()
+        parts: list[tuple[CompensationSet, list[str]]] = []
+        if not owed.is_empty and owed.tier > before.tier:
+            parts.append((owed, []))
+        running = before.plus(owed)
+        for tier in range(max(running.tier, before.tier) + 1, reached + 1):
+            step = owed_at_tier(policy, tier, amount).beyond(running)
+            running = running.plus(step)
+            if not step.is_empty:
+                parts.append((step, [SELF_REPORTED]))
+        if not parts:
             return Assessment(None, "nothing_owed", owed)
-        limits = self.limits[report.merchant_id]
-        usage = self.usage(report.customer_id, report.at)
-        spent = self.month_spend(report.merchant_id, report.at)
-        decision = route_compensation(owed, limits, usage, spent, new_breach=known is None)
-        reasons = [cap.value for cap in decision.caps_exceeded]
-        if force_review:
-            reasons.append(force_review)
-        held = decision.route is Route.MANUAL_REVIEW or force_review is not None
+        self._record_breach(report, key, known, running.beyond(before))
+        return self._write_parts(report, key, known is None, parts, force_review)
+
+    def _write_parts(
+        self,
+        report: BreachReport,
+        key: str,
+        new_breach: bool,
+        parts: list[tuple[CompensationSet, list[str]]],
+        force_review: str | None,
+    ) -> Assessment:
+        """One compensation row per part, granted within the caps or held with its reasons."""
+        last: dict[str, Any] = {}
+        granted_id = None
+        for owed, held_for in parts:
+            reasons = list(held_for)
+            if not reasons:
+                reasons = self._route(report, owed, new_breach)
+            if force_review:
+                reasons.append(force_review)
+            status = "in_review" if reasons else "granted"
+            last = _compensation_row(report, key, owed, new_breach, status, reasons)
+            last["voucher_value_minor"] = self.voucher_value(owed)
+            self.assessed.append(last)
+            if SELF_REPORTED in reasons:  # a later incident of this batch may confirm it
+                self.held.setdefault(key, []).append(last)
+            if status == "granted":
+                self.count_grant(last)
+                granted_id = last["compensation_id"]
+            new_breach = False
+        held = any(row["status"] == "in_review" for row in self.assessed[-len(parts) :])
         status = "in_review" if held else "granted"
-        self._record_breach(report, key, known, owed)
-        values = _compensation_row(report, key, owed, known is None, status, reasons)
-        self.assessed.append(values)
-        if status == "granted":
-            self.count_grant(values)
-        return Assessment(values["compensation_id"], status, owed)
+        total = parts[0][0]
+        for owed, _ in parts[1:]:
+            total = total.plus(owed)
+        return Assessment(last["compensation_id"], status, total, granted_id)
+
+    def _confirm_held(self, report: BreachReport, key: str, reached: int) -> None:
+        """An incident's measurement confirms the held self-reported tiers it reaches."""
+        for row in self.held.get(key, []):
+            if row["status"] != "in_review" or row["tier"] > reached:
+                continue
+            if SELF_REPORTED not in row["review_reasons"]:
+                continue
+            others = [r for r in row["review_reasons"] if r != SELF_REPORTED]
+            owed = CompensationSet(
+                row["tier"], frozenset(row["vouchers"]), row["points"], row["refund_minor"]
+            )
+            reasons = others or self._route(report, owed, row["new_breach"])
+            row["review_reasons"] = reasons
+            if not reasons:
+                row.update(status="granted", decided_at=report.at, decided_by="policy:confirmed")
+                self.count_grant(row)
+            if not any(row is new for new in self.assessed):  # else inserted as it stands now
+                self.confirmed.append(row)
 
     def count_grant(self, values: dict[str, Any]) -> None:
         """Add a granted compensation to the usage later reports are capped against."""
         at: datetime = values["decided_at"]
-        grant = _Granted(at, values["refund_minor"], values["breach_key"])
+        money = values["refund_minor"] + values.get("voucher_value_minor", 0)
+        grant = _Granted(at, money, values["breach_key"], values["points"])
         self.customer_grants.setdefault(values["customer_id"], []).append(grant)
         month = (values["merchant_id"], budget_month(at)[0])
-        self.merchant_months[month] = self.merchant_months.get(month, 0) + values["refund_minor"]
+        spent, points = self.merchant_months.get(month, (0, 0))
+        self.merchant_months[month] = (spent + money, points + values["points"])
 
     def _record_breach(
         self, report: BreachReport, key: str, known: _Breach | None, owed: CompensationSet
@@ -244,6 +348,13 @@ class BreachBook:
             self.breaches[key] = _Breach(row, stored=False, changed=True)
             return
         total = known.granted.compensation.plus(owed)
+        worst = known.granted.measured
+        if report.measured.value * (report.measured.unit.seconds_each or 1) < worst.value * (
+            worst.unit.seconds_each or 1
+        ):
+            measured = {"worst_value": worst.value, "worst_unit": worst.unit.value}
+        # The breach keeps the amount it was first judged on: later top-ups use the record as
+        # it is then (a return lowers it), so every payment is within the top tier of that.
         known.row.update(measured, **_owed_columns(total), updated_at=report.at)
         known.changed = True
 
@@ -257,9 +368,10 @@ class BreachBook:
             await conn.execute(_UPDATE_BREACH, [_update_params(row) for row in moved])
         if self.assessed:
             await conn.execute(sa.insert(compensations), self.assessed)
+        confirmed = await write_confirmed(conn, self.confirmed)
         for breach in self.breaches.values():
             breach.stored, breach.changed = True, False
-        written, self.assessed = self.assessed, []
+        written, self.assessed, self.confirmed = confirmed + self.assessed, [], []
         return written
 
 
@@ -279,7 +391,14 @@ _UPDATE_BREACH = (
 
 
 def _update_params(row: dict[str, Any]) -> dict[str, Any]:
-    names = ("worst_value", "worst_unit", "tier", "vouchers", "points", "refund_minor")
+    names = (
+        "worst_value",
+        "worst_unit",
+        "tier",
+        "vouchers",
+        "points",
+        "refund_minor",
+    )
     return {
         "b_key": row["breach_key"],
         **{f"b_{name}": row[name] for name in names},
@@ -323,49 +442,3 @@ def _compensation_row(
         "decided_at": report.at if granted else None,
         "decided_by": "policy" if granted else None,
     }
-
-
-async def _customer_grants(
-    conn: AsyncConnection, reports: Sequence[BreachReport]
-) -> dict[str, list[_Granted]]:
-    """Granted compensations of the reports' customers in the windows their times open."""
-    start = customer_window_start(min(r.at for r in reports))
-    end = max(r.at for r in reports) + CUSTOMER_CAP_WINDOW
-    granted = compensations.c
-    rows = await conn.execute(
-        sa.select(
-            granted.customer_id, granted.decided_at, granted.refund_minor, granted.breach_key
-        ).where(
-            granted.customer_id.in_(sorted({r.customer_id for r in reports})),
-            granted.status == "granted",
-            granted.decided_at > start,
-            granted.decided_at < end,
-        )
-    )
-    found: dict[str, list[_Granted]] = defaultdict(list)
-    for row in rows:
-        found[row.customer_id].append(_Granted(row.decided_at, row.refund_minor, row.breach_key))
-    return dict(found)
-
-
-_MONTH = sa.func.date_trunc("month", sa.func.timezone("UTC", compensations.c.decided_at))
-
-
-async def _merchant_months(
-    conn: AsyncConnection, reports: Sequence[BreachReport]
-) -> dict[tuple[str, datetime], int]:
-    """Money each merchant refunded in each budget month (UTC) the reports fall in."""
-    start = budget_month(min(r.at for r in reports))[0]
-    end = budget_month(max(r.at for r in reports))[1]
-    granted = compensations.c
-    rows = await conn.execute(
-        sa.select(granted.merchant_id, _MONTH.label("month"), sa.func.sum(granted.refund_minor))
-        .where(
-            granted.merchant_id.in_(sorted({r.merchant_id for r in reports})),
-            granted.status == "granted",
-            granted.decided_at >= start,
-            granted.decided_at < end,
-        )
-        .group_by(granted.merchant_id, _MONTH)
-    )
-    return {(row[0], row[1].replace(tzinfo=UTC)): int(row[2]) for row in rows}

@@ -103,6 +103,25 @@ async def merchant_month_spend(conn: AsyncConnection, merchant_id: str, now: dat
     return int(spent or 0)
 
 
+async def merchant_month_money(conn: AsyncConnection, merchant_id: str, now: datetime) -> int:
+    """Money the merchant granted this budget month as its cap counts it: refunds plus the
+    value of vouchers."""
+    start, end = budget_month(now)
+    spent = await conn.scalar(
+        sa.select(
+            sa.func.coalesce(
+                sa.func.sum(compensations.c.refund_minor + compensations.c.voucher_value_minor), 0
+            )
+        ).where(
+            compensations.c.merchant_id == merchant_id,
+            compensations.c.status == "granted",
+            compensations.c.decided_at >= start,
+            compensations.c.decided_at < end,
+        )
+    )
+    return int(spent or 0)
+
+
 async def assess_breach(
     conn: AsyncConnection,
     delivery: Delivery,

@@ -12,7 +12,7 @@ What the database itself guarantees, so no code path can break it:
 - one row per (customer, milestone occurrence), one referrer per customer;
 - one referral programme row (rewards_0003), each side paid a voucher or points;
 - `settled_points` never negative; one row per redemption the points service gave back
-  (rewards_0004).
+  (rewards_0005).
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ reward_definitions = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("valid_days", sa.Integer, nullable=False),
     sa.Column("merchant_id", sa.Text),
+    sa.Column("value_minor", sa.BigInteger),  # rewards_0004: what a voucher is worth
+    sa.Column("currency", sa.Text),
 )
 
 guarantee_policies = sa.Table(
@@ -67,6 +69,7 @@ guarantee_policies = sa.Table(
     sa.Column("tiers", pg.JSONB, nullable=False),
     sa.Column("claim_window_days", sa.Integer, nullable=False),
     sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("self_reported_max_tier", sa.Integer, nullable=False, server_default="1"),
 )
 
 merchant_limits = sa.Table(
@@ -76,6 +79,8 @@ merchant_limits = sa.Table(
     sa.Column("customer_refund_cap_minor", sa.BigInteger),
     sa.Column("customer_breach_cap", sa.Integer),
     sa.Column("merchant_monthly_budget_minor", sa.BigInteger),
+    sa.Column("customer_points_cap", sa.BigInteger),
+    sa.Column("merchant_monthly_points_budget", sa.BigInteger),
 )
 
 breaches = sa.Table(
@@ -120,6 +125,10 @@ compensations = sa.Table(
     sa.Column("created_at", TZ, nullable=False),
     sa.Column("decided_at", TZ),
     sa.Column("decided_by", sa.Text),
+    sa.Column("voucher_value_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("escalated_at", TZ),
+    sa.Column("overdue_at", TZ),
+    sa.Column("decision_note", sa.Text),
 )
 
 guarantee_claims = sa.Table(
@@ -132,8 +141,8 @@ guarantee_claims = sa.Table(
     sa.Column("promise_kind", sa.Text, nullable=False),
     sa.Column("measured_value", sa.BigInteger, nullable=False),
     sa.Column("measured_unit", sa.Text, nullable=False),
-    sa.Column("order_amount_minor", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("order_amount_minor", sa.BigInteger),
+    sa.Column("currency", sa.Text),
     sa.Column("filed_at", TZ, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("reason", sa.Text),
@@ -141,6 +150,7 @@ guarantee_claims = sa.Table(
     sa.Column("compensation_id", pg.UUID(as_uuid=True)),
     sa.Column("decided_at", TZ),
     sa.Column("escalated_at", TZ),
+    sa.Column("overdue_at", TZ),
 )
 
 vouchers = sa.Table(
@@ -248,4 +258,43 @@ referral_programme = sa.Table(
     sa.Column("referee_points", sa.BigInteger),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+
+# rewards_0004: the orders this service saw on pos.purchases, and reports waiting for them.
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("merchant_id", sa.Text, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("returned_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("ordered_at", TZ, nullable=False),
+)
+
+order_returns = sa.Table(
+    "order_returns",
+    metadata,
+    sa.Column("return_id", sa.Text, primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("returned_at", TZ, nullable=False),
+)
+
+held_reports = sa.Table(
+    "held_reports",
+    metadata,
+    sa.Column("trigger_ref", sa.Text, primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("merchant_id", sa.Text, nullable=False),
+    sa.Column("promise_kind", sa.Text, nullable=False),
+    sa.Column("measured_value", sa.BigInteger, nullable=False),
+    sa.Column("measured_unit", sa.Text, nullable=False),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("claim_id", pg.UUID(as_uuid=True)),
+    sa.Column("at", TZ, nullable=False),
+    sa.Column("arrival", sa.BigInteger, sa.Identity()),  # released in the order they came
 )

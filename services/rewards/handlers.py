@@ -1,7 +1,9 @@
 """Event -> rules -> database for the rewards consumer, and its registry.
 
 Consumed: every `loyalty.points` event (the projection, milestones, referrals, and the
-points side's answers in the catalogue saga) and `service.incident` from operations.
+points side's answers in the catalogue saga), `service.incident` from operations, and
+`purchase.completed` / `purchase.returned` from `pos.purchases` (the order record that
+compensation is paid on, `orders.py`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from services.rewards.compensation import Delivery
 from services.rewards.incidents import apply_incidents
 from services.rewards.milestones import on_projection_change
 from services.rewards.projection import project
+from services.rewards.purchases import apply_purchases, apply_returns
 from services.rewards.returned_points import record_returned_redemptions
 from services.rewards.topics import RewardsTopics
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.points import POINTS_EVENTS
-from shared.contracts.pos import ServiceIncident
+from shared.contracts.pos import PurchaseCompleted, PurchaseReturned, ServiceIncident
 from shared.kafka.handlers import BatchContext, HandlerRegistry
 
 _SAGA_ANSWERS = ("points.debited", "points.debit_rejected", "points.debit_reversed")
@@ -46,5 +49,13 @@ def rewards_registry(
     @registry.batch("service.incident")
     async def incidents(ctx: BatchContext, events: Sequence[ServiceIncident]) -> None:
         await apply_incidents(ctx, events, delivery(ctx))
+
+    @registry.batch("purchase.completed")
+    async def purchases(ctx: BatchContext, events: Sequence[PurchaseCompleted]) -> None:
+        await apply_purchases(ctx, events, delivery(ctx))
+
+    @registry.batch("purchase.returned")
+    async def returns(ctx: BatchContext, events: Sequence[PurchaseReturned]) -> None:
+        await apply_returns(ctx, events)
 
     return registry

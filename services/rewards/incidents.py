@@ -4,6 +4,12 @@ An incident for a promise the merchant makes no policy for, or a kept promise, o
 nothing. A measurement the policy cannot judge (minutes against a yes/no promise) can
 never pass, so that incident is dead-lettered with its reason.
 
+Incidents are checked against the recorded order (`orders`), never trusted for money:
+compensation is computed on the recorded amount and currency, whatever the incident
+states; an incident naming another customer's or another merchant's order is
+dead-lettered; one for an order not recorded yet is held (`order_unknown`) and judged on
+the recorded amount when the purchase arrives (`release_held_reports`), exactly once.
+
 A run of incidents is judged as one batch (`breach_book.BreachBook`): policies and limits
 are read once per consumer batch (kept in `ctx.state`), every party is locked in one
 statement, every breach read in one, and the results written with one statement per
@@ -14,12 +20,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from services.rewards.breach_book import BreachBook
-from services.rewards.compensation import BreachReport, Delivery, deliver_assessed, lock_parties
+from services.rewards.compensation import (
+    Assessment,
+    BreachReport,
+    Delivery,
+    deliver_assessed,
+    lock_parties,
+)
 from services.rewards.domain.errors import RewardsRuleError
 from services.rewards.domain.guarantee import GuaranteePolicy, PromiseKind
+from services.rewards.domain.guarantee_claims import KnownOrder, order_problem
 from services.rewards.domain.guarantee_limits import CompensationLimits
+from services.rewards.orders import held_values, hold_report, recorded_orders
 from services.rewards.policies import load_limits_of, load_policies, measurement, promise_kind
 from shared.contracts.pos import ServiceIncident
 from shared.errors import DomainError, PoisonEvent
@@ -85,29 +101,80 @@ async def batch_limits(ctx: BatchContext, merchants: set[str]) -> dict[str, Comp
     return known
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """One report to judge: its policy, why a person must look anyway, and its event."""
+
+    report: BreachReport
+    policy: GuaranteePolicy
+    force_review: str | None = None
+    event: ServiceIncident | None = None
+
+
+def on_record(report: BreachReport, order: KnownOrder) -> BreachReport:
+    """The report with the recorded order's amount (after returns) and currency."""
+    return replace(report, order_amount_minor=order.net_amount_minor, currency=order.currency)
+
+
 async def apply_incidents(
     ctx: BatchContext, events: Sequence[ServiceIncident], delivery: Delivery
 ) -> None:
     """Judge a run of incidents in order, as one batch of reads and writes."""
     reports = [(event, report) for event in events if (report := report_of(event)) is not None]
     policies = await batch_policies(ctx, {(r.merchant_id, r.promise) for _, r in reports})
+    # The party locks come before the order is read: a purchase recorded by another instance
+    # (another partition) at this moment either is seen here or sees the held report.
+    await lock_parties(
+        ctx.conn, (r.merchant_id for _, r in reports), (r.customer_id for _, r in reports)
+    )
+    known = await recorded_orders(ctx.conn, (r.order_id for _, r in reports))
     judged = []
     for event, report in reports:
         policy = policies[(report.merchant_id, report.promise)]
+        order = known.get(report.order_id)
         if policy is None:
             log.info("incident %s: %s makes no such promise", event.event_id, report.merchant_id)
+        elif order is None:
+            await hold_report(ctx.conn, _held(report))
         else:
-            judged.append((event, report, policy))
-    if not judged:
-        return
-    await lock_parties(
-        ctx.conn, (r.merchant_id for _, r, _ in judged), (r.customer_id for _, r, _ in judged)
+            problem = order_problem(report.customer_id, report.merchant_id, report.order_id, order)
+            if problem is not None:
+                assert problem.reason is not None
+                raise RejectedIncident(event, problem.reason.value, problem.explanation)
+            judged.append(Judgement(on_record(report, order), policy, event=event))
+    await judge(ctx, judged, delivery)
+
+
+def _held(report: BreachReport) -> dict[str, Any]:
+    return held_values(
+        report.trigger_ref,
+        report.order_id,
+        report.customer_id,
+        report.merchant_id,
+        report.promise.value,
+        report.measured,
+        report.trigger,
+        report.at,
     )
-    limits = await batch_limits(ctx, {r.merchant_id for _, r, _ in judged})
-    book = await BreachBook.load(ctx.conn, [r for _, r, _ in judged], limits)
-    for event, report, policy in judged:
+
+
+async def judge(
+    ctx: BatchContext, judged: Sequence[Judgement], delivery: Delivery
+) -> list[Assessment]:
+    """Lock every party, judge each report in order against one book, write and deliver."""
+    if not judged:
+        return []
+    merchants = [j.report.merchant_id for j in judged]
+    await lock_parties(ctx.conn, merchants, (j.report.customer_id for j in judged))
+    limits = await batch_limits(ctx, set(merchants))
+    book = await BreachBook.load(ctx.conn, [j.report for j in judged], limits)
+    assessments = []
+    for item in judged:
         try:
-            book.assess(report, policy)
+            assessments.append(book.assess(item.report, item.policy, item.force_review))
         except RewardsRuleError as error:
-            raise RejectedIncident(event, error.code, str(error)) from error
+            if item.event is None:
+                raise
+            raise RejectedIncident(item.event, error.code, str(error)) from error
     await deliver_assessed(ctx.conn, delivery, await book.write(ctx.conn))
+    return assessments

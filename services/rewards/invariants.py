@@ -18,6 +18,9 @@ The database already refuses most broken states (unique keys, CHECKs, foreign ke
 - `breach_total_mismatch`: a breach's running totals differ from its compensations;
 - `paid_above_top_tier`: an (order, promise) was paid more money than the policy's top
   tier pays on that order;
+- `compensation_off_record`: a breach compensated on an order rewards never recorded from
+  `pos.purchases`, of another customer or merchant than the record, or on more than the
+  recorded amount;
 - `voucher_redeemed_invalidly`: redeemed after it expired, at a merchant it is not bound
   to, or both redeemed and expired.
 
@@ -82,6 +85,15 @@ _CHECKS: dict[str, str] = {
         GROUP BY b.breach_key
         HAVING b.refund_minor <> coalesce(sum(c.refund_minor), 0)
             OR b.points <> coalesce(sum(c.points), 0)
+        ORDER BY b.breach_key LIMIT :limit
+    """,
+    "compensation_off_record": """
+        SELECT b.breach_key AS subject, b.order_id, b.customer_id, b.merchant_id,
+               b.order_amount_minor, o.customer_id AS recorded_customer_id,
+               o.merchant_id AS recorded_merchant_id, o.amount_minor AS recorded_amount_minor
+        FROM breaches b LEFT JOIN orders o ON o.order_id = b.order_id
+        WHERE o.order_id IS NULL OR o.customer_id <> b.customer_id
+            OR o.merchant_id <> b.merchant_id OR b.order_amount_minor > o.amount_minor
         ORDER BY b.breach_key LIMIT :limit
     """,
     "voucher_redeemed_invalidly": """

@@ -1,5 +1,6 @@
-"""Due-time jobs: voucher expiry, the green channel's 12-hour escalation, and catalogue
-claims the points service never answered (`claim_timeouts`).
+"""Due-time jobs: voucher expiry, the green channel (claims and held compensations escalated
+at 12 hours, announced overdue at 24: `green_channel`), and catalogue claims the points
+service never answered (`claim_timeouts`).
 
 Each pass claims due rows with SKIP LOCKED in its own transaction and costs O(rows due)
 through partial indexes, so N instances can run it side by side. The clock is injected.
@@ -16,6 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.rewards.claim_timeouts import DEFAULT_CLAIM_TIMEOUT, time_out_claims
 from services.rewards.claims import escalate_due_claims
+from services.rewards.green_channel import (
+    announce_overdue_claims,
+    announce_overdue_compensations,
+    escalate_held_compensations,
+)
 from services.rewards.issuing import expire_due_vouchers
 from services.rewards.topics import RewardsTopics
 from shared.errors import is_transient
@@ -42,6 +48,9 @@ async def run_due_jobs_once(
     jobs = (
         ("vouchers_expired", _expire),
         ("claims_escalated", _escalate),
+        ("compensations_escalated", _escalate_held),
+        ("claims_overdue", _overdue_claims),
+        ("compensations_overdue", _overdue_held),
         ("claims_timed_out", time_out),
     )
     for name, job in jobs:
@@ -68,6 +77,24 @@ async def _escalate(
     conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
 ) -> int:
     return await escalate_due_claims(conn, outbox, topics.ops, now, batch)
+
+
+async def _escalate_held(
+    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
+) -> int:
+    return await escalate_held_compensations(conn, outbox, topics.ops, now, batch)
+
+
+async def _overdue_claims(
+    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
+) -> int:
+    return await announce_overdue_claims(conn, outbox, topics.rewards, now, batch)
+
+
+async def _overdue_held(
+    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
+) -> int:
+    return await announce_overdue_compensations(conn, outbox, topics.rewards, now, batch)
 
 
 class DueJobs:

@@ -3,7 +3,7 @@
 A policy is a JSON document per (merchant, promise), so a merchant changes its promise
 without a deploy:
 
-    {"unit": "minutes", "claim_window_days": 7,
+    {"unit": "minutes", "claim_window_days": 7, "self_reported_max_tier": 1,
      "tiers": [{"over": 10, "vouchers": ["fruit-plate"]},
                {"over": 15, "refund_basis_points": 2000},
                {"over": 20, "refund_basis_points": 20000, "points": 500}]}
@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards.db import guarantee_policies, merchant_limits
+from services.rewards.db import guarantee_policies, merchant_limits, reward_definitions
 from services.rewards.domain.errors import RewardsRuleError
 from services.rewards.domain.guarantee import (
+    DEFAULT_SELF_REPORTED_MAX_TIER,
     Compensation,
     GuaranteePolicy,
     GuaranteeTier,
@@ -71,7 +72,12 @@ def _tier(document: dict[str, Any]) -> GuaranteeTier:
 
 
 def policy_from_document(
-    merchant_id: str, promise: str, unit: str, tiers: list[dict[str, Any]], window_days: int
+    merchant_id: str,
+    promise: str,
+    unit: str,
+    tiers: list[dict[str, Any]],
+    window_days: int,
+    self_reported_max_tier: int = DEFAULT_SELF_REPORTED_MAX_TIER,
 ) -> GuaranteePolicy:
     """A policy from its stored form; raises `Unprocessable` naming what is inconsistent."""
     kind = promise_kind(promise)
@@ -87,6 +93,7 @@ def policy_from_document(
             unit=MeasureUnit(unit),
             tiers=tuple(_tier(t) for t in tiers),
             claim_window=timedelta(days=window_days),
+            self_reported_max_tier=self_reported_max_tier,
         )
     except (RewardsRuleError, KeyError, TypeError, ValueError) as error:
         raise Unprocessable(f"invalid policy: {error}", code="policy_invalid") from error
@@ -121,8 +128,17 @@ async def load_policy(
     ).first()
     if row is None:
         return None
+    return _policy(row)
+
+
+def _policy(row: Any) -> GuaranteePolicy:
     return policy_from_document(
-        row.merchant_id, row.promise_kind, row.unit, row.tiers, row.claim_window_days
+        row.merchant_id,
+        row.promise_kind,
+        row.unit,
+        row.tiers,
+        row.claim_window_days,
+        row.self_reported_max_tier,
     )
 
 
@@ -134,6 +150,7 @@ async def save_policy(conn: AsyncConnection, policy: GuaranteePolicy) -> None:
         "unit": policy.unit.value,
         "tiers": tier_documents(policy),
         "claim_window_days": policy.claim_window.days,
+        "self_reported_max_tier": policy.self_reported_max_tier,
         "updated_at": sa.func.now(),
     }
     statement = pg.insert(guarantee_policies).values(**values)
@@ -142,7 +159,13 @@ async def save_policy(conn: AsyncConnection, policy: GuaranteePolicy) -> None:
             index_elements=["merchant_id", "promise_kind"],
             set_={
                 k: statement.excluded[k]
-                for k in ("unit", "tiers", "claim_window_days", "updated_at")
+                for k in (
+                    "unit",
+                    "tiers",
+                    "claim_window_days",
+                    "self_reported_max_tier",
+                    "updated_at",
+                )
             },
         )
     )
@@ -153,13 +176,17 @@ async def load_limits(conn: AsyncConnection, merchant_id: str) -> CompensationLi
     return (await load_limits_of(conn, {merchant_id}))[merchant_id]
 
 
+_LIMIT_FIELDS = (
+    "customer_refund_cap_minor",
+    "customer_breach_cap",
+    "merchant_monthly_budget_minor",
+    "customer_points_cap",
+    "merchant_monthly_points_budget",
+)
+
+
 async def save_limits(conn: AsyncConnection, merchant_id: str, limits: CompensationLimits) -> None:
-    values = {
-        "merchant_id": merchant_id,
-        "customer_refund_cap_minor": limits.customer_refund_cap_minor,
-        "customer_breach_cap": limits.customer_breach_cap,
-        "merchant_monthly_budget_minor": limits.merchant_monthly_budget_minor,
-    }
+    values = {"merchant_id": merchant_id, **{k: getattr(limits, k) for k in _LIMIT_FIELDS}}
     statement = pg.insert(merchant_limits).values(**values)
     await conn.execute(
         statement.on_conflict_do_update(
@@ -183,16 +210,18 @@ async def load_policies(
     for row in rows:
         kind = promise_kind(row.promise_kind)
         if kind is not None and (row.merchant_id, kind) in wanted:
-            found[(row.merchant_id, kind)] = policy_from_document(
-                row.merchant_id, row.promise_kind, row.unit, row.tiers, row.claim_window_days
-            )
+            found[(row.merchant_id, kind)] = _policy(row)
     return found
 
 
 async def load_limits_of(
     conn: AsyncConnection, merchant_ids: set[str]
 ) -> dict[str, CompensationLimits]:
-    """Each merchant's caps (its own, else the default row's, else none) in one read."""
+    """Each merchant's caps in one read: each cap its own, else the default row's.
+
+    There are no unlimited defaults: the migration seeds the default row (`*`), so a cap a
+    merchant left empty is the platform's default, not "no cap".
+    """
     if not merchant_ids:
         return {}
     wanted = sorted(merchant_ids | {DEFAULT_LIMITS_MERCHANT})
@@ -202,12 +231,23 @@ async def load_limits_of(
             sa.select(merchant_limits).where(merchant_limits.c.merchant_id.in_(wanted))
         )
     }
-    return {m: _limits(rows.get(m) or rows.get(DEFAULT_LIMITS_MERCHANT)) for m in merchant_ids}
+    default = rows.get(DEFAULT_LIMITS_MERCHANT)
+    return {m: _limits(rows.get(m), default) for m in merchant_ids}
 
 
-def _limits(row: Any) -> CompensationLimits:
-    if row is None:
-        return CompensationLimits()
-    return CompensationLimits(
-        row.customer_refund_cap_minor, row.customer_breach_cap, row.merchant_monthly_budget_minor
+def _limits(own: Any, default: Any) -> CompensationLimits:
+    def cap(name: str) -> int | None:
+        mine = getattr(own, name, None) if own is not None else None
+        return mine if mine is not None else getattr(default, name, None)
+
+    return CompensationLimits(**{name: cap(name) for name in _LIMIT_FIELDS})
+
+
+async def voucher_values(conn: AsyncConnection) -> dict[str, int]:
+    """What each reward's voucher is worth in minor units, for the caps (unvalued: absent)."""
+    rows = await conn.execute(
+        sa.select(reward_definitions.c.reward_code, reward_definitions.c.value_minor).where(
+            reward_definitions.c.value_minor.is_not(None)
+        )
     )
+    return {row.reward_code: int(row.value_minor) for row in rows}

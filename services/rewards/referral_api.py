@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.dialects import postgresql as pg
 
 from services.rewards.admin_api import Admin, Key
@@ -23,7 +23,8 @@ from services.rewards.referrals import (
     referral_code_of,
     save_programme,
 )
-from shared.contracts.fields import Identifier
+from shared.contracts.fields import Currency, Identifier, Money, minor_units
+from shared.money import format_money
 
 
 class _Body(BaseModel):
@@ -62,6 +63,33 @@ class RewardDefinition(_Body):
     title: str = Field(min_length=1, max_length=200)
     valid_days: Annotated[int, Field(ge=1, le=3650)]
     merchant_id: Identifier | None = None
+    # What one voucher is worth: compensation caps count it as money (guarantee_limits).
+    value: Money | None = None
+    currency: Currency | None = Field(default=None, validate_default=True)
+
+    @field_validator("currency")
+    @classmethod
+    def _value_has_currency(cls, currency: str | None, info: ValidationInfo) -> str | None:
+        value = info.data.get("value")
+        if (value is None) != (currency is None):
+            raise ValueError("value and currency go together: give both or neither")
+        if value is not None and currency is not None:
+            minor_units(value, currency)
+        return currency
+
+    def stored(self) -> dict[str, Any]:
+        """The row's columns: the value in integer minor units."""
+        values = self.model_dump(exclude={"value"})
+        value, currency = self.value, self.currency
+        values["value_minor"] = None if value is None else minor_units(value, str(currency))
+        return values
+
+
+def definition_view(row: Any) -> dict[str, Any]:
+    view = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+    minor, currency = view.pop("value_minor", None), view.get("currency")
+    view["value"] = None if minor is None else format_money(minor, str(currency))
+    return view
 
 
 router = APIRouter(prefix="/v1", tags=["referrals"])
@@ -111,7 +139,7 @@ async def put_programme(request: Request, body: ProgrammeDocument, _: Admin) -> 
 async def definitions(request: Request, _: Admin) -> dict[str, Any]:
     async with engine(request).connect() as conn:
         rows = await conn.execute(sa.select(reward_definitions).order_by("reward_code"))
-        return {"rewards": [dict(r._mapping) for r in rows]}
+        return {"rewards": [definition_view(r) for r in rows]}
 
 
 @admin_router.put(
@@ -121,7 +149,7 @@ async def definitions(request: Request, _: Admin) -> dict[str, Any]:
 async def put_definition(
     request: Request, reward_code: Key, body: RewardDefinition, _: Admin
 ) -> dict[str, Any]:
-    values = {"reward_code": reward_code, **body.model_dump()}
+    values = {"reward_code": reward_code, **body.stored()}
     statement = pg.insert(reward_definitions).values(**values)
     async with engine(request).begin() as conn:
         await conn.execute(
@@ -130,4 +158,4 @@ async def put_definition(
                 set_={k: statement.excluded[k] for k in values if k != "reward_code"},
             )
         )
-    return values
+    return definition_view(values)

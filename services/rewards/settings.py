@@ -20,6 +20,7 @@ class RewardsSettings(ServiceSettings):
     http_port: int = 8002
     points_topic: str = Topics.POINTS
     incidents_topic: str = Topics.SERVICE_INCIDENTS
+    purchases_topic: str = Topics.POS_PURCHASES  # the order record compensation is paid on
     rewards_topic: str = Topics.REWARDS
     ops_topic: str = Topics.SERVICE_INCIDENTS  # claim.escalated goes to operations
     run_workers: bool = True

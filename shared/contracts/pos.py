@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.fields import Currency, Identifier, Money, Quantity, minor_units
@@ -83,21 +92,56 @@ class MeasureUnit(StrEnum):
     BREACHED = "breached"  # a yes/no promise: room not as booked, equipment failure
 
 
-class Measurement(_Data):
-    value: Decimal = Field(
-        ge=0, le=1_000_000, description="e.g. 17 (minutes); 1 for a yes/no breach."
-    )
-    unit: MeasureUnit
+_MEASURED_PATTERN = r"^\d{1,7}(\.\d{1,3})?$"
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_float(cls, raw: object) -> object:
-        if isinstance(raw, dict) and isinstance(raw.get("value"), float):
-            raise ValueError("measured value must be an integer or a decimal string, never a float")
-        return raw
+
+def _measured_value(value: object) -> Decimal:
+    """A whole JSON number (17) or a decimal string ("12.5"), like money: never a float.
+
+    A JSON number with a fraction (12.5) is refused: it is a binary float on the way in
+    and out of most producers, so 0.1 + 0.2 style errors could move a reading across a
+    tier boundary. The published schema says the same (integer, or string by pattern).
+    """
+    if isinstance(value, bool | float):
+        raise ValueError(
+            'measured value must be a whole number (17) or a decimal string ("12.5"), '
+            "never a JSON number with a fraction (a float)"
+        )
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str) and re.fullmatch(_MEASURED_PATTERN, value):
+        return Decimal(value)
+    raise ValueError('measured value must be a whole number or a decimal string such as "12.5"')
+
+
+MeasuredValue = Annotated[
+    Decimal,
+    BeforeValidator(_measured_value),
+    Field(ge=0, le=1_000_000),
+    PlainSerializer(lambda d: str(d), return_type=str, when_used="always"),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+                {"type": "string", "pattern": _MEASURED_PATTERN},
+            ],
+            "description": 'e.g. 17 or "12.5" (minutes); 1 for a yes/no breach. A decimal '
+            "with a fraction is a string, never a JSON number.",
+            "examples": [17, "12.5"],
+        }
+    ),
+]
+
+
+class Measurement(_Data):
+    value: MeasuredValue
+    unit: MeasureUnit
 
 
 class ServiceIncidentData(_Data):
+    """What operations measured on an order. `order_amount` and `currency` are informative:
+    compensation is computed on the amount rewards recorded from `pos.purchases`."""
+
     incident_id: Identifier
     merchant_id: Identifier
     promise_kind: Identifier = Field(

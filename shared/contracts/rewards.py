@@ -1,11 +1,12 @@
-"""Events the rewards service publishes on `loyalty.rewards` (and one on the ops topic).
+"""Events the rewards service publishes on `loyalty.rewards` (and two on the ops topic).
 
 Commands to the points service (`points.credit_requested`, `points.debit_requested`,
 `points.debit_reversal_requested`) carry an id the points service applies once. Facts
 for partners and operations (`reward.issued`, `voucher.*`, `compensation.*`,
-`refund.instructed`, `claim.escalated`) have ids derived from their cause, so a replay
-re-derives the same ids and consumers deduplicate. Voucher codes never travel on a
-topic: a partner app reads them through the authenticated API.
+`refund.instructed`, `claim.escalated`, `compensation.escalated`, `review.overdue`)
+have ids derived from their cause, so a replay re-derives the same ids and consumers
+deduplicate. Voucher codes never travel on a topic: a partner app reads them through the
+authenticated API.
 """
 
 from __future__ import annotations
@@ -197,6 +198,46 @@ class ClaimEscalated(EventEnvelope):
     data: ClaimEscalatedData
 
 
+class CompensationEscalatedData(_Data):
+    compensation_id: Identifier
+    merchant_id: Identifier
+    order_id: Identifier
+    promise_kind: Identifier
+    tier: int = Field(ge=1)
+    reasons: list[str] = Field(min_length=1, examples=[["self_reported"]])
+    held_since: AwareDatetime
+    decide_by: AwareDatetime
+
+
+class CompensationEscalated(EventEnvelope):
+    """Green channel: a compensation held for review is still undecided after 12 hours."""
+
+    type: Literal["compensation.escalated"]
+    version: Literal[1]
+    data: CompensationEscalatedData
+
+
+class ReviewOverdueData(_Data):
+    subject: Literal["claim", "compensation"] = Field(
+        description="A guarantee claim, or a compensation held for review."
+    )
+    subject_id: Identifier = Field(description="The claim id or the compensation id.")
+    merchant_id: Identifier
+    order_id: Identifier
+    promise_kind: Identifier
+    since: AwareDatetime = Field(description="When the claim was filed or the hold began.")
+    decide_by: AwareDatetime = Field(description="The 24-hour deadline that passed.")
+    reasons: list[str] = Field(default_factory=list, examples=[["order_unknown"]])
+
+
+class ReviewOverdue(EventEnvelope):
+    """Green channel: a claim or held compensation is still undecided 24 hours on (once each)."""
+
+    type: Literal["review.overdue"]
+    version: Literal[1]
+    data: ReviewOverdueData
+
+
 REWARDS_EVENTS: tuple[type[EventEnvelope], ...] = (
     PointsCreditRequested,
     PointsDebitRequested,
@@ -208,4 +249,6 @@ REWARDS_EVENTS: tuple[type[EventEnvelope], ...] = (
     CompensationReviewRequired,
     RefundInstructed,
     ClaimEscalated,
+    CompensationEscalated,
+    ReviewOverdue,
 )

@@ -33,6 +33,7 @@ from services.rewards.domain.keys import idempotency_key, require_identifier
 
 BASIS_POINTS_PER_WHOLE = 10_000
 DEFAULT_CLAIM_WINDOW = timedelta(days=7)
+DEFAULT_SELF_REPORTED_MAX_TIER = 1
 
 
 class PromiseKind(StrEnum):
@@ -172,6 +173,9 @@ class GuaranteePolicy:
     unit: MeasureUnit
     tiers: tuple[GuaranteeTier, ...]
     claim_window: timedelta = DEFAULT_CLAIM_WINDOW
+    # The highest tier a customer's own report (a claim) reaches without an incident or a
+    # person confirming it; tiers above wait for that confirmation.
+    self_reported_max_tier: int = DEFAULT_SELF_REPORTED_MAX_TIER
 
     def __post_init__(self) -> None:
         require_identifier(self.merchant_id, "a guarantee policy's merchant id")
@@ -184,6 +188,8 @@ class GuaranteePolicy:
             raise InvalidRuleError("a yes/no promise has exactly one tier, over 0")
         if self.claim_window <= timedelta(0):
             raise InvalidRuleError("the claim window must be longer than zero")
+        if isinstance(self.self_reported_max_tier, bool) or self.self_reported_max_tier < 0:
+            raise InvalidRuleError("the self-reported maximum tier must be >= 0")
 
     def tiers_reached(self, measured: Measurement) -> int:
         """How many tiers the measurement is over (0: the promise was kept)."""
@@ -250,6 +256,26 @@ def evaluate(
         )
     reached = policy.tiers_reached(measured)
     return _owed_by_tiers(policy.tiers[:reached], order_amount_minor)
+
+
+def owed_at_tier(policy: GuaranteePolicy, tier: int, order_amount_minor: int) -> CompensationSet:
+    """Everything a breach reaching exactly `tier` tiers earns on this order."""
+    return _owed_by_tiers(policy.tiers[: max(0, tier)], order_amount_minor)
+
+
+def trusted_measurement(policy: GuaranteePolicy, measured: Measurement) -> Measurement:
+    """A customer's own report, cut down to the policy's self-reported maximum tier.
+
+    Tier k+1 starts strictly over its threshold, so the threshold itself reaches exactly
+    tier k: a 25-minute claim against tiers over 10/15/20 with a maximum of 1 is judged as
+    15 minutes. A report within the maximum is returned unchanged.
+    """
+    limit = policy.self_reported_max_tier
+    if policy.tiers_reached(measured) <= limit:
+        return measured
+    if limit == 0:
+        return Measurement(policy.tiers[0].over, policy.unit)
+    return Measurement(policy.tiers[limit].over, policy.unit)
 
 
 @dataclass(frozen=True)

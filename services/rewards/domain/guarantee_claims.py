@@ -29,15 +29,23 @@ DECIDE_WITHIN = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class KnownOrder:
-    """What this service knows of an order (from the events it has consumed)."""
+    """What this service recorded of an order from `pos.purchases` (returns reduce it)."""
 
     order_id: str
     customer_id: str
     merchant_id: str
     ordered_at: datetime
+    amount_minor: int = 0
+    currency: str = ""
+    returned_minor: int = 0
 
     def __post_init__(self) -> None:
         require_aware(self.ordered_at, "the order time")
+
+    @property
+    def net_amount_minor(self) -> int:
+        """What the customer still paid for after returns: what compensation is based on."""
+        return max(0, self.amount_minor - self.returned_minor)
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,12 @@ class ClaimReason(StrEnum):
     """Stable codes for why a claim was not accepted as filed."""
 
     NO_SUCH_PROMISE = "no_such_promise"
-    ORDER_NOT_KNOWN = "order_not_known"
+    ORDER_UNKNOWN = "order_unknown"
     ORDER_OF_ANOTHER_CUSTOMER = "order_of_another_customer"
     ORDER_AT_ANOTHER_MERCHANT = "order_at_another_merchant"
+    ORDER_AMOUNT_MISMATCH = "order_amount_mismatch"
+    ORDER_CURRENCY_MISMATCH = "order_currency_mismatch"
+    ORDER_RETURNED = "order_returned"
     FILED_BEFORE_ORDER = "filed_before_order"
     CLAIM_WINDOW_CLOSED = "claim_window_closed"
 
@@ -85,18 +96,51 @@ def _refusal(reason: ClaimReason, explanation: str) -> ClaimScreening:
     return ClaimScreening(ScreeningOutcome.REJECT, reason, explanation)
 
 
-def _order_problem(claim: GuaranteeClaim, order: KnownOrder) -> ClaimScreening | None:
-    if order.customer_id != claim.customer_id:
+def order_problem(
+    customer_id: str, merchant_id: str, order_id: str, order: KnownOrder
+) -> ClaimScreening | None:
+    """A refusal when the recorded order is another customer's or another merchant's."""
+    if order.customer_id != customer_id:
         return _refusal(
             ClaimReason.ORDER_OF_ANOTHER_CUSTOMER,
-            f"order {claim.order_id} was not made by customer {claim.customer_id}",
+            f"order {order_id} was not made by customer {customer_id}",
         )
-    if order.merchant_id != claim.merchant_id:
+    if order.merchant_id != merchant_id:
         return _refusal(
             ClaimReason.ORDER_AT_ANOTHER_MERCHANT,
-            f"order {claim.order_id} was not placed at merchant {claim.merchant_id}",
+            f"order {order_id} was not placed at merchant {merchant_id}",
         )
     return None
+
+
+def stated_amount_problem(
+    amount_minor: int | None, currency: str | None, order: KnownOrder
+) -> ClaimScreening | None:
+    """A refusal when a stated amount or currency differs from the recorded purchase, or the
+    order was returned in full.
+
+    Omitted values are taken from the record; stated ones must equal what was paid.
+    """
+    if currency is not None and currency != order.currency:
+        return _refusal(
+            ClaimReason.ORDER_CURRENCY_MISMATCH,
+            f"order {order.order_id} was paid in {order.currency}, not {currency}",
+        )
+    if amount_minor is not None and amount_minor != order.amount_minor:
+        return _refusal(
+            ClaimReason.ORDER_AMOUNT_MISMATCH,
+            f"the stated amount differs from what was paid for order {order.order_id}",
+        )
+    if order.amount_minor > 0 and order.net_amount_minor == 0:
+        return _refusal(
+            ClaimReason.ORDER_RETURNED,
+            f"order {order.order_id} was returned in full: nothing is left to compensate",
+        )
+    return None
+
+
+def _order_problem(claim: GuaranteeClaim, order: KnownOrder) -> ClaimScreening | None:
+    return order_problem(claim.customer_id, claim.merchant_id, claim.order_id, order)
 
 
 def _timing_problem(
@@ -132,7 +176,7 @@ def screen_claim(
     if order is None:
         return ClaimScreening(
             ScreeningOutcome.MANUAL_REVIEW,
-            ClaimReason.ORDER_NOT_KNOWN,
+            ClaimReason.ORDER_UNKNOWN,
             f"order {claim.order_id} is not known yet; a person will check it",
         )
     problem = _order_problem(claim, order) or _timing_problem(claim, order, policy.claim_window)

@@ -6,10 +6,11 @@ breaches compensated) and per merchant per calendar month (money refunded).
 A compensation that would exceed a cap is never dropped: it is routed to manual
 review, where an admin approves or rejects it.
 
-What counts: caps measure the **money refunded** and the **number of distinct
-breaches** compensated. Vouchers and points credits count toward the breach
-count only (they have no money value in this service). A top-up of an already
-compensated breach adds money but is not a new breach.
+What counts: caps measure **money** (refunds plus the value of the vouchers
+granted, from each reward definition's `value`), **points** credited and the
+**number of distinct breaches** compensated. A top-up of an already compensated
+breach adds money and points but is not a new breach. A cap left empty by a
+merchant falls back to the platform default (`policies.DEFAULT_LIMITS_MERCHANT`).
 """
 
 from __future__ import annotations
@@ -33,12 +34,16 @@ class CompensationLimits:
     customer_refund_cap_minor: int | None = None
     customer_breach_cap: int | None = None
     merchant_monthly_budget_minor: int | None = None
+    customer_points_cap: int | None = None
+    merchant_monthly_points_budget: int | None = None
 
     def __post_init__(self) -> None:
         caps = (
             self.customer_refund_cap_minor,
             self.customer_breach_cap,
             self.merchant_monthly_budget_minor,
+            self.customer_points_cap,
+            self.merchant_monthly_points_budget,
         )
         if any(cap is not None and cap < 0 for cap in caps):
             raise InvalidRuleError(f"compensation caps must be >= 0, got {caps}")
@@ -64,6 +69,7 @@ class CustomerUsage:
 
     refund_minor: int = 0
     breaches: int = 0
+    points: int = 0
 
 
 def customer_window_start(now: datetime) -> datetime:
@@ -126,6 +132,8 @@ class CapExceeded(StrEnum):
     CUSTOMER_REFUND_CAP = "customer_refund_cap"
     CUSTOMER_BREACH_CAP = "customer_breach_cap"
     MERCHANT_MONTHLY_BUDGET = "merchant_monthly_budget"
+    CUSTOMER_POINTS_CAP = "customer_points_cap"
+    MERCHANT_MONTHLY_POINTS_BUDGET = "merchant_monthly_points_budget"
 
 
 @dataclass(frozen=True)
@@ -148,18 +156,37 @@ def caps_exceeded(
     merchant_spent_minor: int,
     *,
     new_breach: bool,
+    voucher_value_minor: int = 0,
+    merchant_spent_points: int = 0,
 ) -> tuple[CapExceeded, ...]:
-    """Every cap that granting `compensation` now would break."""
-    refund = compensation.refund_minor
+    """Every cap that granting `compensation` now would break.
+
+    Money is the refund plus `voucher_value_minor`, the value of the vouchers it grants.
+    """
+    money = compensation.refund_minor + voucher_value_minor
+    points = compensation.points
     checks = (
-        (CapExceeded.CUSTOMER_REFUND_CAP, limits.customer_refund_cap_minor, customer.refund_minor),
+        (
+            CapExceeded.CUSTOMER_REFUND_CAP,
+            limits.customer_refund_cap_minor,
+            customer.refund_minor,
+            money,
+        ),
         (
             CapExceeded.MERCHANT_MONTHLY_BUDGET,
             limits.merchant_monthly_budget_minor,
             merchant_spent_minor,
+            money,
+        ),
+        (CapExceeded.CUSTOMER_POINTS_CAP, limits.customer_points_cap, customer.points, points),
+        (
+            CapExceeded.MERCHANT_MONTHLY_POINTS_BUDGET,
+            limits.merchant_monthly_points_budget,
+            merchant_spent_points,
+            points,
         ),
     )
-    exceeded = [cap for cap, limit, used in checks if _over(limit, used, refund)]
+    exceeded = [cap for cap, limit, used, adding in checks if _over(limit, used, adding)]
     if _over(limits.customer_breach_cap, customer.breaches, 1 if new_breach else 0):
         exceeded.append(CapExceeded.CUSTOMER_BREACH_CAP)
     return tuple(exceeded)
@@ -172,6 +199,8 @@ def route_compensation(
     merchant_spent_minor: int,
     *,
     new_breach: bool,
+    voucher_value_minor: int = 0,
+    merchant_spent_points: int = 0,
 ) -> CompensationDecision:
     """Grant automatically within the caps, otherwise send to manual review (never drop).
 
@@ -181,7 +210,13 @@ def route_compensation(
     if compensation.is_empty:
         return CompensationDecision(Route.NOTHING_OWED, compensation)
     exceeded = caps_exceeded(
-        compensation, limits, customer, merchant_spent_minor, new_breach=new_breach
+        compensation,
+        limits,
+        customer,
+        merchant_spent_minor,
+        new_breach=new_breach,
+        voucher_value_minor=voucher_value_minor,
+        merchant_spent_points=merchant_spent_points,
     )
     route = Route.MANUAL_REVIEW if exceeded else Route.GRANT
     return CompensationDecision(route, compensation, exceeded)

@@ -77,6 +77,42 @@ def accrued(
     return envelope("points.accrued", customer, at, data)
 
 
+def purchase(
+    customer: str,
+    order_id: str,
+    amount: str = "80.00",
+    merchant: str = RESTAURANT,
+    at: datetime | None = None,
+    currency: str = "EUR",
+) -> dict[str, Any]:
+    """A `purchase.completed` as a point of sale publishes it: the order rewards records."""
+    data = {
+        "order_id": order_id,
+        "merchant_id": merchant,
+        "store_id": "s-1",
+        "amount": amount,
+        "currency": currency,
+    }
+    return envelope("purchase.completed", customer, at or days_ago(1), data)
+
+
+def returned(
+    customer: str,
+    order_id: str,
+    amount: str,
+    merchant: str = RESTAURANT,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    data = {
+        "return_id": f"r-{uuid.uuid4().hex[:10]}",
+        "order_id": order_id,
+        "merchant_id": merchant,
+        "refunded_amount": amount,
+        "currency": "EUR",
+    }
+    return envelope("purchase.returned", customer, at or NOW, data)
+
+
 def incident(
     customer: str,
     order_id: str,
@@ -116,6 +152,10 @@ class RewardsStack:
         return f"ops.service-incidents.{self.unique}"
 
     @property
+    def purchases(self) -> str:
+        return f"pos.purchases.{self.unique}"
+
+    @property
     def rewards(self) -> str:
         return f"loyalty.rewards.{self.unique}"
 
@@ -133,7 +173,7 @@ class RewardsStack:
             self.infra.bootstrap_servers,
             self.db_url,
             group or self.group,
-            [self.points_topic, self.incidents],
+            [self.points_topic, self.incidents, self.purchases],
             rewards_registry(self.topics),
             max_batch=200,
         ) as running:
@@ -199,7 +239,13 @@ async def rewards_stack(infra: Infra, db_url: str, unique: str) -> AsyncIterator
     stack = RewardsStack(infra, db_url, unique, engine)
     await ensure_topics(
         infra.bootstrap_servers,
-        [stack.points_topic, stack.incidents, stack.rewards, dead_letter_topic(stack.group)],
+        [
+            stack.points_topic,
+            stack.incidents,
+            stack.purchases,
+            stack.rewards,
+            dead_letter_topic(stack.group),
+        ],
         partitions=1,
     )
     try:
@@ -219,6 +265,7 @@ def service_settings(stack: RewardsStack, workers: bool = True) -> RewardsSettin
         consumer_group=stack.group,
         points_topic=stack.points_topic,
         incidents_topic=stack.incidents,
+        purchases_topic=stack.purchases,
         rewards_topic=stack.rewards,
         ops_topic=stack.incidents,
         run_workers=workers,

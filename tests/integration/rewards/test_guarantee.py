@@ -15,6 +15,7 @@ from tests.integration.rewards.helpers import (
     accrued,
     days_ago,
     incident,
+    purchase,
     rewards_stack,
     serving,
 )
@@ -53,14 +54,21 @@ async def test_dish_wait_escalation_tops_up_and_never_pays_twice(
     infra: Infra, rewards_db: str, unique: str
 ) -> None:
     async with rewards_stack(infra, rewards_db, unique) as stack:
+        await stack.execute(  # caps far above this test's amounts: the tiers are under test
+            "INSERT INTO merchant_limits (merchant_id, customer_refund_cap_minor) VALUES (:m, :c)",
+            m=RESTAURANT,
+            c=10**9,
+        )
+        await publish(infra.bootstrap_servers, stack.purchases, [purchase("bo", "o-9")])
         async with stack.consumer():
+            await stack.wait_handled(1)  # the order is recorded before its incidents
             # 12 minutes: the fruit plate; 17: also 20% of 80.00; 25: double the order in
             # total; 12 again and 25 again: nothing more.
             for minutes in ("12", "17", "25", "12", "25"):
                 await publish(
                     infra.bootstrap_servers, stack.incidents, [incident("bo", "o-9", minutes)]
                 )
-            await stack.wait_handled(5)
+            await stack.wait_handled(6)
             await stack.outbox_empty()
         comps = await stack.rows(
             "SELECT tier, vouchers, refund_minor, status FROM compensations ORDER BY tier"
@@ -93,7 +101,13 @@ async def test_a_claim_over_the_customer_cap_waits_for_manual_review(
             "INSERT INTO merchant_limits (merchant_id, customer_breach_cap) VALUES (:m, 1)",
             m=RESTAURANT,
         )
+        await publish(
+            infra.bootstrap_servers,
+            stack.purchases,
+            [purchase("cy", "o-1"), purchase("cy", "o-2")],
+        )
         async with stack.consumer():
+            await stack.wait_handled(2)  # the orders are recorded before their incidents
             await publish(
                 infra.bootstrap_servers,
                 stack.incidents,
@@ -102,7 +116,7 @@ async def test_a_claim_over_the_customer_cap_waits_for_manual_review(
                     incident("cy", "o-2", "16"),
                 ],
             )
-            await stack.wait_handled(2)
+            await stack.wait_handled(4)
             await stack.outbox_empty()
         rows = await stack.rows(
             "SELECT order_id, status, review_reasons FROM compensations ORDER BY order_id"
@@ -125,15 +139,18 @@ async def test_replaying_every_topic_changes_nothing(
             accrued("di", "o-5", days_ago(2), available=10, lifetime=10, purchases=1, first=True),
         ]
         incidents = [incident("di", "o-5", "16"), incident("di", "o-5", "21", at=NOW)]
+        purchases = [purchase("di", "o-5")]
         await publish(infra.bootstrap_servers, stack.points_topic, history)
+        await publish(infra.bootstrap_servers, stack.purchases, purchases)
         await publish(infra.bootstrap_servers, stack.incidents, incidents)
         async with stack.consumer():
-            await stack.wait_handled(3)
+            await stack.wait_handled(4)
             await stack.outbox_empty()
         before = await _state(stack)
         sent_before = len(await stack.emitted(1))
         # Every message again, on the topics, and a brand-new group reading them all.
         await publish(infra.bootstrap_servers, stack.points_topic, history)
+        await publish(infra.bootstrap_servers, stack.purchases, purchases)
         await publish(infra.bootstrap_servers, stack.incidents, incidents)
         async with stack.consumer(group=f"{stack.group}-replay") as replay:
             await stack.caught_up(replay)
@@ -146,6 +163,7 @@ async def _state(stack: object) -> list[object]:
     queries = [
         "SELECT customer_id, available, lifetime_points, tier FROM customers ORDER BY 1",
         "SELECT breach_key, tier, refund_minor FROM breaches ORDER BY 1",
+        "SELECT order_id, amount_minor, returned_minor FROM orders ORDER BY 1",
         "SELECT compensation_id, tier, refund_minor, status FROM compensations ORDER BY 1",
         "SELECT voucher_id, reward_code FROM vouchers ORDER BY 1",
     ]
@@ -165,8 +183,8 @@ async def test_incidents_and_claims_racing_for_one_cap_grant_exactly_the_cap(
         orders = [f"o-{n}" for n in range(20)]
         await publish(
             infra.bootstrap_servers,
-            stack.points_topic,
-            [accrued("zed", order, days_ago(1)) for order in orders],
+            stack.purchases,
+            [purchase("zed", order, "30.00") for order in orders],
         )
         async with stack.consumer():
             await stack.wait_handled(len(orders))

@@ -12,9 +12,11 @@ import pytest
 
 from tests.integration.rewards.helpers import (
     NOW,
+    RESTAURANT,
     RewardsStack,
     days_ago,
     incident,
+    purchase,
     rewards_stack,
     serving,
 )
@@ -66,10 +68,16 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
     infra: Infra, rewards_db: str, unique: str
 ) -> None:
     async with rewards_stack(infra, rewards_db, unique) as stack:
+        await stack.execute(  # caps far above this test's amounts
+            "INSERT INTO merchant_limits (merchant_id, customer_refund_cap_minor) VALUES (:m, :c)",
+            m=RESTAURANT,
+            c=10**9,
+        )
+        await publish(infra.bootstrap_servers, stack.purchases, [purchase("una", "o-1")])
         incidents = [incident("una", "o-1", "16"), incident("una", "o-1", "25")]
         await publish(infra.bootstrap_servers, stack.incidents, incidents)
         async with stack.consumer():
-            await stack.wait_handled(2)
+            await stack.wait_handled(3)
         issued = await _catalogue(stack, "tea1", "issued", 1)
         cancelled = await _catalogue(stack, "tea2", "compensated", 0)
         async with serving(stack, infra, workers=False) as client:
@@ -97,6 +105,7 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
             await stack.execute(
                 "UPDATE compensations SET refund_minor = refund_minor + 1 WHERE tier = 3"
             )
+            await stack.execute("UPDATE orders SET amount_minor = 7999")  # below what was judged
             await stack.execute(
                 "UPDATE catalogue_claims SET state = 'points_debited', voucher_id = NULL,"
                 " updated_at = :at WHERE claim_id = :claim",
@@ -115,6 +124,7 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
             ("claim_unsettled_after_debit", issued["claim"]),
             ("breach_total_mismatch", breach),
             ("paid_above_top_tier", breach),
+            ("compensation_off_record", breach),
         }, broken["violations"]
         above = next(v for v in broken["violations"] if v["invariant"] == "paid_above_top_tier")
         assert above["detail"] == {"paid_minor": 16001, "top_tier_minor": 16000}

@@ -24,8 +24,8 @@ from tests.integration.rewards.helpers import (
     NOW,
     RESTAURANT,
     RewardsStack,
-    accrued,
     days_ago,
+    purchase,
     rewards_stack,
     serving,
 )
@@ -198,12 +198,10 @@ async def test_guarantee_claims_are_screened_judged_and_escalated(
     async with rewards_stack(infra, rewards_db, unique) as stack:
         await publish(
             infra.bootstrap_servers,
-            stack.points_topic,
+            stack.purchases,
             [
-                accrued(
-                    "eva", "o-1", days_ago(1), available=10, lifetime=10, purchases=1, first=True
-                ),
-                accrued("eva", "o-old", days_ago(9)),
+                purchase("eva", "o-1", "50.00", at=days_ago(1)),
+                purchase("eva", "o-old", "50.00", at=days_ago(9)),
             ],
         )
         async with stack.consumer():
@@ -233,17 +231,22 @@ async def test_guarantee_claims_are_screened_judged_and_escalated(
                 "claim_window_closed",
             )
             good = await client.post("/v1/customers/eva/guarantee-claims", json=filing("o-1"))
-            assert good.json()["status"] == "granted", good.text
-            comp = await stack.rows("SELECT vouchers, refund_minor FROM compensations")
-            assert [(list(c.vouchers), c.refund_minor) for c in comp] == [(["fruit-plate"], 1000)]
+            assert good.json()["status"] == "in_review", good.text
+            comp = await stack.rows(
+                "SELECT vouchers, refund_minor, status FROM compensations ORDER BY tier"
+            )
+            assert [(list(c.vouchers), c.refund_minor, c.status) for c in comp] == [
+                (["fruit-plate"], 0, "granted"),
+                ([], 1000, "in_review"),
+            ], "the customer's own word pays tier 1; tier 2 waits for an incident or a person"
             fetched = await client.get(f"/v1/guarantee-claims/{good.json()['claim_id']}")
-            assert fetched.status_code == 200 and fetched.json()["status"] == "granted"
+            assert fetched.status_code == 200 and fetched.json()["status"] == "in_review"
             unknown = await client.post(
                 "/v1/customers/eva/guarantee-claims", json=filing("o-unseen")
             )
             assert (
                 unknown.json()["status"] == "in_review"
-                and unknown.json()["reason"] == "order_not_known"
+                and unknown.json()["reason"] == "order_unknown"
             )
             # Green channel: escalated once after 12 hours, overdue after 24.
             filed = NOW
@@ -253,9 +256,9 @@ async def test_guarantee_claims_are_screened_judged_and_escalated(
             again = await run_due_jobs_once(
                 stack.engine, stack.topics, filed + timedelta(hours=14), 100
             )
-            assert (done["claims_escalated"], again["claims_escalated"]) == (1, 0)
+            assert (done["claims_escalated"], again["claims_escalated"]) == (2, 0)
             reviews = (await client.get("/v1/admin/reviews")).json()["reviews"]
-            assert len(reviews) == 1 and reviews[0]["review_reasons"] == ["order_not_known"]
+            assert len(reviews) == 1 and reviews[0]["review_reasons"] == ["self_reported"]
             approved = await client.post(
                 f"/v1/admin/reviews/{reviews[0]['compensation_id']}/approve", json={"actor": "gm"}
             )
@@ -264,10 +267,13 @@ async def test_guarantee_claims_are_screened_judged_and_escalated(
                 f"/v1/admin/reviews/{reviews[0]['compensation_id']}/approve", json={"actor": "gm"}
             )
             assert twice.status_code == 409
+            approved_claim = await client.get(f"/v1/guarantee-claims/{good.json()['claim_id']}")
+            assert approved_claim.json()["status"] == "granted"
             report = (await client.get("/v1/admin/reports/budgets")).json()
-            assert report["merchants"][0]["refunded_minor"] == 2000
+            spent = {m["merchant_id"]: m["refunded_minor"] for m in report["merchants"]}
+            assert spent[RESTAURANT] == 1000
             assert (await client.get("/v1/customers/eva/guarantee-claims")).status_code == 405
         escalated = await stack.rows(
             "SELECT count(*) FROM outbox WHERE topic = :t", t=stack.incidents
         )
-        assert escalated[0][0] == 1, "one claim.escalated for operations"
+        assert escalated[0][0] == 3, "two claim.escalated and one compensation.escalated"

@@ -62,7 +62,7 @@ def test_caps_count_what_the_batch_already_granted() -> None:
     assert [a.status for a in (first, second, top_up)] == ["granted", "in_review", "in_review"]
     reasons = [row["review_reasons"] for row in batch.assessed]
     assert reasons == [[], ["customer_breach_cap"], ["merchant_monthly_budget"]]
-    assert batch.month_spend("m1", NOW) == 16_00, "only what was granted counts"
+    assert batch.month_spend("m1", NOW) == (16_00, 0), "only what was granted counts"
 
 
 def test_grants_outside_the_window_or_month_do_not_count() -> None:
@@ -70,10 +70,10 @@ def test_grants_outside_the_window_or_month_do_not_count() -> None:
         CompensationLimits(customer_refund_cap_minor=20_00, merchant_monthly_budget_minor=20_00)
     )
     batch.customer_grants["c1"] = [_Granted(NOW - timedelta(days=30), 20_00, "old")]
-    batch.merchant_months[("m1", datetime(2026, 2, 1, tzinfo=UTC))] = 20_00
+    batch.merchant_months[("m1", datetime(2026, 2, 1, tzinfo=UTC))] = (20_00, 0)
     assert batch.assess(report("o1", 16), POLICY).status == "granted"
     next_month = NOW + timedelta(hours=2)
-    assert batch.month_spend("m1", next_month) == 0, "April starts a fresh budget"
+    assert batch.month_spend("m1", next_month) == (0, 0), "April starts a fresh budget"
     assert batch.usage("c1", next_month).refund_minor == 16_00
 
 
@@ -82,9 +82,9 @@ def test_a_held_compensation_is_not_counted_against_the_caps() -> None:
     held = batch.assess(report("o1", 16), POLICY)
     assert held.status == "in_review"
     assert batch.usage("c1", NOW).refund_minor == 0
-    forced = batch.assess(report("o2", 11), POLICY, force_review="order_not_known")
+    forced = batch.assess(report("o2", 11), POLICY, force_review="order_unknown")
     assert forced.status == "in_review"
-    assert batch.assessed[-1]["review_reasons"] == ["order_not_known"]
+    assert batch.assessed[-1]["review_reasons"] == ["order_unknown"]
 
 
 def test_locks_are_taken_merchants_first_each_set_sorted_once() -> None:

@@ -93,12 +93,12 @@ def test_claim_for_a_promise_the_merchant_does_not_make_is_rejected() -> None:
     assert verdict.outcome is ScreeningOutcome.REJECT
 
 
-def test_claim_for_an_order_not_known_yet_goes_to_a_person() -> None:
+def test_claim_for_an_order_unknown_yet_goes_to_a_person() -> None:
     verdict = screen_claim(claim(after=timedelta(hours=1)), None, POLICY)
     assert verdict.outcome is ScreeningOutcome.MANUAL_REVIEW, (
         "an order whose event has not arrived must be checked by a person, not refused"
     )
-    assert verdict.reason is ClaimReason.ORDER_NOT_KNOWN
+    assert verdict.reason is ClaimReason.ORDER_UNKNOWN
 
 
 FILED = datetime(2025, 5, 2, 8, 0, tzinfo=UTC)

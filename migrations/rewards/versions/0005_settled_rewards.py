@@ -1,7 +1,7 @@
 """Return-safe milestones and referral rewards; points taken back outside the saga.
 
-Revision ID: rewards_0004
-Revises: rewards_0003
+Revision ID: rewards_0005
+Revises: rewards_0004
 Create Date: 2026-12-06
 
 - `customers.settled_points`: the customer's `settled_lifetime_points` from the newest
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "rewards_0004"
-down_revision: str | None = "rewards_0003"
+revision: str = "rewards_0005"
+down_revision: str | None = "rewards_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
