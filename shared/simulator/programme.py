@@ -115,6 +115,7 @@ DEMO_EVENTS: tuple[str, ...] = (
     "purchase.returned",
     "service.incident",
     "points.accrued",
+    "points.settled",
     "points.reversed",
     "tier.changed",
     "points.credit_requested",
@@ -137,8 +138,10 @@ DEMO_EVENTS: tuple[str, ...] = (
 )
 
 NOT_IN_DEMO: dict[str, str] = {
-    "points.settled": "only the contract exists so far: no service emits it yet (move it to "
-    "DEMO_EVENTS once the points service settles orders)",
+    "compensation.escalated": "a compensation held for review escalates 12 hours (wall clock) "
+    "after it was held; the demo lasts minutes",
+    "review.overdue": "a claim or held compensation is overdue 24 hours (wall clock) after it "
+    "was filed or held; the demo lasts minutes",
     "points.expired": "points expire 12 months after they become available; the simulated "
     "year ends before the first lot's expiry",
     "claim.escalated": "a guarantee claim escalates 12 hours (wall clock) after filing; the "
