@@ -87,7 +87,7 @@ async def service(
         for scope in scopes:
             keys[scope] = (await create_key(conn, scope, [scope])).plaintext
     await engine.dispose()
-    settings = settings_class(database_url=url, run_workers=False, **limits)  # type: ignore[call-arg]
+    settings = settings_class(database_url=url, run_workers=False, **limits)
     app = build(settings, kafka=KafkaSettings(bootstrap_servers=infra.bootstrap_servers))
     clock = Ticking()
     app.state.gate_limits = build_limits(settings, clock)
