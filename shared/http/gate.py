@@ -14,7 +14,8 @@ In this order, each refusal a problem+json document:
    soon as a chunked body passes the limit, never read further;
 5. text PostgreSQL cannot store: a NUL character (U+0000) in a path parameter, a query
    parameter or any string of a JSON body is a 422 naming the field and the rule
-   `no_nul_character`, for every route of every service at once.
+   `no_nul_character`, for every route of every service at once; a JSON body that is not
+   UTF-8 is a 422 `json_invalid` (the framework would answer an undeclared 400).
 
 The route then runs with the body already read (replayed from memory) and finds the
 principal the gate authenticated, so the key is checked once per request.
@@ -194,7 +195,7 @@ class Gate:
         except _TooLarge:
             await self._too_large(scope, limits)(scope, receive, send)
             return
-        errors = self._nul_errors(scope, path_params, body)
+        errors = self._nul_errors(scope, path_params, body) or _encoding_errors(scope, body)
         if errors:
             await self._invalid(scope, errors)(scope, receive, send)
             return
@@ -334,6 +335,32 @@ class Gate:
             instance=scope.get("path"),
             errors=errors,
         )
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            media: bytes = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+def _encoding_errors(scope: Scope, body: bytes) -> list[dict[str, Any]]:
+    """A JSON body that is not UTF-8 (RFC 8259 §8.1): a 422 like any malformed JSON, where
+    the framework would answer a 400 no route declares."""
+    if not body or not _is_json(scope):
+        return []
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return [
+            {
+                "field": "body",
+                "rule": "json_invalid",
+                "message": f"the body is not UTF-8 (byte {error.start})",
+            }
+        ]
+    return []
 
 
 def _route_class(scope: Scope, needs: frozenset[KeyScope]) -> str:

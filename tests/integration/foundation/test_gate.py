@@ -379,3 +379,20 @@ async def test_a_nul_character_anywhere_is_a_422_naming_the_field(
         problem = _problem(answer, 422, "validation_failed")
         assert {"field": field, "rule": "no_nul_character"}.items() <= problem["errors"][0].items()
         assert (await http.get("/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["points", "rewards", "alerts"])
+async def test_a_json_body_that_is_not_utf8_is_a_422_not_a_400(
+    name: str, databases: Databases, infra: Infra
+) -> None:
+    async with service(name, databases, infra) as svc, svc.client() as http:
+        method, path = _body_routes(svc.app)[0]
+        answer = await http.request(
+            method,
+            path,
+            content=b"\xff\xfe{\x00}",
+            headers={**svc.bearer(), "content-type": "application/json"},
+        )
+        problem = _problem(answer, 422, "validation_failed")
+        assert problem["errors"][0]["field"] == "body"
+        assert problem["errors"][0]["rule"] == "json_invalid"
