@@ -24,6 +24,7 @@ from services.points.app import build_app as points_app
 from services.points.settings import PointsSettings
 from services.rewards.app import build_app as rewards_app
 from services.rewards.db import vouchers
+from services.rewards.domain.referrals import new_referral_code
 from services.rewards.domain.vouchers import new_voucher_code
 from services.rewards.settings import RewardsSettings
 from shared.auth import Scope, create_key
@@ -396,3 +397,19 @@ async def test_a_json_body_that_is_not_utf8_is_a_422_not_a_400(
         problem = _problem(answer, 422, "validation_failed")
         assert problem["errors"][0]["field"] == "body"
         assert problem["errors"][0]["rule"] == "json_invalid"
+
+
+async def test_unknown_referral_codes_lock_the_key_out_too(
+    databases: Databases, infra: Infra
+) -> None:
+    """A referral pays both sides: guessing someone's code is guessing for a reward."""
+    limits = {"unknown_code_limit": 2, "unknown_code_lockout_seconds": 60}
+    async with service("rewards", databases, infra, **limits) as svc, svc.client() as http:
+        claim = {"Authorization": f"Bearer {svc.keys['rewards:claim']}"}
+        route = "/v1/customers/new-customer/referral"
+        for _ in range(2):
+            guess = {"code": new_referral_code()}
+            _problem(await http.post(route, json=guess, headers=claim), 404)
+        refused = await http.post(route, json={"code": new_referral_code()}, headers=claim)
+        _problem(refused, 429, "too_many_unknown_codes")
+        assert refused.headers["retry-after"] == "60"
