@@ -26,16 +26,22 @@ FUZZ_LIMITS = {
 }
 
 
-def run_schemathesis(
-    base_url: str, token: str, workdir: Path, *, max_examples: int = 10, seed: int = 1
-) -> tuple[int, str]:
-    """Run every phase with the checks above; (exit code, report text)."""
+def run_schemathesis(base_url: str, token: str, workdir: Path) -> tuple[int, str]:
+    """Run every phase with the checks above; (exit code, report text).
+
+    `FUZZ_MAX_EXAMPLES` (default 10 per operation) and `FUZZ_SEED` (default 1, so a
+    failure reproduces) let a longer run search deeper, e.g. nightly.
+    """
+    max_examples = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
+    seed = int(os.environ.get("FUZZ_SEED", "1"))
+    extra_checks = os.environ.get("FUZZ_EXTRA_CHECKS", "")
+    checks = ",".join(filter(None, [CHECKS, extra_checks]))
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
         "run",
         f"{base_url}/openapi.json",
         f"--phases={PHASES}",
-        f"--checks={CHECKS}",
+        f"--checks={checks}",
         f"--max-examples={max_examples}",
         f"--seed={seed}",
         "--workers=1",
