@@ -6,10 +6,11 @@ limit would find live ones. Routes that look a code up wrap the look-up:
     async with refuse_guessing(request, principal):
         return await voucher_by_code(conn, code, now)
 
-A `NotFound` leaving the block counts one unknown code against the key; `limit` of them
-within `window` seconds lock the key out of every such route for `lockout` seconds
-(settings `unknown_code_*`), answered 429 `too_many_unknown_codes` with `Retry-After`
-and without touching the database. Known codes never count. Per instance, like the
+A `NotFound` leaving the block counts one unknown code against the key; `limit` of
+them within `window` seconds lock the key out of every such route (voucher look-up and
+redemption, referral codes: a referral pays both sides) for `lockout` seconds (settings
+`unknown_code_*`), answered 429 `too_many_unknown_codes` with `Retry-After` and without
+touching the database. Known codes never count. Per instance, like the
 rate limits (shared.http.limits).
 """
 
