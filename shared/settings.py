@@ -47,6 +47,8 @@ class ServiceSettings(BaseSettings):
     rate_admin_burst: int = Field(default=100, ge=1)
     rate_auth_failure_per_second: float = Field(default=1.0, gt=0)
     rate_auth_failure_burst: int = Field(default=30, ge=1)
+    rate_anonymous_per_second: float = Field(default=50.0, gt=0)  # probes, docs, per address
+    rate_anonymous_burst: int = Field(default=200, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Unknown voucher codes (shared.http.guessing): this many misses within the window lock
     # the key out of code look-ups for the lockout.

@@ -9,7 +9,8 @@ In this order, each refusal a problem+json document:
    unknown key gets 429 without a database look-up (a key already trusted in this
    process still passes, so a shared address does not lock its good keys out);
 3. requests per API key and route class (`read`: GET/HEAD, `write`: the other methods,
-   `admin`: routes that need the admin scope): 429 with `Retry-After`;
+   `admin`: routes that need the admin scope), and per client address on routes that
+   need no key (`anonymous`: probes, docs): 429 with `Retry-After`;
 4. the body: over `max_body_bytes` is a 413, refused from `Content-Length` alone or as
    soon as a chunked body passes the limit, never read further;
 5. text PostgreSQL cannot store: a NUL character (U+0000) in a path parameter, a query
@@ -56,6 +57,7 @@ class GateLimits:
     write: TokenBuckets
     admin: TokenBuckets
     auth_failure: TokenBuckets
+    anonymous: TokenBuckets
     max_body_bytes: int
     unknown_codes: UnknownCodeLockout
 
@@ -78,6 +80,7 @@ def build_limits(settings: ServiceSettings, clock: Clock = time.monotonic) -> Ga
         auth_failure=TokenBuckets(
             Rate(s.rate_auth_failure_per_second, s.rate_auth_failure_burst), clock
         ),
+        anonymous=TokenBuckets(Rate(s.rate_anonymous_per_second, s.rate_anonymous_burst), clock),
         max_body_bytes=s.max_body_bytes,
         unknown_codes=UnknownCodeLockout(
             s.unknown_code_limit,
@@ -189,9 +192,11 @@ class Gate:
         needs, path_params = self._route(scope)
         if needs:
             refusal = await self._authorize(scope, head.bearer, needs, limits)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
+        else:
+            refusal = self._anonymous(scope, limits)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
         declared = head.content_length
         if declared is not None and declared > limits.max_body_bytes:
             await self._too_large(scope, limits)(scope, receive, send)
@@ -256,6 +261,13 @@ class Gate:
         scope[PRINCIPAL] = principal
         return None
 
+    def _anonymous(self, scope: Scope, limits: GateLimits) -> Any:
+        """Routes without a key (probes, docs, unknown paths) are limited per client address:
+        `/readyz` asks PostgreSQL and the broker, so a flood of it must not reach them."""
+        client = (scope.get("client") or ("unknown", 0))[0]
+        wait = limits.anonymous.take(client)
+        return self._too_many(scope, "rate_limited", wait, "anonymous") if wait > 0 else None
+
     def _authenticator(self) -> ApiKeyAuthenticator:
         state = self.service.state
         existing = getattr(state, "authenticator", None)
@@ -268,6 +280,8 @@ class Gate:
         detail = (
             "too many failed authentications from this address"
             if route_class == "auth_failure"
+            else "too many requests without an API key from this address"
+            if route_class == "anonymous"
             else f"too many {route_class} requests for this API key"
         )
         return problem_response(

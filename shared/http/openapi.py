@@ -4,7 +4,7 @@ FastAPI documents only the success and its own 422 (with a schema we never send)
 chassis knows which errors each route can produce from the route's shape alone, so it
 declares them once for every service, each `application/problem+json` with the
 `Problem` schema:
-- a route that needs an API key: 401, 403 and 429 (shared.http.gate);
+- every route: 429 (rate limits, shared.http.gate); one that needs an API key: 401, 403;
 - a route with parameters or a body: 422 (validation, and the NUL rule of the gate);
 - a route with a body: 413 (body over the limit); a write (POST, PUT, PATCH, DELETE):
   409 (a conflict with the current state);
@@ -67,9 +67,9 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 
 
 def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
-    statuses: set[int] = set()
+    statuses = {429}  # every route: per key, or per client address without one
     if operation.get("security"):
-        statuses |= {401, 403, 429}
+        statuses |= {401, 403}
     if operation.get("parameters") or operation.get("requestBody"):
         statuses.add(422)
     if operation.get("requestBody"):

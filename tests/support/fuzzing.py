@@ -22,6 +22,8 @@ FUZZ_LIMITS = {
     "rate_admin_burst": 100_000,
     "rate_auth_failure_per_second": 100_000.0,
     "rate_auth_failure_burst": 100_000,
+    "rate_anonymous_per_second": 100_000.0,
+    "rate_anonymous_burst": 100_000,
     "unknown_code_limit": 1_000_000,
 }
 

@@ -413,3 +413,20 @@ async def test_unknown_referral_codes_lock_the_key_out_too(
         refused = await http.post(route, json={"code": new_referral_code()}, headers=claim)
         _problem(refused, 429, "too_many_unknown_codes")
         assert refused.headers["retry-after"] == "60"
+
+
+async def test_routes_without_a_key_are_limited_per_address(
+    databases: Databases, infra: Infra
+) -> None:
+    """/readyz asks PostgreSQL and the broker: a flood of it is refused before it does."""
+    limits = {"rate_anonymous_per_second": 0.5, "rate_anonymous_burst": 3}
+    async with service("alerts", databases, infra, **limits) as svc, svc.client() as http:
+        for probe in ("/readyz", "/healthz", "/openapi.json"):
+            assert (await http.get(probe)).status_code in (200, 503), probe
+        refused = await http.get("/readyz")
+        assert _problem(refused, 429, "rate_limited")["limit"] == "anonymous"
+        assert refused.headers["retry-after"] == "2"
+        keyed = await http.get("/v1/alerts", headers=svc.bearer())
+        assert keyed.status_code == 200, "a key's requests have their own buckets"
+        svc.clock.now += 2.0
+        assert (await http.get("/healthz")).status_code == 200
