@@ -18,7 +18,8 @@ In this order, each refusal a problem+json document:
    `no_nul_character`, for every route of every service at once; a JSON body that is not
    UTF-8 is a 422 `json_invalid` (the framework would answer an undeclared 400).
 
-The route then runs with the body already read (replayed from memory) and finds the
+A method the path does not serve is a 405 whose `Allow` names every method the path
+serves. The route then runs with the body already read (replayed from memory) and finds the
 principal the gate authenticated, so the key is checked once per request.
 """
 
@@ -189,7 +190,10 @@ class Gate:
             return
         limits: GateLimits = self.service.state.gate_limits
         head = _head(scope)
-        needs, path_params = self._route(scope)
+        needs, path_params, allowed = self._route(scope)
+        if allowed:
+            await _not_allowed(scope, allowed)(scope, receive, send)
+            return
         if needs:
             refusal = await self._authorize(scope, head.bearer, needs, limits)
         else:
@@ -212,16 +216,21 @@ class Gate:
             return
         await self.app(scope, _replay(body, trailing, receive), send)
 
-    def _route(self, scope: Scope) -> tuple[frozenset[KeyScope], dict[str, Any]]:
-        """The scopes the route matching this request needs, and its path parameters."""
+    def _route(self, scope: Scope) -> tuple[frozenset[KeyScope], dict[str, Any], set[str]]:
+        """The scopes the route matching this request needs and its path parameters; when
+        only the method differs, the methods the path allows (for the 405's `Allow`)."""
         if self._table is None:
             self._table = route_table(self.service)
         path, method = scope.get("path", ""), scope.get("method", "")
+        allowed: set[str] = set()
         for pattern, methods, needs in self._table:
             match = pattern.match(path)
-            if match is not None and method in methods:
-                return needs, match.groupdict()
-        return frozenset(), {}
+            if match is None:
+                continue
+            if method in methods:
+                return needs, match.groupdict(), set()
+            allowed |= methods
+        return frozenset(), {}, allowed
 
     async def _authorize(
         self, scope: Scope, token: str | None, needs: frozenset[KeyScope], limits: GateLimits
@@ -377,6 +386,19 @@ def _encoding_errors(head: _Head, body: bytes) -> list[dict[str, Any]]:
             }
         ]
     return []
+
+
+def _not_allowed(scope: Scope, allowed: set[str]) -> Any:
+    """405 listing every method of the path: the framework lists only those of the first
+    route whose path matched, when GET and PUT of one path are separate routes."""
+    methods = ", ".join(sorted(allowed))
+    return problem_response(
+        405,
+        "method_not_allowed",
+        detail=f"{scope.get('method')} is not allowed here; allowed: {methods}",
+        instance=scope.get("path"),
+        headers={"Allow": methods},
+    )
 
 
 def _route_class(scope: Scope, needs: frozenset[KeyScope]) -> str:

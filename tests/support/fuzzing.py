@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 PHASES = "examples,coverage,fuzzing,stateful"
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance"
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "unsupported_method,allow_header_conformance"
+)
 # Generous limits for the fuzzed app: the fuzzer is one key sending thousands of requests
 # (and made-up voucher codes); the limits themselves are tested in tests/integration/foundation.
 FUZZ_LIMITS = {

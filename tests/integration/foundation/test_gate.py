@@ -430,3 +430,15 @@ async def test_routes_without_a_key_are_limited_per_address(
         assert keyed.status_code == 200, "a key's requests have their own buckets"
         svc.clock.now += 2.0
         assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_a_method_the_path_does_not_serve_is_405_allowing_every_method_it_does(
+    databases: Databases, infra: Infra
+) -> None:
+    """GET and PUT of /v1/admin/thresholds are two routes; `Allow` must name both."""
+    async with service("alerts", databases, infra) as svc, svc.client() as http:
+        answer = await http.request("OPTIONS", "/v1/admin/thresholds", headers=svc.bearer())
+        _problem(answer, 405, "method_not_allowed")
+        assert answer.headers["allow"] == "GET, PUT"
+        answer = await http.delete(f"/v1/alerts/{uuid.uuid4()}/ack", headers=svc.bearer())
+        assert answer.headers["allow"] == "POST"
