@@ -41,6 +41,8 @@ processed_events = sa.Table(
     sa.Column(
         "processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    # Pruning past the dedupe retention reads the oldest ids (shared.kafka.dedupe).
+    sa.Index("ix_processed_events_processed_at", "processed_at"),
 )
 
 dead_letters = sa.Table(

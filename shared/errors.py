@@ -12,6 +12,7 @@ class DomainError(Exception):
     status: int = 400
     code: str = "bad_request"
     title: str = "Bad request"
+    headers: dict[str, str] | None = None  # e.g. Retry-After on a 429
 
     def __init__(
         self, detail: str, *, code: str | None = None, status: int | None = None, **extra: Any

@@ -36,6 +36,7 @@ from services.rewards.topics import RewardsTopics
 from shared.auth import ApiPrincipal, Scope
 from shared.contracts.fields import Currency, Identifier, Money
 from shared.errors import Conflict
+from shared.http.guessing import refuse_guessing
 from shared.http.security import ensure_merchant, require
 from shared.outbox import OutboxWriter
 
@@ -240,8 +241,8 @@ def _points(row: Any) -> dict[str, Any] | None:
 
 
 @router.get("/vouchers/{code}", summary="A voucher's status")
-async def voucher_status(request: Request, code: VoucherCode, _: Read) -> dict[str, Any]:
-    async with engine(request).connect() as conn:
+async def voucher_status(request: Request, code: VoucherCode, principal: Read) -> dict[str, Any]:
+    async with refuse_guessing(request, principal), engine(request).connect() as conn:
         return await voucher_by_code(conn, code, clock(request)())
 
 
@@ -251,7 +252,7 @@ async def redeem(
 ) -> dict[str, Any]:
     ensure_merchant(principal, body.merchant_id)
     outbox = OutboxWriter()
-    async with engine(request).begin() as conn:
+    async with refuse_guessing(request, principal), engine(request).begin() as conn:
         view = await redeem_voucher(
             conn,
             outbox,

@@ -24,6 +24,7 @@ from services.rewards.referrals import (
     save_programme,
 )
 from shared.contracts.fields import Currency, Identifier, Money, minor_units
+from shared.http.guessing import refuse_guessing
 from shared.money import format_money
 
 
@@ -113,9 +114,9 @@ async def referral_code(request: Request, customer_id: CustomerId, _: Read) -> d
     responses={409: {"description": "self, circular, already referred, or already purchased"}},
 )
 async def referral(
-    request: Request, customer_id: CustomerId, body: ReferralRequest, _: Claim
+    request: Request, customer_id: CustomerId, body: ReferralRequest, principal: Claim
 ) -> dict[str, Any]:
-    async with engine(request).begin() as conn:
+    async with refuse_guessing(request, principal), engine(request).begin() as conn:
         return await record_referral(conn, customer_id, body.code, clock(request)())
 
 

@@ -41,6 +41,8 @@ from starlette.responses import Response
 from shared.auth import ApiKeyAuthenticator, PrincipalCache
 from shared.db import create_engine
 from shared.errors import is_transient
+from shared.http.gate import Gate, build_limits
+from shared.http.openapi import install_problem_responses
 from shared.http.problem import install_problem_handlers, problem_response
 from shared.outbox import OutboxRelay
 from shared.settings import KafkaSettings, ServiceSettings
@@ -230,8 +232,11 @@ def create_service_app(
     )
     app.state.service_name = name
     app.state.settings = settings
+    app.state.gate_limits = build_limits(settings)
+    app.add_middleware(Gate, service=app)  # inside the crash net installed next
     install_problem_handlers(app)
     app.include_router(_operations_router(bootstrap_servers, readiness_timeout))
     for router in routers:
         app.include_router(router)
+    install_problem_responses(app)
     return app

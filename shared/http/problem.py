@@ -132,6 +132,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
         title=exc.title,
         detail=exc.detail,
         instance=request.url.path,
+        headers=exc.headers,
         **exc.extra,
     )
 

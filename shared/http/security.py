@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.auth import ApiKeyAuthenticator, ApiPrincipal, Scope
 from shared.errors import Forbidden
+from shared.http.gate import gate_principal
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -47,8 +48,10 @@ def require(scope: Scope) -> Requirement:
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     ) -> ApiPrincipal:
-        bearer = credentials.credentials if credentials is not None else None
-        principal = await authenticator(request).authenticate(bearer)
+        principal = gate_principal(request.scope)
+        if principal is None:  # an app without the gate (shared.http.gate) checks here
+            bearer = credentials.credentials if credentials is not None else None
+            principal = await authenticator(request).authenticate(bearer)
         if not principal.allows(scope):
             raise Forbidden(
                 f"this API key lacks the scope {scope.value}",
@@ -58,6 +61,7 @@ def require(scope: Scope) -> Requirement:
         request.state.principal = principal
         return principal
 
+    principal_with_scope.required_scope = scope  # type: ignore[attr-defined]  # read by the gate
     return principal_with_scope
 
 

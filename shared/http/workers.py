@@ -26,6 +26,8 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from shared.http.app import register_outbox_relay, register_workers
+from shared.kafka.dedupe import pruner_for
+from shared.kafka.runtime import utc_now
 from shared.outbox import OutboxRelay
 from shared.settings import KafkaSettings
 
@@ -138,7 +140,7 @@ async def service_workers(
         register_outbox_relay(app, relay)
         board = WorkerBoard(service)
         register_workers(app, board)
-        running = list(workers(relay))
+        running = [*workers(relay), _dedupe_pruner(app, kafka)]
         _names_are_unique(service, running)
         relay_task = board.start("relay", relay.run())
         tasks = [board.start(worker.name, worker.run()) for worker in running]
@@ -155,6 +157,12 @@ async def service_workers(
             await _drain(service, relay)
     finally:
         await producer.stop()
+
+
+def _dedupe_pruner(app: FastAPI, kafka: KafkaSettings) -> Worker:
+    """Every service prunes its processed-event ids past the retention (shared.kafka.dedupe)."""
+    pruner = pruner_for(app.state.engine, app.state.settings, kafka.bootstrap_servers, utc_now)
+    return Worker("dedupe-pruner", pruner.run, pruner.stop)
 
 
 def _names_are_unique(service: str, workers: Sequence[Worker]) -> None:

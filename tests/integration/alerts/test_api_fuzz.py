@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from shared.http import PROBLEM_JSON
 from shared.settings import KafkaSettings
 from tests.integration.alerts.conftest import day
 from tests.integration.alerts.test_replay_and_concurrency import _weekly_activity
+from tests.support.fuzzing import FUZZ_LIMITS, run_schemathesis
 from tests.support.infra import Databases, Infra, free_port
 
 pytestmark = pytest.mark.integration
@@ -60,7 +62,7 @@ async def fuzz_db(databases: Databases) -> AsyncIterator[tuple[str, dict[str, st
 def fuzz_target(infra: Infra, fuzz_db: tuple[str, dict[str, str]]) -> Iterator[FuzzTarget]:
     url, headers = fuzz_db
     app = build_app(
-        AlertsSettings(database_url=url, run_workers=False),
+        AlertsSettings(database_url=url, run_workers=False, **FUZZ_LIMITS),
         kafka=KafkaSettings(bootstrap_servers=infra.bootstrap_servers),
         clock=FixedClock(day(60)),
     )
@@ -105,3 +107,13 @@ def _fuzz(operation: Any, target: FuzzTarget, statuses: Counter[int]) -> None:
             )
 
     no_server_error()
+
+
+def test_every_phase_finds_no_5xx_and_nothing_undocumented(
+    fuzz_target: FuzzTarget, tmp_path: Path
+) -> None:
+    """Examples, coverage, fuzzing and stateful phases: no 5xx, and every status code and
+    content type answered is one the alerts OpenAPI declares for that operation."""
+    token = fuzz_target.headers["Authorization"].removeprefix("Bearer ")
+    code, report = run_schemathesis(fuzz_target.base_url, token, tmp_path)
+    assert code == 0, f"schemathesis found problems in the alerts API:\n{report[-15000:]}"

@@ -117,6 +117,7 @@ async def test_a_crashed_consumer_fails_readiness_and_liveness_naming_it_and_its
         "relay": {"state": "running"},
         "consumer": {"state": "crashed", "error": "RuntimeError: offsets lost"},
         "jobs": {"state": "running"},
+        "dedupe-pruner": {"state": "running"},  # every service prunes processed_events
     }, "the body shows every worker's state, and only the dead one as crashed"
     assert body["checks"] == {"database": "ok", "broker": "ok"}, "dependencies still reported"
     assert "SELECT secret" not in ready.text, "only the error's first line reaches the probe"
@@ -136,7 +137,11 @@ async def test_healthy_workers_keep_both_probes_at_200_and_show_as_running(
     assert ready.json() == {
         "status": "ready",
         "checks": {"database": "ok", "broker": "ok"},
-        "workers": {"relay": {"state": "running"}, "consumer": {"state": "running"}},
+        "workers": {
+            "relay": {"state": "running"},
+            "consumer": {"state": "running"},
+            "dedupe-pruner": {"state": "running"},
+        },
     }
     assert health.status_code == 200 and health.json() == {"status": "ok"}
 
@@ -169,7 +174,7 @@ async def test_an_orderly_shutdown_stops_every_worker_without_flagging_a_crash(
     ready, health = seen["ready"], seen["health"]
     assert ready.status_code == 200, f"a stop on request was taken for a crash: {ready.text}"
     assert ready.json()["workers"] == {
-        name: {"state": "stopped"} for name in ("relay", "consumer", "jobs")
+        name: {"state": "stopped"} for name in ("relay", "consumer", "jobs", "dedupe-pruner")
     }
     assert health.status_code == 200, health.text
     assert crashes(caplog) == [], "an orderly shutdown logged a crash"
