@@ -83,7 +83,7 @@ async def test_sound_books_report_nothing_and_each_broken_row_is_named(
         async with serving(stack, infra, workers=False) as client:
             sound = (await client.get("/v1/admin/invariants")).json()
             assert sound["ok"] is True and sound["violations"] == [], sound
-            assert len(sound["checked"]) == 7
+            assert len(sound["checked"]) == 8
             # Break the books, one invariant at a time.
             oversold = "UPDATE catalogue_items SET units_claimed = 2 WHERE item_id = 'tea2'"
             await stack.execute(oversold)
