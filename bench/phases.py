@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 UNTIMED = "untimed: event loop, driver callbacks, broker client tasks"
+POLL = "consumer: poll (getmany)"
 
 
 class _TimedTask(Coroutine[Any, Any, Any]):
@@ -145,6 +146,34 @@ class PhaseClock:
         if self._process_cpu:
             rows.append((UNTIMED, max(self._process_cpu - timed, 0.0)))
         return rows
+
+
+def runtime_phases() -> tuple[list[tuple[Any, str, str]], list[tuple[Any, str, str]]]:
+    """The consumer runtime's phases: (those before the handler, those after it).
+
+    Imported here, not at the top: the runtime pulls in every contract and the broker
+    client, which a bench section that never runs a consumer does not need.
+    """
+    from shared.kafka import runtime
+    from shared.kafka.runtime import BatchApplier, EventConsumer
+    from shared.outbox import OutboxWriter
+
+    before = [
+        (runtime, "decode_batch", "decode + validate (runtime.decode_batch)"),
+        (runtime, "dedupe_within_batch", "dedupe: within the batch"),
+        (BatchApplier, "_record_processed", "dedupe: insert processed_events"),
+        (BatchApplier, "_conflicts", "dedupe: payload conflicts"),
+        (BatchApplier, "_dispatch", "handler: dispatch, and handler work not timed below"),
+    ]
+    after = [
+        (OutboxWriter, "flush", "write: outbox rows"),
+        (BatchApplier, "_dead_letter", "write: dead letters"),
+        (BatchApplier, "apply", "runtime: apply bookkeeping"),
+        (EventConsumer, "_apply_with_retries", "transaction: begin + commit"),
+        (EventConsumer, "_commit_offsets", "offset commit"),
+        (EventConsumer, "process", "runtime: batch bookkeeping (metrics, lag)"),
+    ]
+    return before, after
 
 
 def print_phases(title: str, clock: PhaseClock, events: int) -> dict[str, float]:

@@ -36,17 +36,15 @@ from aiokafka import AIOKafkaProducer
 
 from bench.foundation import TimedConsumer
 from bench.infra import BenchInfra, free_port
-from bench.phases import PhaseClock, print_phases
+from bench.phases import POLL, PhaseClock, print_phases, runtime_phases
 from bench.report import Progress, Rate, garbage_collection_time, print_table, verdict
 from bench.workload import make_purchases, produce
 from services.points import handlers, writes
 from services.points.handlers import points_registry
 from shared.auth import Scope, create_key
 from shared.db import asyncpg_dsn, create_engine
-from shared.kafka import runtime
 from shared.kafka.admin import ensure_topics
-from shared.kafka.runtime import BatchApplier, EventConsumer
-from shared.outbox import OutboxRelay, OutboxWriter
+from shared.outbox import OutboxRelay
 
 SECTION = "points"
 PARTITIONS = 8
@@ -106,11 +104,9 @@ async def measure_accrual(infra: BenchInfra, count: int) -> AccrualFigures:
 
 def _hot_path_phases() -> list[tuple[Any, str, str]]:
     """(owner, attribute, phase): what the per-phase table times, in the order it prints."""
+    before, after = runtime_phases()
     return [
-        (runtime, "decode_batch", "decode + validate (runtime.decode_batch)"),
-        (runtime, "dedupe_within_batch", "dedupe: within the batch"),
-        (BatchApplier, "_record_processed", "dedupe: insert processed_events"),
-        (BatchApplier, "_conflicts", "dedupe: payload conflicts"),
+        *before,
         (handlers, "apply_purchases", "domain: accrual rules (handlers, accounting)"),
         (handlers, "rule_book", "read: rule book"),
         (handlers, "lock_accounts", "read: lock + load accounts"),
@@ -126,12 +122,7 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
         (writes, "_update_orders", "write: order updates"),
         (writes, "_insert_returns", "write: returns"),
         (writes, "_add_daily_points", "write: daily_earnings"),
-        (OutboxWriter, "flush", "write: outbox rows"),
-        (BatchApplier, "_dead_letter", "write: dead letters"),
-        (BatchApplier, "apply", "runtime: apply bookkeeping"),
-        (EventConsumer, "_apply_with_retries", "transaction: begin + commit"),
-        (EventConsumer, "_commit_offsets", "offset commit"),
-        (EventConsumer, "process", "runtime: batch bookkeeping (metrics, lag)"),
+        *after,
         (OutboxRelay, "_publish", "relay: produce to the broker"),
     ]
 
@@ -158,7 +149,7 @@ async def _run_accrual(
         with garbage_collection_time() as gc_seconds, clock.process():
             progress.restart()
             tasks = [
-                asyncio.create_task(clock.task(consumer.run(), "consumer: poll (getmany)")),
+                asyncio.create_task(clock.task(consumer.run(), POLL)),
                 asyncio.create_task(clock.task(relay.run(), "relay: select + delete rows")),
             ]
             await _until(lambda: progress.done, tasks, "events committed")
