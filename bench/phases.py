@@ -50,21 +50,21 @@ class _TimedTask(Coroutine[Any, Any, Any]):
     def _step(self, resume: Callable[..., Any], *args: Any) -> Any:
         clock = self.clock
         outer, clock.active = clock.active, self
-        self.mark = time.process_time()
+        self.mark = clock.now()
         try:
             return resume(*args)
         finally:
-            clock.cpu[self.stack[-1]] += time.process_time() - self.mark
+            clock.cpu[self.stack[-1]] += clock.now() - self.mark
             clock.active = outer
 
     def enter(self, phase: str) -> None:
-        now = time.process_time()
+        now = self.clock.now()
         self.clock.cpu[self.stack[-1]] += now - self.mark
         self.mark = now
         self.stack.append(phase)
 
     def leave(self) -> None:
-        now = time.process_time()
+        now = self.clock.now()
         self.clock.cpu[self.stack.pop()] += now - self.mark
         self.mark = now
 
@@ -72,7 +72,8 @@ class _TimedTask(Coroutine[Any, Any, Any]):
 class PhaseClock:
     """Exclusive CPU seconds per phase of the tasks started through `task`."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_clock: Callable[[], float] = time.process_time) -> None:
+        self.now = cpu_clock
         self.cpu: defaultdict[str, float] = defaultdict(float)
         self.order: list[str] = []
         self.active: _TimedTask | None = None
@@ -87,11 +88,11 @@ class PhaseClock:
     @contextmanager
     def process(self) -> Iterator[None]:
         """Count the whole process's CPU while the block runs (for the untimed remainder)."""
-        self._process_started = time.process_time()
+        self._process_started = self.now()
         try:
             yield
         finally:
-            self._process_cpu += time.process_time() - self._process_started
+            self._process_cpu += self.now() - self._process_started
 
     @contextmanager
     def patch(self, phases: list[tuple[Any, str, str]]) -> Iterator[None]:
