@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.infra import BenchInfra
+from bench.phases import POLL, PhaseClock, print_phases, runtime_phases
 from bench.report import (
     Progress,
     Rate,
@@ -170,7 +171,7 @@ def one_row_registry() -> HandlerRegistry:
 
 async def runtime_run(
     infra: BenchInfra, topic: str, count: int, registry: HandlerRegistry, name: str
-) -> Rate:
+) -> tuple[Rate, PhaseClock]:
     url = await infra.fresh_database("points")
     conn = await asyncpg.connect(asyncpg_dsn(url))
     await conn.execute(ROWS_DDL.format(table="purchase_rows"))
@@ -185,11 +186,14 @@ async def runtime_run(
         registry=registry,
         max_batch=BATCH,
     )
+    clock = PhaseClock()
+    before, after = runtime_phases()
     try:
-        with garbage_collection_time() as gc_seconds:
-            progress.restart()
-            task = asyncio.create_task(consumer.run())
-            await _wait_done(progress, task)
+        with garbage_collection_time() as gc_seconds, clock.patch(before + after):
+            with clock.process():
+                progress.restart()
+                task = asyncio.create_task(clock.task(consumer.run(), POLL))
+                await _wait_done(progress, task)
             consumer.request_stop()
             await task
         processed = await conn.fetchval("SELECT count(*) FROM processed_events")
@@ -201,7 +205,7 @@ async def runtime_run(
     _expect(consumer.applied, count, f"{name}: events applied")
     mean = count / max(consumer.batches, 1)
     note = f"{consumer.batches} batches of {mean:,.0f}; {rows} rows; gc {gc_seconds[0]:.1f}s"
-    return progress.rate(name, note=note)
+    return progress.rate(name, note=note), clock
 
 
 async def _wait_done(progress: Progress, task: asyncio.Task[None]) -> None:
@@ -228,6 +232,8 @@ class FoundationRates:
     insert_executemany: Rate
     noop: Rate
     one_row: Rate
+    noop_phases: PhaseClock
+    one_row_phases: PhaseClock
 
     @property
     def raw_insert(self) -> Rate:
@@ -250,11 +256,13 @@ async def measure(infra: BenchInfra, count: int) -> FoundationRates:
     # The workload's ~200k tracked objects are gone now: a real service does not hold
     # them, and they would make every full garbage collection in the runtime slower.
     gc.collect()
-    noop = await runtime_run(infra, topic, count, noop_registry(), "runtime, no-op handler")
-    one_row = await runtime_run(
+    noop, noop_phases = await runtime_run(
+        infra, topic, count, noop_registry(), "runtime, no-op handler"
+    )
+    one_row, one_row_phases = await runtime_run(
         infra, topic, count, one_row_registry(), "runtime, one-row handler (unnest)"
     )
-    return FoundationRates(consume, unnest, many, noop, one_row)
+    return FoundationRates(consume, unnest, many, noop, one_row, noop_phases, one_row_phases)
 
 
 async def _raw_baselines(infra: BenchInfra, topic: str, count: int) -> tuple[Rate, Rate, Rate]:
@@ -295,7 +303,19 @@ def report(infra: BenchInfra, count: int, rates: FoundationRates) -> dict[str, A
         f"{ratio_text(one.steady_eps, base).strip()} "
         f"{verdict(one.steady_eps >= TARGET_SHARE * base)})"
     )
-    return _figures(infra, count, rates)
+    phases = {
+        "runtime_noop": print_phases(f"{SECTION} runtime, no-op handler", rates.noop_phases, count),
+        "runtime_one_row": print_phases(
+            f"{SECTION} runtime, one-row handler", rates.one_row_phases, count
+        ),
+    }
+    figures = _figures(infra, count, rates)
+    for run, by_phase in phases.items():
+        figures[f"{SECTION}.{run}_cpu_us_per_event"] = round(sum(by_phase.values()), 1)
+        figures.update(
+            {f"{SECTION}.{run}_cpu_us_per_event.{phase}": us for phase, us in by_phase.items()}
+        )
+    return figures
 
 
 def _figures(infra: BenchInfra, count: int, rates: FoundationRates) -> dict[str, Any]:

@@ -36,8 +36,10 @@ from aiokafka import AIOKafkaProducer
 
 from bench.foundation import TimedConsumer
 from bench.infra import BenchInfra, free_port
+from bench.phases import POLL, PhaseClock, print_phases, runtime_phases
 from bench.report import Progress, Rate, garbage_collection_time, print_table, verdict
 from bench.workload import make_purchases, produce
+from services.points import handlers, writes
 from services.points.handlers import points_registry
 from shared.auth import Scope, create_key
 from shared.db import asyncpg_dsn, create_engine
@@ -64,6 +66,7 @@ class AccrualFigures:
     messages_relayed: int
     database_url: str
     customers: list[str]
+    phases: PhaseClock
 
 
 class CountingRelay(OutboxRelay):
@@ -91,12 +94,41 @@ async def measure_accrual(infra: BenchInfra, count: int) -> AccrualFigures:
     gc.collect()
     url = await infra.fresh_database("points")
     print("measuring points accrual: consumer + outbox relay, one instance ...")
-    committed, relayed, messages = await _run_accrual(infra, url, inbound, outbound, count)
-    return AccrualFigures(committed, relayed, messages, url, customers)
+    clock = PhaseClock()
+    with clock.patch(_hot_path_phases()):
+        committed, relayed, messages = await _run_accrual(
+            infra, url, inbound, outbound, count, clock
+        )
+    return AccrualFigures(committed, relayed, messages, url, customers, clock)
+
+
+def _hot_path_phases() -> list[tuple[Any, str, str]]:
+    """(owner, attribute, phase): what the per-phase table times, in the order it prints."""
+    before, after = runtime_phases()
+    return [
+        *before,
+        (handlers, "apply_purchases", "domain: accrual rules (handlers, accounting)"),
+        (handlers, "rule_book", "read: rule book"),
+        (handlers, "lock_accounts", "read: lock + load accounts"),
+        (handlers, "load_orders", "read: orders named"),
+        (handlers, "load_returns", "read: parked returns"),
+        (handlers, "load_daily_points", "read: daily points"),
+        (handlers, "_emit", "encode outgoing events (outbox.emit)"),
+        (writes, "_save_accounts", "write: accounts"),
+        (writes, "_insert_lots", "write: lots"),
+        (writes, "_update_lot_counters", "write: lot counters"),
+        (writes, "_insert_ledger", "write: ledger"),
+        (writes, "_insert_orders", "write: order_earnings"),
+        (writes, "_update_orders", "write: order updates"),
+        (writes, "_insert_returns", "write: returns"),
+        (writes, "_add_daily_points", "write: daily_earnings"),
+        *after,
+        (OutboxRelay, "_publish", "relay: produce to the broker"),
+    ]
 
 
 async def _run_accrual(
-    infra: BenchInfra, url: str, inbound: str, outbound: str, count: int
+    infra: BenchInfra, url: str, inbound: str, outbound: str, count: int, clock: PhaseClock
 ) -> tuple[Rate, Rate, int]:
     engine = create_engine(url)
     producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, linger_ms=5)
@@ -114,9 +146,12 @@ async def _run_accrual(
         after_commit=relay.wakeup.set,
     )
     try:
-        with garbage_collection_time() as gc_seconds:
+        with garbage_collection_time() as gc_seconds, clock.process():
             progress.restart()
-            tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
+            tasks = [
+                asyncio.create_task(clock.task(consumer.run(), POLL)),
+                asyncio.create_task(clock.task(relay.run(), "relay: select + delete rows")),
+            ]
             await _until(lambda: progress.done, tasks, "events committed")
             committed = progress.rate(
                 "accrual: events -> balances committed",
@@ -376,6 +411,7 @@ def report(
         [accrual.committed, accrual.relayed],
         accrual.relayed.eps,
     )
+    phases = print_phases(f"{SECTION} accrual", accrual.phases, count)
     end_to_end = accrual.relayed.eps
     print(
         f"target accrual >= {TARGET_EPS:,} events/s (events in the topic -> balances committed "
@@ -401,7 +437,9 @@ def report(
         p + "accrual_messages_relayed": accrual.messages_relayed,
         p + "target_accrual_eps_pass": end_to_end >= TARGET_EPS,
         p + "balance_rate_rps": RATE,
+        p + "accrual_cpu_us_per_event": round(sum(phases.values()), 1),
     }
+    figures.update({f"{p}accrual_cpu_us_per_event.{phase}": us for phase, us in phases.items()})
     for processes, latency in latencies.items():
         # One process is the headline figure (`balance_*`, read by bench.summary).
         q = f"{p}balance_" if processes == 1 else f"{p}balance_{processes}proc_"

@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.registry import encode_event
-from shared.db import outbox
+from shared.db import driver_connection, outbox
 from shared.errors import is_transient
 from shared.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
@@ -53,21 +54,45 @@ class OutboxWriter:
         self.pending.append(message)
 
     async def flush(self, conn: AsyncConnection) -> int:
+        """Write the queued messages in the caller's transaction: a few by one INSERT, a
+        consumer batch's worth by one binary COPY.
+
+        An INSERT of many rows through the driver's executemany inspects every value
+        against abstract base classes (~8 µs per message on the points hot path, `python
+        -m bench points`); COPY encodes each value once, but costs an extra round trip,
+        which an HTTP request writing one message would only wait for.
+        """
         if not self.pending:
             return 0
-        rows = [
-            {
-                "topic": m.topic,
-                "key": m.key,
-                "value": m.value,
-                "headers": [list(h) for h in m.headers],
-            }
-            for m in self.pending
-        ]
-        await conn.execute(sa.insert(outbox), rows)
-        count = len(rows)
+        count = len(self.pending)
+        if count < _COPY_FROM:
+            await conn.execute(sa.insert(outbox), [_row(m) for m in self.pending])
+        else:
+            driver = await driver_connection(conn)
+            await driver.copy_records_to_table(
+                "outbox", records=[_record(m) for m in self.pending], columns=_COPY_COLUMNS
+            )
         self.pending.clear()
         return count
+
+
+_COPY_FROM = 64  # messages; fewer go by INSERT
+_COPY_COLUMNS = ["topic", "key", "value", "headers"]
+
+
+def _row(message: OutboxMessage) -> dict[str, Any]:
+    return {
+        "topic": message.topic,
+        "key": message.key,
+        "value": message.value,
+        "headers": [list(h) for h in message.headers],
+    }
+
+
+def _record(message: OutboxMessage) -> tuple[str, bytes | None, bytes, str]:
+    """A COPY record: JSON columns travel as text."""
+    headers = orjson.dumps([list(h) for h in message.headers]).decode()
+    return (message.topic, message.key, message.value, headers)
 
 
 async def write_to_outbox(
@@ -81,6 +106,9 @@ async def write_to_outbox(
 
 
 _PARTITIONER = DefaultPartitioner()
+# One array parameter: `id IN (...)` renders a placeholder per row, so each batch size
+# is a new statement to compile and prepare.
+_DELETE_SENT = sa.text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 
 class OutboxRelay:
@@ -128,7 +156,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             await self._publish(rows)
-            await conn.execute(sa.delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+            await conn.execute(_DELETE_SENT, {"ids": [r.id for r in rows]})
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
 

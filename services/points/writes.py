@@ -18,6 +18,7 @@ from services.points.book import Account, Changes, ReturnRecord, StoredOrder
 from services.points.db import order_returns
 from services.points.domain.lots import Lot
 from services.points.repository import lines_to_json, returned_to_json
+from shared.db import driver_connection
 
 
 async def save_changes(
@@ -185,20 +186,21 @@ async def _insert_orders(conn: AsyncConnection, new: list[StoredOrder]) -> None:
 async def insert_columns(
     conn: AsyncConnection, table: str, columns: dict[str, tuple[str, list[Any]]]
 ) -> None:
-    """One INSERT of many rows given column by column (arrays travel in binary, unparsed).
+    """Many new rows of `table`, given column by column, by one binary COPY in the
+    caller's transaction.
 
-    Table, column and type names come from this module, never from input. JSON columns
-    travel as text and are cast in the statement.
+    COPY checks constraints and fires triggers as INSERT does; it encodes each value
+    once with the connection's codecs, whereas `INSERT ... unnest($1::t[], ...)` has the
+    driver inspect every array element (an isinstance against abstract base classes per
+    value: 8-15 µs per purchase across lots, ledger and orders, `python -m bench points`).
+    Table and column names come from this module, never from input; the types are the
+    columns' own (JSON columns take text).
     """
-    names = ", ".join(columns)
-    arrays = ", ".join(
-        f"CAST(CAST(:{name} AS text[]) AS jsonb[])"
-        if kind == "jsonb"
-        else f"CAST(:{name} AS {kind}[])"
-        for name, (kind, _) in columns.items()
+    values = [column for _, column in columns.values()]
+    driver = await driver_connection(conn)
+    await driver.copy_records_to_table(
+        table, records=list(zip(*values, strict=True)), columns=list(columns)
     )
-    statement = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
-    await conn.execute(sa.text(statement), {name: values for name, (_, values) in columns.items()})
 
 
 async def _update_orders(conn: AsyncConnection, changed: list[StoredOrder]) -> None:

@@ -113,6 +113,11 @@ def decode(record: Record) -> Incoming:
     return item
 
 
+def decode_batch(batch: dict[TopicPartition, list[Record]]) -> list[Incoming]:
+    """Every message of a batch decoded, in partition then offset order."""
+    return [decode(r) for records in batch.values() for r in records]
+
+
 def _parse(value: bytes | None) -> dict[str, Any]:
     if value is None:
         raise ContractError("not_json", "message has no value")
@@ -390,7 +395,7 @@ class EventConsumer:
     async def process(self, batch: dict[TopicPartition, list[Record]]) -> BatchOutcome | None:
         """Apply one batch and commit its offsets; None if abandoned because of a stop."""
         started = time.perf_counter()
-        items = [decode(r) for records in batch.values() for r in records]
+        items = decode_batch(batch)
         EVENTS_CONSUMED.labels(self.group_id).inc(len(items))
         dedupe_within_batch(items)
         outcome = await self._apply_with_retries(items)
