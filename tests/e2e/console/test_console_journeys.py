@@ -24,6 +24,7 @@ from tests.e2e.clients import (
     publish_with_librdkafka,
     purchase,
 )
+from shared.run import LOCAL_KEY_NAME
 from tests.e2e.conftest import System
 from tests.e2e.console.conftest import admin_keys, console_url, merchant_key, sign_in
 
@@ -91,7 +92,9 @@ def test_sign_in_then_acknowledge_an_alert_with_a_note(page: Page, system: Syste
     expect(page.locator(".flash")).to_contain_text(f"Alert for {regular} acknowledged")
 
     alert = _get(system, "alerts", "/v1/alerts", merchant=merchant)["items"][0]
-    assert alert["acknowledgement"]["by"] == "Ada Ops"
+    # The service records the key that acted; the name typed at sign-in is kept beside it.
+    assert alert["acknowledgement"]["by"] == LOCAL_KEY_NAME
+    assert alert["acknowledgement"]["claimed_by"] == "Ada Ops"
     assert alert["acknowledgement"]["note"] == "called her, she moved house"
     for key in admin_keys(system):  # keys stay on the server: never in a page or its URL
         assert key not in page.url and key not in page.content()
@@ -106,6 +109,13 @@ def test_approve_a_compensation_held_over_a_cap(page: Page, system: System) -> N
         {"unit": "minutes", "tiers": [{"over": 10, "points": 120}]},
     )
     _put(system, "rewards", f"/v1/admin/limits/{merchant}", {"customer_breach_cap": 0})
+    order = fresh_id("o")
+    # Rewards pays on the order it recorded, so the till's purchase comes first.
+    _publish(
+        system,
+        "pos.purchases",
+        [purchase(customer, merchant, order, datetime.now(UTC) - timedelta(minutes=30), "40.00")],
+    )
     incident = {
         "event_id": str(uuid.uuid4()),
         "type": "service.incident",
@@ -118,7 +128,7 @@ def test_approve_a_compensation_held_over_a_cap(page: Page, system: System) -> N
             "merchant_id": merchant,
             "promise_kind": "dish_wait_time",
             "measured": {"value": 25, "unit": "minutes"},
-            "order_id": fresh_id("o"),
+            "order_id": order,
             "order_amount": "40.00",
             "currency": "EUR",
         },

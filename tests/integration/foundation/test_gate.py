@@ -119,6 +119,10 @@ def _problem(response: httpx.Response, status: int, code: str | None = None) -> 
 
 # 3. the key before the body -----------------------------------------------------------
 
+# Admin routes a read key may call: a merchant backtests its own history before it turns
+# a lapse rule on (`alerts:read`, limited to its merchant).
+READ_SCOPE_ADMIN = {("alerts", "POST", "/v1/admin/backtest")}
+
 
 @pytest.mark.parametrize("name", ["points", "rewards", "alerts"])
 async def test_a_bad_body_without_a_key_is_401_and_with_a_weak_key_403_on_every_body_route(
@@ -140,7 +144,7 @@ async def test_a_bad_body_without_a_key_is_401_and_with_a_weak_key_403_on_every_
                 headers={"content-type": "application/json", "Authorization": "Bearer lk_x_y"},
             )
             _problem(wrong, 401, "api_key_invalid")
-            if not path.startswith("/v1/admin"):
+            if not path.startswith("/v1/admin") or (name, method, path) in READ_SCOPE_ADMIN:
                 continue
             forbidden = await http.request(
                 method,
