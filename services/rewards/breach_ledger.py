@@ -120,7 +120,8 @@ async def held_self_reported(
 async def write_confirmed(
     conn: AsyncConnection, confirmed: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Store held rows an incident confirmed; granted ones are returned for delivery."""
+    """Store held rows an incident confirmed (paid on the order as it then was); granted ones
+    are returned for delivery."""
     for row in confirmed:
         await conn.execute(
             sa.update(compensations)
@@ -128,6 +129,8 @@ async def write_confirmed(
             .values(
                 status=row["status"],
                 review_reasons=row["review_reasons"],
+                refund_minor=row["refund_minor"],
+                points=row["points"],
                 decided_at=row["decided_at"],
                 decided_by=row["decided_by"],
             )

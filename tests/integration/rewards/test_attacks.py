@@ -1,0 +1,77 @@
+"""Attacks on the rewards money paths, on the real broker and PostgreSQL: each test is a
+fraudster's move that once paid and now must not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.rewards.helpers import (
+    RewardsStack,
+    incident,
+    purchase,
+    returned,
+    rewards_stack,
+    serving,
+)
+from tests.integration.rewards.test_trust import BISTRO, DISH_WAIT, claim_body
+from tests.support.counting import publish
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+
+async def _compensations(stack: RewardsStack, order: str) -> list[tuple[Any, ...]]:
+    rows = await stack.rows(
+        "SELECT tier, status, refund_minor FROM compensations WHERE order_id = :o ORDER BY tier",
+        o=order,
+    )
+    return [(r.tier, r.status, r.refund_minor) for r in rows]
+
+
+async def test_returning_most_of_the_order_before_an_incident_confirms_a_claim_pays_on_what_stayed(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """A 100.00 order; the customer claims 25 minutes (tier 1 paid, tiers 2 and 3 held,
+    computed on 100.00), returns 90.00, then an incident measuring 25 minutes confirms the
+    claim. The confirmed tiers must be paid on the 10.00 still paid for (2.00 and 18.00),
+    not on the 100.00 the order was when the claim was filed (20.00 and 180.00)."""
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        async with serving(stack, infra) as client:
+            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
+            assert put.status_code == 200, put.text
+            await publish(
+                infra.bootstrap_servers,
+                stack.purchases,
+                [purchase("c-ret", "o-ret", "100.00", merchant=BISTRO)],
+            )
+            await stack.wait_handled(1)
+            claim = await client.post(
+                "/v1/customers/c-ret/guarantee-claims", json=claim_body("o-ret", 25)
+            )
+            assert claim.json()["status"] == "in_review", claim.text
+            assert await _compensations(stack, "o-ret") == [
+                (1, "granted", 0),
+                (2, "in_review", 2000),
+                (3, "in_review", 18000),
+            ], "the held tiers were computed on the 100.00 of the order at the claim"
+            await publish(
+                infra.bootstrap_servers,
+                stack.purchases,
+                [returned("c-ret", "o-ret", "90.00", merchant=BISTRO)],
+            )
+            await stack.wait_handled(2)
+            assert await stack.scalar("SELECT returned_minor FROM orders") == 9000
+            confirm = incident("c-ret", "o-ret", "25", amount="100.00", merchant=BISTRO)
+            await publish(infra.bootstrap_servers, stack.incidents, [confirm])
+            await stack.wait_handled(3)
+            await stack.outbox_empty()
+        assert await _compensations(stack, "o-ret") == [
+            (1, "granted", 0),
+            (2, "granted", 200),
+            (3, "granted", 1800),
+        ], "double the 10.00 still paid for in all, never double the 100.00 returned"
+        events = await stack.emitted(8)
+        refunds = [str(e.data.amount) for e in events if e.type == "refund.instructed"]
+        assert refunds == ["2.00", "18.00"], "the refunds the point of sale pays out"
