@@ -75,3 +75,27 @@ async def test_returning_most_of_the_order_before_an_incident_confirms_a_claim_p
         events = await stack.emitted(8)
         refunds = [str(e.data.amount) for e in events if e.type == "refund.instructed"]
         assert refunds == ["2.00", "18.00"], "the refunds the point of sale pays out"
+
+
+async def test_a_customer_who_already_bought_cannot_be_referred_while_points_lag_behind(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """The customer bought (rewards recorded the order from pos.purchases) but the points
+    service's `points.accrued` has not reached rewards yet (lag, or a purchase the points
+    service dead-letters). Linking a friend's code now would pay both sides at the
+    settlement of an order made before anyone referred the customer: it is refused."""
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        async with serving(stack, infra) as client:
+            await publish(
+                infra.bootstrap_servers, stack.purchases, [purchase("c-old", "o-before", "200.00")]
+            )
+            await stack.wait_handled(1)
+            assert await stack.scalar("SELECT count(*) FROM orders") == 1, "the order is recorded"
+            code = (await client.get("/v1/customers/c-friend/referral-code")).json()
+            answer = await client.post(
+                "/v1/customers/c-old/referral", json={"code": code["referral_code"]}
+            )
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["code"] == "not_a_new_customer"
+            assert answer.json()["field"] == "code"
+        assert await stack.scalar("SELECT count(*) FROM referrals") == 0
