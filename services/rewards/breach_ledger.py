@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards.db import compensations, guarantee_claims
+from services.rewards.db import breaches, compensations, guarantee_claims
+from services.rewards.domain.guarantee import owed_at_tier
 from services.rewards.domain.guarantee_limits import (
     CUSTOMER_CAP_WINDOW,
     budget_month,
     customer_window_start,
 )
+from services.rewards.orders import recorded_orders
+from services.rewards.policies import load_policy, promise_kind
 
 if TYPE_CHECKING:
     from services.rewards.breach_book import BreachReport
@@ -150,3 +153,44 @@ async def write_confirmed(
             )
         )
     return granted
+
+
+async def refund_on_record(conn: AsyncConnection, row: Any) -> int:
+    """The refund a held compensation may pay now: never more than its tier earns on the
+    order as recorded today (after returns), less what this breach was already paid.
+
+    A held part was computed on the order when it was judged; a return since then lowers
+    it, so approving from the review queue pays what the record supports, never more.
+    Without the policy or the order record the stored amount stands.
+    """
+    kind = promise_kind(row.promise_kind)
+    policy = await load_policy(conn, row.merchant_id, kind) if kind else None
+    order = (await recorded_orders(conn, [row.order_id])).get(row.order_id)
+    if policy is None or order is None or not row.refund_minor:
+        return int(row.refund_minor)
+    paid = await conn.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(compensations.c.refund_minor), 0)).where(
+            compensations.c.breach_key == row.breach_key,
+            compensations.c.status == "granted",
+            compensations.c.compensation_id != row.compensation_id,
+        )
+    )
+    ceiling = owed_at_tier(policy, row.tier, order.net_amount_minor).refund_minor
+    return min(int(row.refund_minor), max(0, ceiling - int(paid or 0)))
+
+
+async def lower_refund(conn: AsyncConnection, row: Any, refund_minor: int) -> None:
+    """Store a held compensation's lowered refund, and its breach's total with it."""
+    cut = int(row.refund_minor) - refund_minor
+    if cut <= 0:
+        return
+    await conn.execute(
+        sa.update(compensations)
+        .where(compensations.c.compensation_id == row.compensation_id)
+        .values(refund_minor=refund_minor)
+    )
+    await conn.execute(
+        sa.update(breaches)
+        .where(breaches.c.breach_key == row.breach_key)
+        .values(refund_minor=breaches.c.refund_minor - cut)
+    )

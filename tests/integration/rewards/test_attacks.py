@@ -99,3 +99,51 @@ async def test_a_customer_who_already_bought_cannot_be_referred_while_points_lag
             assert answer.json()["code"] == "not_a_new_customer"
             assert answer.json()["field"] == "code"
         assert await stack.scalar("SELECT count(*) FROM referrals") == 0
+
+
+async def test_a_held_part_approved_after_a_return_is_paid_on_what_stayed(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """A 100.00 order; the customer claims 25 minutes (tiers 2 and 3 held, computed on
+    100.00), then returns 90.00. A reviewer approving the held parts from the queue must
+    not pay 20.00 and 180.00 on an order now worth 10.00: the payment follows the record
+    (2.00 and 18.00: double the 10.00 in all)."""
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        async with serving(stack, infra) as client:
+            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
+            assert put.status_code == 200, put.text
+            await publish(
+                infra.bootstrap_servers,
+                stack.purchases,
+                [purchase("c-apr", "o-apr", "100.00", merchant=BISTRO)],
+            )
+            await stack.wait_handled(1)
+            claim = await client.post(
+                "/v1/customers/c-apr/guarantee-claims", json=claim_body("o-apr", 25)
+            )
+            assert claim.json()["status"] == "in_review", claim.text
+            await publish(
+                infra.bootstrap_servers,
+                stack.purchases,
+                [returned("c-apr", "o-apr", "90.00", merchant=BISTRO)],
+            )
+            await stack.wait_handled(2)
+            assert await stack.scalar("SELECT returned_minor FROM orders") == 9000
+            held = await stack.rows(
+                "SELECT compensation_id FROM compensations WHERE status = 'in_review' ORDER BY tier"
+            )
+            assert len(held) == 2
+            for row in held:
+                approved = await client.post(
+                    f"/v1/admin/reviews/{row.compensation_id}/approve", json={"note": "ok"}
+                )
+                assert approved.status_code == 200, approved.text
+            await stack.outbox_empty()
+        assert await _compensations(stack, "o-apr") == [
+            (1, "granted", 0),
+            (2, "granted", 200),
+            (3, "granted", 1800),
+        ], "double the 10.00 still paid for in all"
+        events = await stack.emitted(8)
+        refunds = [str(e.data.amount) for e in events if e.type == "refund.instructed"]
+        assert refunds == ["2.00", "18.00"], "the refunds the point of sale pays out"
