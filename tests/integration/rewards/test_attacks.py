@@ -147,3 +147,82 @@ async def test_a_held_part_approved_after_a_return_is_paid_on_what_stayed(
         events = await stack.emitted(8)
         refunds = [str(e.data.amount) for e in events if e.type == "refund.instructed"]
         assert refunds == ["2.00", "18.00"], "the refunds the point of sale pays out"
+
+
+async def test_an_admin_key_bound_to_one_merchant_cannot_pay_out_or_loosen_anothers_rules(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """A hostile partner holds an admin key bound to its own merchant. Rewards' admin
+    routes span the whole programme (every merchant's policies, caps, review queue,
+    catalogue, referral programme): with that key it could approve another merchant's held
+    refund, raise another merchant's (or the default) caps, or rewrite its policy to pay
+    100 times the order. Every one is a 403 `merchant_bound_key`, and nothing changes."""
+    from shared.auth import create_key
+
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        async with stack.engine.begin() as conn:
+            key = await create_key(conn, "hostile-admin", ["admin"], merchant_id="m-hostile")
+        hostile = {"Authorization": f"Bearer {key.plaintext}"}
+        async with serving(stack, infra) as client:
+            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
+            assert put.status_code == 200, put.text
+            await publish(
+                infra.bootstrap_servers,
+                stack.purchases,
+                [purchase("c-hk", "o-hk", "100.00", merchant=BISTRO)],
+            )
+            await stack.wait_handled(1)
+            claim = await client.post(
+                "/v1/customers/c-hk/guarantee-claims", json=claim_body("o-hk", 25)
+            )
+            assert claim.json()["status"] == "in_review", claim.text
+            held = await stack.scalar(
+                "SELECT compensation_id FROM compensations WHERE tier = 3 AND status = 'in_review'"
+            )
+            generous = {
+                "unit": "minutes",
+                "tiers": [{"over": 1, "refund_basis_points": 1_000_000}],
+            }
+            attempts = [
+                client.post(f"/v1/admin/reviews/{held}/approve", json={}, headers=hostile),
+                client.put(
+                    f"/v1/admin/limits/{BISTRO}",
+                    json={"customer_refund_cap_minor": 10**9},
+                    headers=hostile,
+                ),
+                client.put(
+                    "/v1/admin/limits/*", json={"customer_refund_cap_minor": 10**9}, headers=hostile
+                ),
+                client.put(
+                    f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=generous, headers=hostile
+                ),
+                client.put(
+                    "/v1/admin/referral-programme",
+                    json={"referrer": {"points": 10**6}, "referee": {"points": 10**6}},
+                    headers=hostile,
+                ),
+            ]
+            for attempt in attempts:
+                answer = await attempt
+                assert answer.status_code == 403, answer.text
+                assert answer.headers["content-type"].startswith("application/problem+json")
+                assert answer.json()["code"] == "merchant_bound_key", answer.text
+            listed = await client.get("/v1/admin/policies")
+            assert listed.status_code == 200, "an unbound admin key still works"
+        assert (
+            await stack.scalar(
+                "SELECT status FROM compensations WHERE compensation_id = :c", c=held
+            )
+            == "in_review"
+        ), "the held refund was not paid"
+        assert (
+            await stack.scalar(
+                "SELECT count(*) FROM merchant_limits WHERE merchant_id = :m", m=BISTRO
+            )
+            == 0
+        )
+        tiers = await stack.scalar(
+            "SELECT jsonb_array_length(tiers) FROM guarantee_policies WHERE merchant_id = :m",
+            m=BISTRO,
+        )
+        assert tiers == 3, "the policy is the one the merchant's own admin stored"
