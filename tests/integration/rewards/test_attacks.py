@@ -226,3 +226,32 @@ async def test_an_admin_key_bound_to_one_merchant_cannot_pay_out_or_loosen_anoth
             m=BISTRO,
         )
         assert tiers == 3, "the policy is the one the merchant's own admin stored"
+
+
+async def test_an_incident_on_an_order_returned_in_full_pays_no_voucher(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """The customer got every cent of the 40.00 order back, then operations reports the
+    dish came 25 minutes late. A claim on that order is refused (`order_returned`); the
+    incident must not pay the fruit plate (8.00) on an order nobody paid for either."""
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        await publish(
+            infra.bootstrap_servers,
+            stack.purchases,
+            [purchase("c-full", "o-full", "40.00"), returned("c-full", "o-full", "40.00")],
+        )
+        async with stack.consumer():
+            await stack.wait_handled(2)
+            assert await stack.scalar("SELECT returned_minor FROM orders") == 4000
+            late = [incident("c-full", "o-full", "25"), incident("c-kept", "o-kept", "25")]
+            await publish(infra.bootstrap_servers, stack.purchases, [purchase("c-kept", "o-kept")])
+            await stack.wait_handled(3)
+            await publish(infra.bootstrap_servers, stack.incidents, late)
+            await stack.wait_handled(5)
+        assert (
+            await stack.scalar("SELECT count(*) FROM compensations WHERE order_id = 'o-kept'") > 0
+        ), "the incidents were judged: the order still paid for is compensated"
+        assert (
+            await stack.scalar("SELECT count(*) FROM compensations WHERE order_id = 'o-full'") == 0
+        ), "nothing is paid on an order returned in full"
+        assert await stack.scalar("SELECT count(*) FROM vouchers WHERE customer_id = 'c-full'") == 0
