@@ -255,3 +255,31 @@ async def test_an_incident_on_an_order_returned_in_full_pays_no_voucher(
             await stack.scalar("SELECT count(*) FROM compensations WHERE order_id = 'o-full'") == 0
         ), "nothing is paid on an order returned in full"
         assert await stack.scalar("SELECT count(*) FROM vouchers WHERE customer_id = 'c-full'") == 0
+
+
+async def test_a_partner_key_cannot_read_another_merchants_guarantee_claim(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """A claim id leaks (a screenshot, a support ticket): a key bound to another merchant
+    reading it would learn the customer, the order and what was paid. It answers 404, as
+    a catalogue claim of another merchant does; the merchant's own key reads it."""
+    from shared.auth import create_key
+
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        async with stack.engine.begin() as conn:
+            rival = await create_key(conn, "rival-app", ["rewards:read"], merchant_id="m-rival")
+            own = await create_key(conn, "bistro-app", ["rewards:read"], merchant_id=BISTRO)
+        async with serving(stack, infra, workers=False) as client:
+            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
+            assert put.status_code == 200, put.text
+            filed = await client.post(
+                "/v1/customers/c-read/guarantee-claims", json=claim_body("o-unknown", 12)
+            )
+            assert filed.status_code == 201, filed.text
+            path = f"/v1/guarantee-claims/{filed.json()['claim_id']}"
+            theirs = await client.get(path, headers={"Authorization": f"Bearer {rival.plaintext}"})
+            assert theirs.status_code == 404, theirs.text
+            assert theirs.json()["code"] == "guarantee_claim_not_found"
+            mine = await client.get(path, headers={"Authorization": f"Bearer {own.plaintext}"})
+            assert mine.status_code == 200, mine.text
+            assert mine.json()["order_id"] == "o-unknown"
