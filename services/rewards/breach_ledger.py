@@ -156,8 +156,8 @@ async def write_confirmed(
 
 
 async def refund_on_record(conn: AsyncConnection, row: Any) -> int:
-    """The refund a held compensation may pay now: never more than its tier earns on the
-    order as recorded today (after returns), less what this breach was already paid.
+    """The refund a held compensation may pay now: the breach in all never pays more than
+    its highest granted tier earns on the order as recorded today (after returns).
 
     A held part was computed on the order when it was judged; a return since then lowers
     it, so approving from the review queue pays what the record supports, never more.
@@ -168,15 +168,22 @@ async def refund_on_record(conn: AsyncConnection, row: Any) -> int:
     order = (await recorded_orders(conn, [row.order_id])).get(row.order_id)
     if policy is None or order is None or not row.refund_minor:
         return int(row.refund_minor)
-    paid = await conn.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(compensations.c.refund_minor), 0)).where(
-            compensations.c.breach_key == row.breach_key,
-            compensations.c.status == "granted",
-            compensations.c.compensation_id != row.compensation_id,
+    paid, top = (
+        await conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(compensations.c.refund_minor), 0),
+                sa.func.coalesce(sa.func.max(compensations.c.tier), 0),
+            ).where(
+                compensations.c.breach_key == row.breach_key,
+                compensations.c.status == "granted",
+                compensations.c.compensation_id != row.compensation_id,
+            )
         )
-    )
-    ceiling = owed_at_tier(policy, row.tier, order.net_amount_minor).refund_minor
-    return min(int(row.refund_minor), max(0, ceiling - int(paid or 0)))
+    ).one()
+    # The breach in all may pay what its highest granted tier earns on the order today.
+    tier = max(int(row.tier), int(top))
+    ceiling = owed_at_tier(policy, tier, order.net_amount_minor).refund_minor
+    return min(int(row.refund_minor), max(0, ceiling - int(paid)))
 
 
 async def lower_refund(conn: AsyncConnection, row: Any, refund_minor: int) -> None:

@@ -283,3 +283,39 @@ async def test_a_partner_key_cannot_read_another_merchants_guarantee_claim(
             mine = await client.get(path, headers={"Authorization": f"Bearer {own.plaintext}"})
             assert mine.status_code == 200, mine.text
             assert mine.json()["order_id"] == "o-unknown"
+
+
+async def test_approving_the_higher_held_part_first_still_pays_the_lower_one_in_full(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """No return: the reviewer approves tier 3 (180.00) before tier 2 (20.00). Capping an
+    approval to the order as recorded must not cost the customer the lower part: double
+    the 100.00 in all, whichever part is approved first."""
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        async with serving(stack, infra) as client:
+            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
+            assert put.status_code == 200, put.text
+            await publish(
+                infra.bootstrap_servers,
+                stack.purchases,
+                [purchase("c-ord", "o-ord", "100.00", merchant=BISTRO)],
+            )
+            await stack.wait_handled(1)
+            claim = await client.post(
+                "/v1/customers/c-ord/guarantee-claims", json=claim_body("o-ord", 25)
+            )
+            assert claim.json()["status"] == "in_review", claim.text
+            held = await stack.rows(
+                "SELECT compensation_id FROM compensations WHERE status = 'in_review' "
+                "ORDER BY tier DESC"
+            )
+            for row in held:
+                approved = await client.post(
+                    f"/v1/admin/reviews/{row.compensation_id}/approve", json={}
+                )
+                assert approved.status_code == 200, approved.text
+        assert await _compensations(stack, "o-ord") == [
+            (1, "granted", 0),
+            (2, "granted", 2000),
+            (3, "granted", 18000),
+        ]
