@@ -114,7 +114,25 @@ def _clock(request: Request) -> AlertsClock:
 
 
 Reader = Annotated[ApiPrincipal, Depends(require(Scope.ALERTS_READ))]
-Admin = Annotated[ApiPrincipal, Depends(require(Scope.ADMIN))]
+
+
+async def programme_admin(
+    principal: Annotated[ApiPrincipal, Depends(require(Scope.ADMIN))],
+) -> ApiPrincipal:
+    """An admin key not bound to a merchant: thresholds (the default scope and every
+    merchant's), the model and the invariant check span the programme, so a key bound to
+    one merchant could silence another's lapse warnings. 403 `merchant_bound_key`."""
+    if principal.merchant_id is not None:
+        raise Forbidden(
+            "alerts admin routes span every merchant of the programme; a key bound to "
+            f"merchant {principal.merchant_id} may not use them",
+            code="merchant_bound_key",
+            merchant_id=principal.merchant_id,
+        )
+    return principal
+
+
+Admin = Annotated[ApiPrincipal, Depends(programme_admin)]
 
 alerts_router = APIRouter(prefix="/v1", tags=["alerts"])
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])

@@ -27,7 +27,7 @@ from services.rewards.catalogue import (
     may_see_claim,
     request_claim,
 )
-from services.rewards.claims import ClaimFiling, file_claim
+from services.rewards.claims import ClaimFiling, GuaranteeClaimNotFound, file_claim
 from services.rewards.claims import claim_view as guarantee_claim_view
 from services.rewards.compensation import Delivery
 from services.rewards.db import catalogue_items, customers, guarantee_claims, vouchers
@@ -295,6 +295,12 @@ async def file_guarantee_claim(
 
 
 @router.get("/guarantee-claims/{claim_id}", summary="A guarantee claim and its decision")
-async def get_guarantee_claim(request: Request, claim_id: uuid.UUID, _: Read) -> dict[str, Any]:
+async def get_guarantee_claim(
+    request: Request, claim_id: uuid.UUID, principal: Read
+) -> dict[str, Any]:
+    """A key bound to a merchant reads only the claims filed with it; others answer 404."""
     async with engine(request).connect() as conn:
-        return await guarantee_claim_view(conn, claim_id)
+        view = await guarantee_claim_view(conn, claim_id)
+    if not principal.may_act_for(view["merchant_id"]):
+        raise GuaranteeClaimNotFound(f"no guarantee claim {claim_id}")
+    return view

@@ -241,7 +241,7 @@ class BreachBook:
         known = self.breaches.get(key)
         reached = policy.tiers_reached(report.measured)
         if not report.self_reported:
-            self._confirm_held(report, key, reached)
+            self._confirm_held(report, key, reached, policy)
         trusted = trusted_measurement(policy, report.measured) if report.self_reported else None
         amount = report.order_amount_minor
         if known is None:
@@ -297,13 +297,20 @@ class BreachBook:
             total = total.plus(owed)
         return Assessment(last["compensation_id"], status, total, granted_id)
 
-    def _confirm_held(self, report: BreachReport, key: str, reached: int) -> None:
-        """An incident's measurement confirms the held self-reported tiers it reaches."""
+    def _confirm_held(
+        self, report: BreachReport, key: str, reached: int, policy: GuaranteePolicy
+    ) -> None:
+        """An incident's measurement confirms the held self-reported tiers it reaches.
+
+        A held part was computed on the order when the claim came; it is paid on the order
+        as the incident finds it, so a return in between lowers it (never raises it).
+        """
         for row in self.held.get(key, []):
             if row["status"] != "in_review" or row["tier"] > reached:
                 continue
             if SELF_REPORTED not in row["review_reasons"]:
                 continue
+            self._lower_to_record(row, key, policy, report.order_amount_minor)
             others = [r for r in row["review_reasons"] if r != SELF_REPORTED]
             owed = CompensationSet(
                 row["tier"], frozenset(row["vouchers"]), row["points"], row["refund_minor"]
@@ -315,6 +322,26 @@ class BreachBook:
                 self.count_grant(row)
             if not any(row is new for new in self.assessed):  # else inserted as it stands now
                 self.confirmed.append(row)
+
+    def _lower_to_record(
+        self, row: dict[str, Any], key: str, policy: GuaranteePolicy, amount_minor: int
+    ) -> None:
+        """Cut a held part down to what its tier adds on `amount_minor` (the order now)."""
+        tier = row["tier"]
+        now = owed_at_tier(policy, tier, amount_minor).beyond(
+            owed_at_tier(policy, tier - 1, amount_minor)
+        )
+        refund = min(row["refund_minor"], now.refund_minor)
+        points = min(row["points"], now.points)
+        cut_refund, cut_points = row["refund_minor"] - refund, row["points"] - points
+        if not cut_refund and not cut_points:
+            return
+        row.update(refund_minor=refund, points=points)
+        breach = self.breaches.get(key)
+        if breach is not None:  # what the breach owes in all falls by the same
+            breach.row["refund_minor"] -= cut_refund
+            breach.row["points"] -= cut_points
+            breach.changed = True
 
     def count_grant(self, values: dict[str, Any]) -> None:
         """Add a granted compensation to the usage later reports are capped against."""

@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards.db import compensations, guarantee_claims
+from services.rewards.db import breaches, compensations, guarantee_claims
+from services.rewards.domain.guarantee import owed_at_tier
 from services.rewards.domain.guarantee_limits import (
     CUSTOMER_CAP_WINDOW,
     budget_month,
     customer_window_start,
 )
+from services.rewards.orders import recorded_orders
+from services.rewards.policies import load_policy, promise_kind
 
 if TYPE_CHECKING:
     from services.rewards.breach_book import BreachReport
@@ -120,7 +123,8 @@ async def held_self_reported(
 async def write_confirmed(
     conn: AsyncConnection, confirmed: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Store held rows an incident confirmed; granted ones are returned for delivery."""
+    """Store held rows an incident confirmed (paid on the order as it then was); granted ones
+    are returned for delivery."""
     for row in confirmed:
         await conn.execute(
             sa.update(compensations)
@@ -128,6 +132,8 @@ async def write_confirmed(
             .values(
                 status=row["status"],
                 review_reasons=row["review_reasons"],
+                refund_minor=row["refund_minor"],
+                points=row["points"],
                 decided_at=row["decided_at"],
                 decided_by=row["decided_by"],
             )
@@ -147,3 +153,51 @@ async def write_confirmed(
             )
         )
     return granted
+
+
+async def refund_on_record(conn: AsyncConnection, row: Any) -> int:
+    """The refund a held compensation may pay now: the breach in all never pays more than
+    its highest granted tier earns on the order as recorded today (after returns).
+
+    A held part was computed on the order when it was judged; a return since then lowers
+    it, so approving from the review queue pays what the record supports, never more.
+    Without the policy or the order record the stored amount stands.
+    """
+    kind = promise_kind(row.promise_kind)
+    policy = await load_policy(conn, row.merchant_id, kind) if kind else None
+    order = (await recorded_orders(conn, [row.order_id])).get(row.order_id)
+    if policy is None or order is None or not row.refund_minor:
+        return int(row.refund_minor)
+    paid, top = (
+        await conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(compensations.c.refund_minor), 0),
+                sa.func.coalesce(sa.func.max(compensations.c.tier), 0),
+            ).where(
+                compensations.c.breach_key == row.breach_key,
+                compensations.c.status == "granted",
+                compensations.c.compensation_id != row.compensation_id,
+            )
+        )
+    ).one()
+    # The breach in all may pay what its highest granted tier earns on the order today.
+    tier = max(int(row.tier), int(top))
+    ceiling = owed_at_tier(policy, tier, order.net_amount_minor).refund_minor
+    return min(int(row.refund_minor), max(0, ceiling - int(paid)))
+
+
+async def lower_refund(conn: AsyncConnection, row: Any, refund_minor: int) -> None:
+    """Store a held compensation's lowered refund, and its breach's total with it."""
+    cut = int(row.refund_minor) - refund_minor
+    if cut <= 0:
+        return
+    await conn.execute(
+        sa.update(compensations)
+        .where(compensations.c.compensation_id == row.compensation_id)
+        .values(refund_minor=refund_minor)
+    )
+    await conn.execute(
+        sa.update(breaches)
+        .where(breaches.c.breach_key == row.breach_key)
+        .values(refund_minor=breaches.c.refund_minor - cut)
+    )

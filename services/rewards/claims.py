@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.rewards.breach_ledger import lower_refund, refund_on_record
 from services.rewards.compensation import (
     Assessment,
     BreachReport,
@@ -249,6 +250,9 @@ async def decide_compensation(
     status = "granted" if approve else "rejected"
     decided = {"status": status, "decided_at": now, "decided_by": f"admin:{actor}"}
     values = {**row._mapping, **decided, "decision_note": note}
+    if approve:  # a return since the part was judged lowers it
+        values["refund_minor"] = await refund_on_record(conn, row)
+        await lower_refund(conn, row, values["refund_minor"])
     await conn.execute(
         sa.update(compensations)
         .where(compensations.c.compensation_id == compensation_id)

@@ -7,7 +7,8 @@ never pass, so that incident is dead-lettered with its reason.
 Incidents are checked against the recorded order (`orders`), never trusted for money:
 compensation is computed on the recorded amount and currency, whatever the incident
 states; an incident naming another customer's or another merchant's order is
-dead-lettered; one for an order not recorded yet is held (`order_unknown`) and judged on
+dead-lettered; one on an order returned in full owes nothing; one for an order not
+recorded yet is held (`order_unknown`) and judged on
 the recorded amount when the purchase arrives (`release_held_reports`), exactly once.
 
 A run of incidents is judged as one batch (`breach_book.BreachBook`): policies and limits
@@ -141,6 +142,11 @@ async def apply_incidents(
             if problem is not None:
                 assert problem.reason is not None
                 raise RejectedIncident(event, problem.reason.value, problem.explanation)
+            if order.returned_in_full:
+                log.info(
+                    "incident %s: order %s was returned in full", event.event_id, order.order_id
+                )
+                continue
             judged.append(Judgement(on_record(report, order), policy, event=event))
     await judge(ctx, judged, delivery)
 

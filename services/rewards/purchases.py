@@ -82,7 +82,7 @@ async def apply_purchases(
             if item is not None:
                 claims.append((len(judged), row["claim_id"]))
                 judged.append(item)
-        elif policy is not None and _same_parties(row, order):
+        elif policy is not None and _same_parties(row, order) and not order.returned_in_full:
             judged.append(Judgement(_report(row, order), policy))
     assessments = await judge(ctx, judged, delivery)
     for index, claim_id in claims:

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards.db import customers, referral_programme, referrals
+from services.rewards.db import customers, orders, referral_programme, referrals
 from services.rewards.domain.errors import InvalidCodeError
 from services.rewards.domain.grants import Grant, PointsGrant, VoucherGrant
 from services.rewards.domain.referrals import (
@@ -101,6 +101,15 @@ def _canonical(code: str) -> str:
 
 
 async def _has_purchased(conn: AsyncConnection, customer_id: str) -> bool:
+    """True once either record knows a purchase: the order this service recorded from
+    `pos.purchases`, or the points service's count. The points events can lag behind (or
+    never come, for a purchase the points service dead-letters); the order record alone
+    lets no customer who already bought be "referred" before the points catch up."""
+    ordered = await conn.scalar(
+        sa.select(sa.literal(True)).where(orders.c.customer_id == customer_id).limit(1)
+    )
+    if ordered:
+        return True
     row = (
         await conn.execute(
             sa.select(customers.c.purchase_count, customers.c.first_purchase_at).where(

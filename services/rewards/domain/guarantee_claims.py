@@ -47,6 +47,11 @@ class KnownOrder:
         """What the customer still paid for after returns: what compensation is based on."""
         return max(0, self.amount_minor - self.returned_minor)
 
+    @property
+    def returned_in_full(self) -> bool:
+        """Every cent paid was refunded: nothing is left to compensate, whoever reports."""
+        return self.amount_minor > 0 and self.net_amount_minor == 0
+
 
 @dataclass(frozen=True)
 class GuaranteeClaim:
@@ -131,7 +136,7 @@ def stated_amount_problem(
             ClaimReason.ORDER_AMOUNT_MISMATCH,
             f"the stated amount differs from what was paid for order {order.order_id}",
         )
-    if order.amount_minor > 0 and order.net_amount_minor == 0:
+    if order.returned_in_full:
         return _refusal(
             ClaimReason.ORDER_RETURNED,
             f"order {order.order_id} was returned in full: nothing is left to compensate",
