@@ -17,6 +17,7 @@ import orjson
 from confluent_kafka import Producer
 from playwright.sync_api import Page, expect
 
+from shared.run import LOCAL_KEY_NAME
 from tests.e2e.clients import (
     alerts_now,
     eventually,
@@ -24,7 +25,6 @@ from tests.e2e.clients import (
     publish_with_librdkafka,
     purchase,
 )
-from shared.run import LOCAL_KEY_NAME
 from tests.e2e.conftest import System
 from tests.e2e.console.conftest import admin_keys, console_url, merchant_key, sign_in
 
