@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import alerts, foundation, points, rewards
-from bench.infra import BenchInfra, embedded_infra
+from bench.infra import BROKER_NAMES, BenchInfra, embedded_infra
 from bench.report import write_results
 from bench.summary import (
     baselines_of,
@@ -35,6 +35,7 @@ from bench.summary import (
     summary_rows,
     summary_table,
 )
+from shared.devinfra import broker_from_environment
 
 Section = Callable[[BenchInfra, int], Awaitable[dict[str, Any]]]
 SECTIONS: dict[str, Section] = {
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "section_seconds": seconds,
         "events": args.events,
         "postgres_durable": args.durable,
-        "infrastructure": "embedded PostgreSQL and Tansu broker (in-memory storage)",
+        "infrastructure": f"embedded PostgreSQL and {BROKER_NAMES[broker_from_environment()]}",
         "machine": _machine(),
     }
     write_results(args.results, results_document(run, sections, rows))
