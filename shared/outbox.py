@@ -2,8 +2,11 @@
 
 `OutboxWriter` collects messages during a transaction and inserts them in one
 statement before commit; `OutboxRelay` publishes committed rows in id order and
-deletes them. A crash after publishing and before the delete re-sends rows; every
-consumer deduplicates by event id, so the effect stays exactly once.
+deletes them. Delivery to the topic is at least once: a crash after publishing and
+before the delete re-sends rows (same event ids); every consumer deduplicates by
+event id, so the effect stays exactly once. Within one relay's life the producer is
+idempotent where the broker supports it (`relay_producer`), so the producer's own
+retries (a lost acknowledgement, a leader change) never write a message twice.
 """
 
 from __future__ import annotations
@@ -81,6 +84,67 @@ async def write_to_outbox(
 
 
 _PARTITIONER = DefaultPartitioner()
+_PRODUCER_ID_PROBE_SECONDS = 10
+
+
+async def broker_grants_producer_ids(producer: Any) -> bool:
+    """Ask a broker for a producer id (InitProducerId), as an idempotent producer would.
+
+    Apache Kafka grants one; Tansu answers UNKNOWN_SERVER_ERROR, and an idempotent
+    aiokafka producer would then fail every send.
+    """
+    from aiokafka.protocol.transaction import InitProducerIdRequest
+
+    client = producer.client
+    node = client.get_random_node()
+    try:
+        async with asyncio.timeout(_PRODUCER_ID_PROBE_SECONDS):
+            answer = await client.send(node, InitProducerIdRequest(None, 60_000))
+    except Exception as exc:  # an old or foreign broker: no idempotence
+        log.info("broker did not grant a producer id: %r", exc)
+        return False
+    return int(answer.error_code) == 0
+
+
+async def relay_producer(bootstrap_servers: str, client_id: str, idempotence: str = "auto") -> Any:
+    """A started producer for the outbox relay: acks=all, idempotent where possible.
+
+    `idempotence`: `auto` probes the broker, `on` requires it (the relay fails to start
+    on a broker without it), `off` never asks.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "client_id": client_id,
+        "linger_ms": 5,
+        "acks": "all",
+    }
+    if idempotence == "off":
+        producer = AIOKafkaProducer(**options)
+        await producer.start()
+        return producer
+    if idempotence == "auto":
+        probe = AIOKafkaProducer(**options)
+        await probe.start()
+        try:
+            granted = await broker_grants_producer_ids(probe)
+        finally:
+            await probe.stop()
+        if not granted:
+            log.info("outbox relay %s: broker has no idempotent producer; acks=all", client_id)
+            producer = AIOKafkaProducer(**options)
+            await producer.start()
+            return producer
+    producer = AIOKafkaProducer(**options, enable_idempotence=True)
+    await producer.start()
+    return producer
+
+
+def is_idempotent(producer: Any) -> bool:
+    """Whether `producer` was started as an idempotent producer."""
+    manager = getattr(producer, "_txn_manager", None)
+    return manager is not None
 
 
 class OutboxRelay:
