@@ -87,23 +87,38 @@ _PARTITIONER = DefaultPartitioner()
 _PRODUCER_ID_PROBE_SECONDS = 10
 
 
+# InitProducerId answers meaning "yes, but not yet": the transaction log is being created
+# or loaded (a new broker), or its coordinator moves.
+_NOT_YET = {14, 15, 16}  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR
+
+
 async def broker_grants_producer_ids(producer: Any) -> bool:
     """Ask a broker for a producer id (InitProducerId), as an idempotent producer would.
 
-    Apache Kafka grants one; Tansu answers UNKNOWN_SERVER_ERROR, and an idempotent
-    aiokafka producer would then fail every send.
+    Apache Kafka grants one (after "not yet" answers while its transaction log is
+    created); Tansu answers UNKNOWN_SERVER_ERROR, and an idempotent aiokafka producer
+    would then fail every send.
     """
     from aiokafka.protocol.transaction import InitProducerIdRequest
 
     client = producer.client
-    node = client.get_random_node()
+    code = -1
     try:
         async with asyncio.timeout(_PRODUCER_ID_PROBE_SECONDS):
-            answer = await client.send(node, InitProducerIdRequest(None, 60_000))
+            while True:
+                answer = await client.send(
+                    client.get_random_node(), InitProducerIdRequest(None, 60_000)
+                )
+                code = int(answer.error_code)
+                if code not in _NOT_YET:
+                    break
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        return code in _NOT_YET  # it knows producer ids, it is just slow to hand one out
     except Exception as exc:  # an old or foreign broker: no idempotence
         log.info("broker did not grant a producer id: %r", exc)
         return False
-    return int(answer.error_code) == 0
+    return code == 0
 
 
 async def relay_producer(bootstrap_servers: str, client_id: str, idempotence: str = "auto") -> Any:
