@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import alerts, foundation, points, rewards
+from bench import alerts, foundation, points, rewards, scaleout
 from bench.infra import BROKER_NAMES, BenchInfra, embedded_infra
 from bench.report import write_results
 from bench.summary import (
@@ -43,6 +43,7 @@ SECTIONS: dict[str, Section] = {
     alerts.SECTION: alerts.run,
     points.SECTION: points.run,
     rewards.SECTION: rewards.run,
+    scaleout.SECTION: scaleout.run,
 }
 
 

@@ -49,15 +49,17 @@ def _envelope(kind: str, customer: str, at: datetime, data: dict[str, Any]) -> d
     }
 
 
-def build_stream(seed: int = 16) -> tuple[list[dict[str, Any]], dict[str, int], int]:
+def build_stream(
+    seed: int = 16, size: int = MESSAGES, customers: int = CUSTOMERS
+) -> tuple[list[dict[str, Any]], dict[str, int], int]:
     """(messages in send order, expected points per customer, distinct event ids)."""
     rng = random.Random(seed)
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     messages: list[dict[str, Any]] = []
     expected: dict[str, int] = defaultdict(int)
     distinct = 0
-    while len(messages) < MESSAGES:
-        customer = f"scale-{rng.randrange(CUSTOMERS)}"
+    while len(messages) < size:
+        customer = f"scale-{rng.randrange(customers)}"
         if expected.get(f"#{customer}", 0) >= 4:
             continue
         expected[f"#{customer}"] += 1
@@ -104,7 +106,7 @@ def build_stream(seed: int = 16) -> tuple[list[dict[str, Any]], dict[str, int], 
             distinct += 1
             expected[customer] -= refunded
     points = {k: v for k, v in expected.items() if not k.startswith("#")}
-    return messages[:MESSAGES], points, distinct
+    return messages, points, distinct  # size or size + 1: a return is never cut off
 
 
 async def test_three_points_instances_survive_a_crash_and_a_stop_with_exact_balances(
