@@ -103,3 +103,30 @@ async def _wait_for_assignment(
     async with asyncio.timeout(timeout):
         while len(consumer.assignment()) < at_least:
             await consumer.getmany(timeout_ms=200)
+
+
+async def test_reading_a_whole_topic_gets_the_newest_messages_too(
+    infra: Infra, unique: str
+) -> None:
+    """Tansu answers ListOffsets(latest) below its real end (10,654 for 10,765 written on
+    one partition, measured); `loyalty dlq replay` reads the whole topic and must still
+    find the newest message."""
+    from aiokafka import AIOKafkaProducer
+
+    from shared.cli_kafka import read_whole_topic
+
+    topic = f"whole.{unique}"
+    await ensure_topics(infra.bootstrap_servers, [topic], 1)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, b"x" * 100 + str(n).encode(), key=f"k{n}".encode())
+            for n in range(10_765)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    messages = await read_whole_topic(infra.bootstrap_servers, topic)
+    assert len(messages) == 10_765
+    assert messages[-1].value.endswith(b"10764")

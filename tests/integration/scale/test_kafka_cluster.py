@@ -125,11 +125,8 @@ async def test_the_leader_of_a_busy_partition_killed_mid_stream_loses_nothing(
 
         await wait_until(relayed, timeout=120, interval=0.5)
         async with engine.connect() as conn:
-            balances = dict(
-                (await conn.execute(sa.text("SELECT customer_id, ledger_balance FROM accounts")))
-                .tuples()
-                .all()
-            )
+            rows = await conn.execute(sa.text("SELECT customer_id, ledger_balance FROM accounts"))
+            balances = {row.customer_id: row.ledger_balance for row in rows}
             dead = await conn.scalar(sa.text("SELECT count(*) FROM dead_letters"))
         assert dead == 0
         assert balances == expected

@@ -188,11 +188,8 @@ async def test_three_points_instances_survive_a_crash_and_a_stop_with_exact_bala
         await wait_until(all_handled, timeout=300, interval=0.5)
 
         async with engine.connect() as conn:
-            balances = dict(
-                (await conn.execute(sa.text("SELECT customer_id, ledger_balance FROM accounts")))
-                .tuples()
-                .all()
-            )
+            rows = await conn.execute(sa.text("SELECT customer_id, ledger_balance FROM accounts"))
+            balances = {row.customer_id: row.ledger_balance for row in rows}
             dead = await conn.scalar(sa.text("SELECT count(*) FROM dead_letters"))
             out_of_step = await conn.scalar(
                 sa.text(
