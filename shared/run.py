@@ -48,7 +48,7 @@ from pathlib import Path
 from shared.auth import Scope, create_key, list_keys, revoke_key
 from shared.contracts.topics import Topics, dead_letter_topic
 from shared.db import create_engine
-from shared.devinfra import InfraError, InfraState, infra_from_environment
+from shared.devinfra import InfraError, InfraState, infra_from_environment, write_private
 from shared.kafka.admin import ensure_topics
 from shared.migrate import SERVICES, upgrade
 from shared.settings import KafkaSettings
@@ -312,8 +312,7 @@ def write_services_file(path: Path, services: Sequence[RunningService]) -> None:
         for s in services
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    path.chmod(0o600)
+    write_private(path, json.dumps(document, indent=2) + "\n")  # never briefly 0644
 
 
 # -- the run ------------------------------------------------------------------------------

@@ -67,3 +67,24 @@ def test_kafka_uses_a_controller_port_beside_the_broker_port(tmp_path: Path) -> 
     infra = EmbeddedInfra(tmp_path, 15432, 19092, broker="kafka")
     assert infra.wanted.controller_port == 19093
     assert infra.wanted.environment()["LOYALTY_BROKER"] == "kafka"
+
+
+def test_services_json_is_owner_only_from_its_first_byte(tmp_path: Path, monkeypatch) -> None:
+    """It holds admin keys: the mode is 0600 when the content is written, not after."""
+    from shared import run
+
+    modes: list[int] = []
+    real_write = os.write
+
+    def watching_write(descriptor: int, data: bytes) -> int:
+        modes.append(stat.S_IMODE(os.fstat(descriptor).st_mode))
+        return real_write(descriptor, data)
+
+    monkeypatch.setattr(os, "write", watching_write)
+    old = os.umask(0)
+    try:
+        run.write_services_file(tmp_path / "services.json", [])
+    finally:
+        os.umask(old)
+    assert modes and set(modes) == {0o600}
+    assert _mode(tmp_path / "services.json") == 0o600
