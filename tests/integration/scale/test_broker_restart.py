@@ -35,7 +35,6 @@ async def test_a_broker_restarted_mid_stream_loses_nothing(
 ) -> None:
     root = Path(tempfile.mkdtemp(prefix="loyalty-restart-kafka-"))
     cluster = KafkaCluster(root, [NodeSpec(1, free_port(), free_port())])
-    cluster.start()
     bootstrap = cluster.bootstrap_servers
     db_url = await databases.fresh("points")
     names = {
@@ -48,6 +47,7 @@ async def test_a_broker_restarted_mid_stream_loses_nothing(
     engine = create_engine(db_url, pool_size=2)
     service = None
     try:
+        cluster.start()
         await ensure_topics(
             bootstrap,
             [*list(names.values())[1:], f"{group}.dlq"],

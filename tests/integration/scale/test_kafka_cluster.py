@@ -35,7 +35,6 @@ async def test_the_leader_of_a_busy_partition_killed_mid_stream_loses_nothing(
 ) -> None:
     root = Path(tempfile.mkdtemp(prefix="loyalty-kraft3-"))
     cluster = KafkaCluster(root, [NodeSpec(n, free_port(), free_port()) for n in (1, 2, 3)])
-    await asyncio.to_thread(cluster.start)
     bootstrap = cluster.bootstrap_servers
     db_url = await databases.fresh("points")
     names = {
@@ -49,6 +48,7 @@ async def test_the_leader_of_a_busy_partition_killed_mid_stream_loses_nothing(
     engine = create_engine(db_url, pool_size=2)
     service = None
     try:
+        await asyncio.to_thread(cluster.start)
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
