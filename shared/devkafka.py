@@ -182,6 +182,8 @@ class KafkaNode:
             # Internal topics as replicated as the cluster allows.
             "offsets.topic.replication.factor": str(replicas),
             "offsets.topic.num.partitions": "10",
+            # Few partitions: created at the first producer id (the relay's), quickly.
+            "transaction.state.log.num.partitions": "4",
             "transaction.state.log.replication.factor": str(replicas),
             "transaction.state.log.min.isr": str(min(2, replicas)),
             "share.coordinator.state.topic.replication.factor": str(replicas),
