@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run demo screenshots docs test test-fast lint schemas bench infra-up infra-down up down clean
+.PHONY: venv run demo screenshots docs test test-fast test-kafka kafka-jars lint schemas bench infra-up infra-down up down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## run: the whole system on the embedded PostgreSQL + Tansu broker (Ctrl-C stops it)
+## run: the whole system on the embedded PostgreSQL + broker (Ctrl-C stops it);
+##      LOYALTY_BROKER=kafka make run uses Apache Kafka instead of Tansu
+
 run: $(STAMP)
 	$(BIN)/python -m shared.run
 
@@ -51,7 +53,15 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## infra-up / infra-down: the embedded PostgreSQL + Tansu broker alone
+## kafka-jars: resolve the Apache Kafka broker's jars once (Maven; deploy/kafka/pom.xml)
+kafka-jars: $(STAMP)
+	$(BIN)/python -c "from shared.devkafka import resolve_jars; print(resolve_jars())"
+
+## test-kafka: every test on Apache Kafka (what .ci/run does first)
+test-kafka: lint
+	LOYALTY_BROKER=kafka $(BIN)/python -m pytest -q
+
+## infra-up / infra-down: the embedded PostgreSQL + broker alone (LOYALTY_BROKER picks it)
 infra-up: $(STAMP)
 	$(BIN)/python -m shared.devinfra up
 infra-down: $(STAMP)

@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import alerts, backtest, foundation, points, rewards
-from bench.infra import BenchInfra, embedded_infra
+from bench import alerts, backtest, foundation, points, rewards, scaleout
+from bench.infra import BROKER_NAMES, BenchInfra, embedded_infra
 from bench.report import write_results
 from bench.summary import (
     baselines_of,
@@ -35,6 +35,7 @@ from bench.summary import (
     summary_rows,
     summary_table,
 )
+from shared.devinfra import broker_from_environment
 
 Section = Callable[[BenchInfra, int], Awaitable[dict[str, Any]]]
 SECTIONS: dict[str, Section] = {
@@ -43,6 +44,7 @@ SECTIONS: dict[str, Section] = {
     points.SECTION: points.run,
     rewards.SECTION: rewards.run,
     backtest.SECTION: backtest.run,
+    scaleout.SECTION: scaleout.run,
 }
 
 
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "section_seconds": seconds,
         "events": args.events,
         "postgres_durable": args.durable,
-        "infrastructure": "embedded PostgreSQL and Tansu broker (in-memory storage)",
+        "infrastructure": f"embedded PostgreSQL and {BROKER_NAMES[broker_from_environment()]}",
         "machine": _machine(),
     }
     write_results(args.results, results_document(run, sections, rows))

@@ -1,4 +1,4 @@
-"""A private embedded PostgreSQL + Tansu pair for one benchmark run.
+"""A private embedded PostgreSQL + broker pair for one benchmark run (LOYALTY_BROKER).
 
 Free ports and a temporary directory, so a benchmark never touches the dev
 stack in ./var nor another run; everything is stopped and removed at the end.
@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from shared.db import asyncpg_dsn
-from shared.devinfra import EmbeddedInfra
+from shared.devinfra import EmbeddedInfra, broker_from_environment
 from shared.migrate import upgrade
 
 
@@ -29,6 +29,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+BROKER_NAMES = {
+    "tansu": "Tansu broker (in-memory storage)",
+    "kafka": "Apache Kafka broker (KRaft, one node)",
+}
+
+
 @dataclass(frozen=True)
 class BenchInfra:
     bootstrap_servers: str
@@ -36,6 +42,7 @@ class BenchInfra:
     pg_port: int
     durable: bool
     root: Path
+    broker: str = "tansu"
 
     def database_url(self, name: str) -> str:
         return f"{self.admin_url.rsplit('/', 1)[0]}/{name}"
@@ -48,7 +55,7 @@ class BenchInfra:
         )
         return (
             f"embedded PostgreSQL on 127.0.0.1:{self.pg_port}, {durability}; "
-            f"Tansu broker (in-memory storage) on {self.bootstrap_servers}; dir {self.root}"
+            f"{BROKER_NAMES[self.broker]} on {self.bootstrap_servers}; dir {self.root}"
         )
 
     async def fresh_database(self, service: str = "points") -> str:
@@ -65,9 +72,17 @@ class BenchInfra:
 
 
 @contextmanager
-def embedded_infra(durable: bool) -> Iterator[BenchInfra]:
+def embedded_infra(durable: bool, broker: str | None = None) -> Iterator[BenchInfra]:
     root = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
-    embedded = EmbeddedInfra(root, free_port(), free_port(), durable=durable)
+    broker = broker or broker_from_environment()
+    embedded = EmbeddedInfra(
+        root,
+        free_port(),
+        free_port(),
+        durable=durable,
+        broker=broker,
+        controller_port=free_port() if broker == "kafka" else None,
+    )
     try:
         state = embedded.up()
         yield BenchInfra(
@@ -76,6 +91,7 @@ def embedded_infra(durable: bool) -> Iterator[BenchInfra]:
             pg_port=state.pg_port,
             durable=durable,
             root=embedded.root,
+            broker=broker,
         )
     finally:
         try:

@@ -23,6 +23,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -129,22 +130,33 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
 
 
 async def read_whole_topic(bootstrap: str, topic: str, patience: float = 60) -> list[Message]:
-    """Every message now in `topic`, up to the end offsets seen when reading starts."""
+    """Every message now in `topic`, up to the end offsets seen when reading starts.
+
+    The end is the larger of ListOffsets(latest) and the high watermark of the fetches:
+    Tansu answers ListOffsets below its real end (10,654 for 10,765 messages written),
+    while its fetch responses carry the true high watermark, so trusting the first alone
+    missed the newest messages there.
+    """
     async with _reader(bootstrap, topic, from_beginning=True) as consumer:
         ends = await consumer.end_offsets(list(consumer.assignment()))
-        found: list[Message] = []
+        records: list[Any] = []
+        for part in (await consumer.getmany(timeout_ms=500)).values():
+            records.extend(part)  # one fetch at least: its high watermark is the true end
         deadline = asyncio.get_running_loop().time() + patience
-        while await _behind(consumer, ends):
-            if asyncio.get_running_loop().time() > deadline:
-                raise CommandError(f"could not read {topic} to its end within {patience:g}s")
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                found.extend(
-                    _message(r)
-                    for r in records
-                    if r.offset < ends[TopicPartition(r.topic, r.partition)]
-                )
-        return found
+        while True:
+            while await _behind(consumer, ends):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise CommandError(f"could not read {topic} to its end within {patience:g}s")
+                batch = await consumer.getmany(timeout_ms=500)
+                for part in batch.values():
+                    records.extend(part)
+            higher = {tp: max(end, consumer.highwater(tp) or 0) for tp, end in ends.items()}
+            if higher == ends:
+                break
+            ends = higher
+        return [
+            _message(r) for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]
+        ]
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

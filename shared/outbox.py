@@ -2,8 +2,11 @@
 
 `OutboxWriter` collects messages during a transaction and inserts them in one
 statement before commit; `OutboxRelay` publishes committed rows in id order and
-deletes them. A crash after publishing and before the delete re-sends rows; every
-consumer deduplicates by event id, so the effect stays exactly once.
+deletes them. Delivery to the topic is at least once: a crash after publishing and
+before the delete re-sends rows (same event ids); every consumer deduplicates by
+event id, so the effect stays exactly once. Within one relay's life the producer is
+idempotent where the broker supports it (`relay_producer`), so the producer's own
+retries (a lost acknowledgement, a leader change) never write a message twice.
 """
 
 from __future__ import annotations
@@ -109,6 +112,84 @@ _PARTITIONER = DefaultPartitioner()
 # One array parameter: `id IN (...)` renders a placeholder per row, so each batch size
 # is a new statement to compile and prepare.
 _DELETE_SENT = sa.text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
+
+
+_PRODUCER_ID_PROBE_SECONDS = 10
+
+
+# InitProducerId answers meaning "yes, but not yet": the transaction log is being created
+# or loaded (a new broker), or its coordinator moves.
+_NOT_YET = {14, 15, 16}  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR
+
+
+async def broker_grants_producer_ids(producer: Any) -> bool:
+    """Ask a broker for a producer id (InitProducerId), as an idempotent producer would.
+
+    Apache Kafka grants one (after "not yet" answers while its transaction log is
+    created); Tansu answers UNKNOWN_SERVER_ERROR, and an idempotent aiokafka producer
+    would then fail every send.
+    """
+    from aiokafka.protocol.transaction import InitProducerIdRequest
+
+    client = producer.client
+    code = -1
+    try:
+        async with asyncio.timeout(_PRODUCER_ID_PROBE_SECONDS):
+            while True:
+                answer = await client.send(
+                    client.get_random_node(), InitProducerIdRequest(None, 60_000)
+                )
+                code = int(answer.error_code)
+                if code not in _NOT_YET:
+                    break
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        return code in _NOT_YET  # it knows producer ids, it is just slow to hand one out
+    except Exception as exc:  # an old or foreign broker: no idempotence
+        log.info("broker did not grant a producer id: %r", exc)
+        return False
+    return code == 0
+
+
+async def relay_producer(bootstrap_servers: str, client_id: str, idempotence: str = "auto") -> Any:
+    """A started producer for the outbox relay: acks=all, idempotent where possible.
+
+    `idempotence`: `auto` probes the broker, `on` requires it (the relay fails to start
+    on a broker without it), `off` never asks.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "client_id": client_id,
+        "linger_ms": 5,
+        "acks": "all",
+    }
+    if idempotence == "off":
+        producer = AIOKafkaProducer(**options)
+        await producer.start()
+        return producer
+    if idempotence == "auto":
+        probe = AIOKafkaProducer(**options)
+        await probe.start()
+        try:
+            granted = await broker_grants_producer_ids(probe)
+        finally:
+            await probe.stop()
+        if not granted:
+            log.info("outbox relay %s: broker has no idempotent producer; acks=all", client_id)
+            producer = AIOKafkaProducer(**options)
+            await producer.start()
+            return producer
+    producer = AIOKafkaProducer(**options, enable_idempotence=True)
+    await producer.start()
+    return producer
+
+
+def is_idempotent(producer: Any) -> bool:
+    """Whether `producer` was started as an idempotent producer."""
+    manager = getattr(producer, "_txn_manager", None)
+    return manager is not None
 
 
 class OutboxRelay:

@@ -1,6 +1,7 @@
 """`make run`: the whole system on the embedded default, stopped with Ctrl-C.
 
-Starts (or reuses) the embedded PostgreSQL and Tansu broker, creates the topics,
+Starts (or reuses) the embedded PostgreSQL and broker (LOYALTY_BROKER: `tansu`, the
+default, or `kafka` for Apache Kafka; see shared.devinfra), creates the topics,
 applies every service's migrations, starts every service whose
 `services/<name>/__main__.py` exists as a child process (`python -m services.<name>`),
 waits until each answers `/readyz`, creates an admin API key per service for local
@@ -15,7 +16,11 @@ ports (the end-to-end tests do):
     LOYALTY_VAR_DIR            state directory (default ./var): PostgreSQL data, logs,
                                `env`, and `services.json` (URLs and admin keys, mode 0600)
     LOYALTY_PG_PORT            embedded PostgreSQL port (default 15432)
-    LOYALTY_KAFKA_PORT         embedded broker port (default 19092)
+    LOYALTY_BROKER             `tansu` (default, nothing to install, topics in memory) or
+                               `kafka` (Apache Kafka; needs java, and mvn the first time)
+    LOYALTY_KAFKA_PORT         embedded broker port (default 19092; Apache Kafka's
+                               controller listens on LOYALTY_KAFKA_CONTROLLER_PORT, default
+                               the broker port + 1)
     POINTS_HTTP_PORT           points HTTP port (default 8001); likewise REWARDS_HTTP_PORT
                                (8002) and ALERTS_HTTP_PORT (8003)
     CONSOLE_HTTP_PORT          the operations console's port (default 8000)
@@ -45,7 +50,7 @@ from pathlib import Path
 from shared.auth import Scope, create_key, list_keys, revoke_key
 from shared.contracts.topics import Topics, dead_letter_topic
 from shared.db import create_engine
-from shared.devinfra import InfraError, InfraState, infra_from_environment
+from shared.devinfra import InfraError, InfraState, infra_from_environment, write_private
 from shared.kafka.admin import ensure_topics
 from shared.migrate import SERVICES, upgrade
 from shared.settings import KafkaSettings
@@ -143,6 +148,12 @@ def missing_services(root: Path = ROOT, names: Sequence[str] = SERVICES) -> list
     return [name for name in names if name not in startable]
 
 
+BROKER_NOTES = {
+    "tansu": "The broker (Tansu) keeps topics in memory: they start empty after every restart.",
+    "kafka": "The broker is Apache Kafka: topics and offsets persist under the var directory.",
+}
+
+
 def next_steps(
     services: Sequence[RunningService],
     state: InfraState,
@@ -184,7 +195,7 @@ def next_steps(
     lines += [
         "",
         f"URLs and keys are also in {var_dir / 'services.json'}; logs in {var_dir / 'logs'}.",
-        "The broker keeps topics in memory: they start empty after every restart.",
+        BROKER_NOTES.get(state.broker, BROKER_NOTES["tansu"]),
         f"PostgreSQL data persists under {var_dir}/postgres. Press Ctrl-C to stop everything.",
     ]
     return "\n".join(lines)
@@ -335,8 +346,7 @@ def write_services_file(path: Path, services: Sequence[RunningService]) -> None:
         for s in services
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    path.chmod(0o600)
+    write_private(path, json.dumps(document, indent=2) + "\n")  # never briefly 0644
 
 
 # -- the run ------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str = Field(default="127.0.0.1:19092")
     client_id_prefix: str = "loyalty"
     default_partitions: int = Field(default=8, ge=1, le=1024)
+    # The outbox relay's producer: `auto` is idempotent where the broker grants producer
+    # ids (Apache Kafka), plain acks=all where it does not (Tansu); `on` insists.
+    idempotence: str = Field(default="auto", pattern="^(auto|on|off)$")
 
 
 class ServiceSettings(BaseSettings):

@@ -22,13 +22,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from shared.http.app import register_outbox_relay, register_workers
 from shared.kafka.dedupe import pruner_for
 from shared.kafka.runtime import utc_now
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, relay_producer
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -124,12 +123,9 @@ async def service_workers(
 
     `relay_label` names the relay in metrics (default: the service name).
     """
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        client_id=f"{kafka.client_id_prefix}-{service}-relay",
-        linger_ms=5,
+    producer = await relay_producer(
+        kafka.bootstrap_servers, f"{kafka.client_id_prefix}-{service}-relay", kafka.idempotence
     )
-    await producer.start()
     try:
         relay = OutboxRelay(
             app.state.engine,

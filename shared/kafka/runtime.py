@@ -3,10 +3,22 @@
 One `getmany` batch is decoded, deduplicated and applied in ONE database
 transaction that also records each event id in `processed_events`; offsets are
 committed only after that transaction commits. Poison messages are recorded in
-`dead_letters` and queued for `<group>.dlq` through the outbox in the same
-transaction, so even the dead-letter topic receives each poison message once per
-offset. Transient faults (database or broker down) are retried with backoff and
-never skip an offset.
+`dead_letters` (once per offset: the row's key is the offset) and queued for
+`<group>.dlq` through the outbox in the same transaction. Transient faults
+(database or broker down) are retried with backoff and never skip an offset.
+
+What the output topics promise (events and dead letters alike): every message a
+committed transaction queued is published at least once, in order per key. The
+relay's producer is idempotent where the broker supports it (Apache Kafka), so a
+send the producer retries is never written twice; a relay that dies between
+publishing and deleting its rows publishes them again when it restarts (same
+event id, or same `dlq.original.*` headers). Readers deduplicate by those, as this
+runtime does with `processed_events`.
+
+Group membership (static ids, session, heartbeat and rebalance timeouts) comes
+from `shared.kafka.membership`. An orderly stop always leaves the group, also in
+generation 0 (Tansu numbers its first generation 0, where aiokafka would not send
+LeaveGroup and the group would wait out the session as after a crash).
 """
 
 from __future__ import annotations
@@ -25,7 +37,8 @@ from typing import Any, TypeAlias
 import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.protocol.group import LeaveGroupRequest
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -34,6 +47,7 @@ from shared.contracts.registry import ContractError, decode_event, document_fing
 from shared.contracts.topics import dead_letter_topic
 from shared.errors import PoisonEvent, is_transient
 from shared.kafka.handlers import BatchContext, HandlerRegistry
+from shared.kafka.membership import GroupMembership
 from shared.outbox import OutboxMessage, OutboxWriter
 from shared.telemetry import (
     BATCH_SECONDS,
@@ -327,6 +341,40 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
 
 
+def leave_group_in_every_generation(consumer: AIOKafkaConsumer) -> None:
+    """Make `consumer.stop()` send LeaveGroup also when the group's generation is 0.
+
+    aiokafka leaves only when generation > 0 (Apache Kafka's first generation is 1).
+    Tansu numbers its first generation 0, so without this a member stopped before the
+    first rebalance left silently and its partitions waited out the session timeout.
+    A static member (group.instance.id) never leaves: its partitions wait for it.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None:
+        return
+    original = coordinator._maybe_leave_group
+
+    async def leave() -> None:
+        if (
+            coordinator.generation == 0
+            and coordinator._group_instance_id is None
+            and coordinator.member_id
+        ):
+            try:
+                await coordinator._send_req(
+                    LeaveGroupRequest(coordinator.group_id, coordinator.member_id)
+                )
+            except KafkaError as exc:
+                log.warning("LeaveGroup (generation 0) failed: %s", exc)
+            else:
+                log.info("%s: left the group (generation 0)", coordinator.group_id)
+            coordinator.reset_generation()
+            return
+        await original()
+
+    coordinator._maybe_leave_group = leave
+
+
 def _tune_garbage_collector() -> None:
     """A batch allocates tens of thousands of short-lived objects that live until it
     commits; with default thresholds that triggers a full collection every batch or two
@@ -353,6 +401,7 @@ class EventConsumer:
         poll_timeout_ms: int = 200,
         after_commit: Callable[[], None] | None = None,
         consumer_options: dict[str, Any] | None = None,
+        membership: GroupMembership | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
@@ -363,6 +412,9 @@ class EventConsumer:
         self.after_commit = after_commit
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self.membership = membership or GroupMembership.from_environment()
+        options = self.membership.consumer_options(group_id)
+        options.update(consumer_options or {})
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -370,7 +422,7 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=max_batch,
-            **(consumer_options or {}),
+            **options,
         )
 
     def request_stop(self) -> None:
@@ -381,6 +433,7 @@ class EventConsumer:
         _tune_garbage_collector()
         self.consumer.subscribe(self.topics, listener=_FinishBatchOnRevoke(self._lock))
         await self.consumer.start()
+        leave_group_in_every_generation(self.consumer)
         try:
             while not self._stopping.is_set():
                 batch = await self.consumer.getmany(

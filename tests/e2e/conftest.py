@@ -54,6 +54,7 @@ def _clean_environment(var_dir: Path, kafka_port: int) -> dict[str, str]:
         LOYALTY_VAR_DIR=str(var_dir),
         LOYALTY_PG_PORT=str(free_port()),
         LOYALTY_KAFKA_PORT=str(kafka_port),
+        LOYALTY_KAFKA_CONTROLLER_PORT=str(free_port()),  # Apache Kafka's, when LOYALTY_BROKER=kafka
         POINTS_HTTP_PORT=str(free_port()),
         REWARDS_HTTP_PORT=str(free_port()),
         ALERTS_HTTP_PORT=str(free_port()),

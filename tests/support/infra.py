@@ -2,7 +2,8 @@
 
 Chosen in this order: (1) the environment names them (KAFKA_BOOTSTRAP_SERVERS and
 LOYALTY_ADMIN_DATABASE_URL); (2) testcontainers when a Docker engine answers;
-(3) the embedded pair (what CI uses here: these machines have no Docker engine).
+(3) the embedded pair (what CI uses here: these machines have no Docker engine), with
+the broker LOYALTY_BROKER names: `tansu` (default) or `kafka` (Apache Kafka, KRaft).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from shared.db import asyncpg_dsn
-from shared.devinfra import EmbeddedInfra
+from shared.devinfra import EmbeddedInfra, broker_from_environment
 from shared.migrate import upgrade
 from shared.settings import asyncpg_url
 
@@ -77,14 +79,30 @@ def start_test_infra(workdir: Path) -> Iterator[Infra]:
             url = pg.get_connection_url().replace("postgresql+psycopg2", "postgresql+asyncpg")
             yield Infra(kafka.get_bootstrap_server(), asyncpg_url(url), "containers")
         return
-    embedded = EmbeddedInfra(workdir / "infra", free_port(), free_port(), durable=False)
+    broker = broker_from_environment()
+    # Outside pytest's own temporary tree: PostgreSQL runs as another system user when the
+    # tests run as root, and pytest narrows `pytest-of-<user>` to 0700 whenever another
+    # session starts, which would lock PostgreSQL out of its data mid-run.
+    root = Path(tempfile.mkdtemp(prefix="loyalty-test-"))
+    embedded = EmbeddedInfra(
+        root / "infra",
+        free_port(),
+        free_port(),
+        durable=False,
+        broker=broker,
+        controller_port=free_port() if broker == "kafka" else None,
+    )
     state = embedded.up()
     try:
         yield Infra(
-            state.bootstrap_servers, state.database_url("postgres"), "embedded", embedded=embedded
+            state.bootstrap_servers,
+            state.database_url("postgres"),
+            f"embedded-{broker}",
+            embedded=embedded,
         )
     finally:
         embedded.down()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 class Databases:

@@ -1,0 +1,159 @@
+"""Three rewards instances in one group on Apache Kafka, one crashed and one stopped
+mid-stream: compensation exactly once per breach.
+
+6,000 incident messages for the seeded dish-wait policy of `hotel-restaurant` (over 10
+minutes is a breach), one order each, 10% re-sent; the breaches and compensations the
+database holds at the end are exactly those the test computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+
+from shared.db import create_engine
+from shared.kafka.admin import ensure_topics
+from tests.support.counting import wait_until
+from tests.support.infra import Infra
+from tests.support.services import group_assignment, start_service, wait_ready
+
+pytestmark = pytest.mark.integration
+
+MESSAGES = 6_000
+PARTITIONS = 8
+
+
+def build_incidents(seed: int = 21) -> tuple[list[dict[str, Any]], set[str], int]:
+    """(messages, orders that breached, distinct event ids)."""
+    rng = random.Random(seed)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    messages: list[dict[str, Any]] = []
+    breached: set[str] = set()
+    distinct = 0
+    while len(messages) < MESSAGES:
+        customer = f"guest-{rng.randrange(3_000)}"
+        order = f"o-{uuid.uuid4().hex[:12]}"
+        minutes = rng.randrange(5, 26)
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "type": "service.incident",
+            "version": 1,
+            "occurred_at": at.isoformat(),
+            "source": "ops-scale-test",
+            "customer_id": customer,
+            "data": {
+                "incident_id": f"inc-{uuid.uuid4().hex[:10]}",
+                "merchant_id": "hotel-restaurant",
+                "promise_kind": "dish_wait_time",
+                "measured": {"value": str(minutes), "unit": "minutes"},
+                "order_id": order,
+                "order_amount": "40.00",
+                "currency": "EUR",
+            },
+        }
+        messages.append(event)
+        distinct += 1
+        if minutes > 10:
+            breached.add(order)
+        if rng.random() < 0.1:
+            messages.append(event)
+    return messages, breached, distinct
+
+
+async def test_three_rewards_instances_compensate_each_breach_once_through_a_crash(
+    infra: Infra, apache_kafka: str, databases, unique: str, tmp_path: Path
+) -> None:
+    db_url = await databases.fresh("rewards")
+    names = {
+        "REWARDS_CONSUMER_GROUP": f"rewards-scale-{unique}",
+        "REWARDS_POINTS_TOPIC": f"loyalty.points.{unique}",
+        "REWARDS_INCIDENTS_TOPIC": f"ops.service-incidents.{unique}",
+        "REWARDS_REWARDS_TOPIC": f"loyalty.rewards.{unique}",
+        "REWARDS_OPS_TOPIC": f"ops.service-incidents.{unique}",
+    }
+    group = names["REWARDS_CONSUMER_GROUP"]
+    incidents = names["REWARDS_INCIDENTS_TOPIC"]
+    await ensure_topics(
+        apache_kafka,
+        [*dict.fromkeys(list(names.values())[1:]), f"{group}.dlq"],
+        PARTITIONS,
+    )
+    env = {**names, "REWARDS_DATABASE_URL": db_url, "KAFKA_BOOTSTRAP_SERVERS": apache_kafka}
+    messages, breached, distinct = build_incidents()
+    instances = [start_service("rewards", env, tmp_path, f"rewards-{i}") for i in range(3)]
+    engine = create_engine(db_url, pool_size=2)
+    producer = AIOKafkaProducer(bootstrap_servers=apache_kafka, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        await asyncio.gather(*(wait_ready(i) for i in instances))
+
+        async def three_owners() -> object:
+            owners = await group_assignment(apache_kafka, group)
+            mine = {m: {p for t, p in o if t == incidents} for m, o in owners.items()}
+            return True if len(mine) == 3 and all(mine.values()) else mine
+
+        await wait_until(three_owners, timeout=90, interval=0.5)
+
+        async def handled() -> int:
+            async with engine.connect() as conn:
+                return int(
+                    await conn.scalar(
+                        sa.text("SELECT count(*) FROM processed_events WHERE topic = :t"),
+                        {"t": incidents},
+                    )
+                    or 0
+                )
+
+        async def send(chunk: list[dict[str, Any]]) -> None:
+            futures = [
+                await producer.send(incidents, orjson.dumps(m), key=m["customer_id"].encode())
+                for m in chunk
+            ]
+            await asyncio.gather(*futures)
+
+        async def at_least(target: int) -> object:
+            count = await handled()
+            return True if count >= target else f"{count}/{target}"
+
+        third = len(messages) // 3
+        await send(messages[:third])
+        await wait_until(lambda: at_least(third // 2), timeout=120, interval=0.2)
+        instances[0].kill()
+        await send(messages[third : 2 * third])
+        await wait_until(lambda: at_least(third + third // 2), timeout=180, interval=0.2)
+        code = await asyncio.to_thread(instances[1].terminate)
+        assert code in (0, -15), instances[1].tail()
+        await send(messages[2 * third :])
+        await wait_until(lambda: at_least(distinct), timeout=300, interval=0.5)
+
+        async with engine.connect() as conn:
+            breaches = {
+                row.order_id for row in await conn.execute(sa.text("SELECT order_id FROM breaches"))
+            }
+            per_breach = Counter(
+                row.breach_key
+                for row in await conn.execute(sa.text("SELECT breach_key FROM compensations"))
+            )
+            keys = await conn.scalar(sa.text("SELECT count(*) FROM breaches"))
+            dead = await conn.scalar(sa.text("SELECT count(*) FROM dead_letters"))
+        assert dead == 0
+        assert breaches == breached
+        assert len(per_breach) == keys and set(per_breach.values()) == {1}, (
+            "a breach was compensated twice or not at all"
+        )
+        assert instances[2].process.poll() is None, instances[2].tail()
+    finally:
+        await producer.stop()
+        for instance in instances:
+            instance.kill()
+        await engine.dispose()
