@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from shared.devkafka import KafkaCluster, KafkaSetupError, NodeSpec
+from shared.devprocess import port_answers, process_alive
 
 SERVICE_DATABASES = ("points", "rewards", "alerts")
 PG_SYSTEM_USER = "loyalty_pg"  # PostgreSQL refuses to run as root
@@ -88,25 +88,6 @@ def _pg_bin_path() -> Path:
 
 def _pg_bin(name: str) -> str:
     return str(_pg_bin_path() / name)
-
-
-def _port_answers(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.3)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and ") Z" in stat.read_text())
 
 
 def _run_as_pg_user() -> dict[str, object]:
@@ -187,7 +168,7 @@ class EmbeddedInfra:
         if not pidfile.exists():
             return None
         pid = int(pidfile.read_text().split("\n", 1)[0])
-        return pid if _alive(pid) else None
+        return pid if process_alive(pid) else None
 
     def _init_pg(self) -> None:
         if (self.pg_data / "PG_VERSION").exists():
@@ -224,7 +205,7 @@ class EmbeddedInfra:
         running = self._pg_running_pid()
         if running:
             return running
-        if _port_answers(port):
+        if port_answers(port):
             raise InfraError(
                 f"port {port} is taken by another program; stop it or choose another port "
                 f"with LOYALTY_PG_PORT"
@@ -339,18 +320,18 @@ class EmbeddedInfra:
             previous
             and previous.kafka_port == port
             and previous.broker == self.broker
-            and _alive(previous.kafka_pid)
+            and process_alive(previous.kafka_pid)
         ):
             assert previous.kafka_pid is not None
             return previous.kafka_pid
-        if previous and previous.broker != self.broker and _alive(previous.kafka_pid):
+        if previous and previous.broker != self.broker and process_alive(previous.kafka_pid):
             raise InfraError(
                 f"{previous.broker} still runs here (pid {previous.kafka_pid}); stop it first "
                 "with `python -m shared.devinfra down` (same LOYALTY_VAR_DIR)"
             )
         if self.broker == "kafka":
             return self._start_apache_kafka()
-        if _port_answers(port):
+        if port_answers(port):
             raise InfraError(
                 f"port {port} is taken by another program; stop it or choose another port "
                 f"with LOYALTY_KAFKA_PORT"
@@ -376,7 +357,7 @@ class EmbeddedInfra:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        _wait_for(lambda: _port_answers(port), f"the broker on port {port}", process)
+        _wait_for(lambda: port_answers(port), f"the broker on port {port}", process)
         return process.pid
 
     def _start_apache_kafka(self) -> int:
@@ -394,10 +375,10 @@ class EmbeddedInfra:
     def _stop_broker(self, state: InfraState) -> None:
         if state.broker == "kafka" and state.controller_port is not None:
             self.kafka_cluster(state).stop()
-        elif _alive(state.kafka_pid):
+        elif process_alive(state.kafka_pid):
             assert state.kafka_pid is not None
             os.kill(state.kafka_pid, 15)
-            _wait_for(lambda: not _alive(state.kafka_pid), "the broker to stop")
+            _wait_for(lambda: not process_alive(state.kafka_pid), "the broker to stop")
 
     # -- public --------------------------------------------------------------
     def up(self) -> InfraState:
@@ -412,7 +393,7 @@ class EmbeddedInfra:
         reused_pg = self._pg_running_pid() is not None
         try:
             state.pg_pid = self._start_pg(state.pg_port)
-            _wait_for(lambda: _port_answers(state.pg_port), f"PostgreSQL on port {state.pg_port}")
+            _wait_for(lambda: port_answers(state.pg_port), f"PostgreSQL on port {state.pg_port}")
             self._require_password(state)
             state.pg_password = self.pg_password()
             self._create_databases(state)
@@ -433,7 +414,7 @@ class EmbeddedInfra:
 
     def status(self) -> InfraState | None:
         state = self._load()
-        if state is None or not self._pg_running_pid() or not _alive(state.kafka_pid):
+        if state is None or not self._pg_running_pid() or not process_alive(state.kafka_pid):
             return None
         return state
 

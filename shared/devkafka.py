@@ -21,7 +21,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from shared.devprocess import port_answers, process_alive
 
 ROOT = Path(__file__).resolve().parent.parent
 DESCRIPTOR = ROOT / "deploy" / "kafka" / "pom.xml"
@@ -121,25 +122,6 @@ class NodeSpec:
     controller_port: int
 
 
-def _port_answers(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.3)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and ") Z" in stat.read_text())
-
-
 class KafkaNode:
     """One combined broker+controller JVM; its folder holds config, data and log."""
 
@@ -161,7 +143,7 @@ class KafkaNode:
         if not self.pid_file.is_file():
             return None
         pid = int(self.pid_file.read_text().strip() or 0)
-        return pid if _alive(pid) else None
+        return pid if process_alive(pid) else None
 
     def properties(self) -> dict[str, str]:
         replicas = len(self.voters)
@@ -254,7 +236,7 @@ class KafkaNode:
 
     def start(self, libs: Path) -> subprocess.Popen[bytes]:
         """Start the JVM in its own session; returns once it is started (see `wait_ready`)."""
-        if _port_answers(self.spec.port) or _port_answers(self.spec.controller_port):
+        if port_answers(self.spec.port) or port_answers(self.spec.controller_port):
             raise KafkaSetupError(
                 f"port {self.spec.port} or {self.spec.controller_port} is taken by another "
                 "program; stop it or choose another port with LOYALTY_KAFKA_PORT"
@@ -280,7 +262,7 @@ class KafkaNode:
 
     def ready(self) -> bool:
         """The JVM logged its start and its client port answers."""
-        return self._count_started() > getattr(self, "_started_marks", 0) and _port_answers(
+        return self._count_started() > getattr(self, "_started_marks", 0) and port_answers(
             self.spec.port
         )
 
@@ -291,11 +273,11 @@ class KafkaNode:
             return
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(pid):
+        if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
+            while process_alive(pid):
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
 
@@ -306,7 +288,7 @@ class KafkaNode:
             self.pid_file.unlink(missing_ok=True)
             return
         os.kill(pid, signal.SIGKILL)
-        while _alive(pid):
+        while process_alive(pid):
             time.sleep(0.02)
         self.pid_file.unlink(missing_ok=True)
 
@@ -381,7 +363,7 @@ class KafkaCluster:
         for pid in pids:
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
         for node in self.nodes:
             node.kill()

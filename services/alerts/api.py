@@ -89,6 +89,7 @@ from services.alerts.thresholds import (
 from shared.auth import ApiPrincipal, Scope
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.http import PROBLEM_JSON, ensure_merchant, require
+from shared.http.security import require_programme_admin
 
 log = logging.getLogger(__name__)
 
@@ -116,22 +117,12 @@ def _clock(request: Request) -> AlertsClock:
 Reader = Annotated[ApiPrincipal, Depends(require(Scope.ALERTS_READ))]
 
 
-async def programme_admin(
-    principal: Annotated[ApiPrincipal, Depends(require(Scope.ADMIN))],
-) -> ApiPrincipal:
-    """An admin key not bound to a merchant: thresholds (the default scope and every
-    merchant's), the model and the invariant check span the programme, so a key bound to
-    one merchant could silence another's lapse warnings. 403 `merchant_bound_key`."""
-    if principal.merchant_id is not None:
-        raise Forbidden(
-            "alerts admin routes span every merchant of the programme; a key bound to "
-            f"merchant {principal.merchant_id} may not use them",
-            code="merchant_bound_key",
-            merchant_id=principal.merchant_id,
-        )
-    return principal
-
-
+# Thresholds (the default scope and every merchant's), the model and the invariant check
+# span the programme: a key bound to one merchant could silence another's lapse warnings.
+programme_admin = require_programme_admin(
+    "alerts admin routes span every merchant of the programme; a key bound to "
+    "merchant {merchant} may not use them"
+)
 Admin = Annotated[ApiPrincipal, Depends(programme_admin)]
 
 alerts_router = APIRouter(prefix="/v1", tags=["alerts"])

@@ -68,25 +68,18 @@ from services.points.service import adjust_points
 from shared.auth import ApiPrincipal, Scope
 from shared.db import api_keys
 from shared.errors import Forbidden
-from shared.http.security import ensure_merchant, require
+from shared.http.security import ensure_merchant, require, require_programme_admin
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 Admin = Annotated[ApiPrincipal, Depends(require(Scope.ADMIN))]
 
 
-async def programme_admin(principal: Admin) -> ApiPrincipal:
-    """An admin key not bound to a merchant: what it sees spans every partner."""
-    if principal.merchant_id is not None:
-        raise Forbidden(
-            "this route spans every merchant of the programme; a key bound to merchant "
-            f"{principal.merchant_id} may not use it",
-            code="merchant_bound_key",
-            merchant_id=principal.merchant_id,
-        )
-    return principal
-
-
+# What a programme admin sees and changes spans every partner.
+programme_admin = require_programme_admin(
+    "this route spans every merchant of the programme; a key bound to merchant "
+    "{merchant} may not use it"
+)
 ProgrammeAdmin = Annotated[ApiPrincipal, Depends(programme_admin)]
 ACTOR_MAX = 200  # what the ledger and `points.adjusted` keep
 

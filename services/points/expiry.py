@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.points.accounting import expire_claimed_lots, review_tier
 from services.points.book import Changes
 from services.points.db import accounts, lots
 from services.points.domain.moments import add_months, require_aware
+from services.points.due import claim_due, run_in_batches
 from services.points.repository import load_orders, lock_accounts_if_free
 from services.points.rules import load_rule_book
 from services.points.settlement import settle_due_orders
@@ -43,13 +43,9 @@ async def expire_due_points(
 ) -> int:
     """Expire every lot due at `now`, one batch per transaction; returns the lots expired."""
     require_aware(now, "now")
-    total = 0
-    while True:
-        async with engine.begin() as conn:
-            expired, claimed = await expire_batch(conn, now, points_topic, batch_size)
-        total += expired
-        if claimed < batch_size or expired == 0:
-            return total
+    return await run_in_batches(
+        engine, lambda conn: expire_batch(conn, now, points_topic, batch_size), batch_size
+    )
 
 
 async def expire_batch(
@@ -59,15 +55,14 @@ async def expire_batch(
 
     Returns (lots expired, lots claimed).
     """
-    claimed = (
-        await conn.execute(
-            sa.select(lots.c.lot_id, lots.c.customer_id)
-            .where(lots.c.remaining > 0, lots.c.expires_at <= now)
-            .order_by(lots.c.expires_at)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    claimed = await claim_due(
+        conn,
+        [lots.c.lot_id, lots.c.customer_id],
+        due_at=lots.c.expires_at,
+        now=now,
+        batch_size=batch_size,
+        also=[lots.c.remaining > 0],
+    )
     if not claimed:
         return 0, 0
     found = await lock_accounts_if_free(conn, {row.customer_id for row in claimed})
@@ -86,13 +81,9 @@ async def review_due_tiers(
 ) -> int:
     """Run every yearly tier review due at `now`; returns the accounts reviewed."""
     require_aware(now, "now")
-    total = 0
-    while True:
-        async with engine.begin() as conn:
-            reviewed, claimed = await review_batch(conn, now, points_topic, batch_size)
-        total += reviewed
-        if claimed < batch_size or reviewed == 0:
-            return total
+    return await run_in_batches(
+        engine, lambda conn: review_batch(conn, now, points_topic, batch_size), batch_size
+    )
 
 
 async def review_batch(
@@ -105,17 +96,16 @@ async def review_batch(
     years is reviewed twice, dropping at most one level each time. Returns (reviewed,
     claimed).
     """
-    due = list(
-        (
-            await conn.execute(
-                sa.select(accounts.c.customer_id)
-                .where(accounts.c.next_review_at <= now)
-                .order_by(accounts.c.next_review_at)
-                .limit(batch_size)
-                .with_for_update(skip_locked=True)
-            )
-        ).scalars()
-    )
+    due = [
+        row.customer_id
+        for row in await claim_due(
+            conn,
+            [accounts.c.customer_id],
+            due_at=accounts.c.next_review_at,
+            now=now,
+            batch_size=batch_size,
+        )
+    ]
     found = await lock_accounts_if_free(conn, due)
     if not found:
         return 0, 0

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.points.accounting import settle_order
 from services.points.book import Changes, StoredOrder
 from services.points.db import order_earnings
 from services.points.domain.moments import add_months, require_aware
+from services.points.due import claim_due, run_in_batches
 from services.points.repository import load_orders, lock_accounts_if_free
 from services.points.rules import load_rule_book
 from services.points.writes import save_changes
@@ -36,13 +36,9 @@ async def settle_due_orders(
 ) -> int:
     """Settle every order whose return window ended by `now`; returns the orders settled."""
     require_aware(now, "now")
-    total = 0
-    while True:
-        async with engine.begin() as conn:
-            settled, claimed = await settle_batch(conn, now, points_topic, batch_size)
-        total += settled
-        if claimed < batch_size or settled == 0:
-            return total
+    return await run_in_batches(
+        engine, lambda conn: settle_batch(conn, now, points_topic, batch_size), batch_size
+    )
 
 
 async def settle_batch(
@@ -52,15 +48,14 @@ async def settle_batch(
 
     Returns (orders settled, orders claimed).
     """
-    claimed = (
-        await conn.execute(
-            sa.select(order_earnings.c.order_id, order_earnings.c.customer_id)
-            .where(order_earnings.c.settled_at.is_(None), order_earnings.c.settles_at <= now)
-            .order_by(order_earnings.c.settles_at)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    claimed = await claim_due(
+        conn,
+        [order_earnings.c.order_id, order_earnings.c.customer_id],
+        due_at=order_earnings.c.settles_at,
+        now=now,
+        batch_size=batch_size,
+        also=[order_earnings.c.settled_at.is_(None)],
+    )
     if not claimed:
         return 0, 0
     found = await lock_accounts_if_free(conn, {row.customer_id for row in claimed})

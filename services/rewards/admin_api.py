@@ -41,30 +41,18 @@ from services.rewards.policies import (
     save_limits,
     save_policy,
 )
-from shared.auth import ApiPrincipal, Scope
+from shared.auth import ApiPrincipal
 from shared.contracts.fields import Identifier
-from shared.errors import Forbidden, Unprocessable
-from shared.http.security import require
+from shared.errors import Unprocessable
+from shared.http.security import require_programme_admin
 from shared.outbox import OutboxWriter
 
-
-async def programme_admin(
-    principal: Annotated[ApiPrincipal, Depends(require(Scope.ADMIN))],
-) -> ApiPrincipal:
-    """An admin key not bound to a merchant. Every rewards admin route spans the programme
-    (any merchant's policies, caps and held compensations, the catalogue, the referral
-    programme), so a key bound to one merchant could otherwise pay out or loosen the rules
-    of another: 403 `merchant_bound_key`, as for the points service's programme routes."""
-    if principal.merchant_id is not None:
-        raise Forbidden(
-            "rewards admin routes span every merchant of the programme; a key bound to "
-            f"merchant {principal.merchant_id} may not use them",
-            code="merchant_bound_key",
-            merchant_id=principal.merchant_id,
-        )
-    return principal
-
-
+# Every rewards admin route spans the programme (any merchant's policies, caps and held
+# compensations, the catalogue, the referral programme), as the points service's do.
+programme_admin = require_programme_admin(
+    "rewards admin routes span every merchant of the programme; a key bound to "
+    "merchant {merchant} may not use them"
+)
 Admin = Annotated[ApiPrincipal, Depends(programme_admin)]
 Key = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/-]+$")]
 Count = Annotated[int, Field(ge=0, le=1_000_000_000_000)]

@@ -65,6 +65,25 @@ def require(scope: Scope) -> Requirement:
     return principal_with_scope
 
 
+def require_programme_admin(refusal: str) -> Callable[..., Awaitable[ApiPrincipal]]:
+    """A dependency for admin routes that span every merchant of the programme: the caller's
+    principal when its admin key is bound to no merchant. A key bound to one merchant could
+    otherwise change or pay out for another: 403 `merchant_bound_key`, with `refusal` as the
+    detail (`{merchant}` stands for the key's merchant)."""
+    admin = require(Scope.ADMIN)
+
+    async def programme_admin(principal: ApiPrincipal = Depends(admin)) -> ApiPrincipal:
+        if principal.merchant_id is not None:
+            raise Forbidden(
+                refusal.format(merchant=principal.merchant_id),
+                code="merchant_bound_key",
+                merchant_id=principal.merchant_id,
+            )
+        return principal
+
+    return programme_admin
+
+
 def ensure_merchant(principal: ApiPrincipal, merchant_id: str) -> None:
     """Refuse (403) a key bound to one merchant acting for another."""
     if not principal.may_act_for(merchant_id):

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,17 +25,8 @@ import pytest
 from shared.cli_kafka import read_whole_topic
 from shared.contracts.topics import Topics
 from shared.simulator.programme import DEMO_EVENTS
-from tests.e2e.conftest import (
-    ROOT,
-    STOP_TIMEOUT,
-    System,
-    _clean_environment,
-    _output,
-    _private_var_dir,
-    _wait_for_services,
-)
+from tests.e2e.conftest import ROOT, System, run_system
 from tests.e2e.console.conftest import admin_keys, console_url
-from tests.support.infra import free_port
 
 DEMO = ["simulate", "--demo", "--customers", "200", "--days", "365", "--wall-seconds", "60"]
 SETTLE_SECONDS = 120  # due-time jobs (voucher expiry, alert scans) after the last event
@@ -57,34 +46,7 @@ def _types_on_topics(bootstrap: str) -> Counter[str]:
 @pytest.fixture(scope="module")
 def fresh_system() -> Iterator[System]:
     """`make run` from a clean state, for this module alone (stopped as Ctrl-C stops it)."""
-    var_dir, kafka_port = _private_var_dir(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shared.run"],
-        cwd=ROOT,
-        env=_clean_environment(var_dir, kafka_port),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        started = _wait_for_services(process, var_dir / "services.json")
-        yield System(
-            bootstrap_servers=f"127.0.0.1:{kafka_port}",
-            urls={name: s["url"] for name, s in started.items()},
-            keys={name: s["admin_key"] for name, s in started.items()},
-            var_dir=var_dir,
-            process=process,
-        )
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        out = _output(process)
-        assert process.returncode == 0, f"`make run` did not stop cleanly:\n{out}"
-        shutil.rmtree(var_dir.parent)
+    yield from run_system(expect_stop_report=False)
 
 
 def test_the_demo_produces_every_event_it_promises(fresh_system: System) -> None:

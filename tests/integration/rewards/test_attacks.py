@@ -7,6 +7,13 @@ from typing import Any
 
 import pytest
 
+from tests.integration.rewards.bistro import (
+    BISTRO,
+    DISH_WAIT,
+    bistro_order_recorded,
+    claim_body,
+    claim_held_for_review,
+)
 from tests.integration.rewards.helpers import (
     RewardsStack,
     incident,
@@ -15,7 +22,6 @@ from tests.integration.rewards.helpers import (
     rewards_stack,
     serving,
 )
-from tests.integration.rewards.test_trust import BISTRO, DISH_WAIT, claim_body
 from tests.support.counting import publish
 from tests.support.infra import Infra
 
@@ -39,18 +45,8 @@ async def test_returning_most_of_the_order_before_an_incident_confirms_a_claim_p
     not on the 100.00 the order was when the claim was filed (20.00 and 180.00)."""
     async with rewards_stack(infra, rewards_db, unique) as stack:
         async with serving(stack, infra) as client:
-            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
-            assert put.status_code == 200, put.text
-            await publish(
-                infra.bootstrap_servers,
-                stack.purchases,
-                [purchase("c-ret", "o-ret", "100.00", merchant=BISTRO)],
-            )
-            await stack.wait_handled(1)
-            claim = await client.post(
-                "/v1/customers/c-ret/guarantee-claims", json=claim_body("o-ret", 25)
-            )
-            assert claim.json()["status"] == "in_review", claim.text
+            await bistro_order_recorded(stack, infra, client, "c-ret", "o-ret")
+            await claim_held_for_review(client, "c-ret", "o-ret")
             assert await _compensations(stack, "o-ret") == [
                 (1, "granted", 0),
                 (2, "in_review", 2000),
@@ -110,18 +106,8 @@ async def test_a_held_part_approved_after_a_return_is_paid_on_what_stayed(
     (2.00 and 18.00: double the 10.00 in all)."""
     async with rewards_stack(infra, rewards_db, unique) as stack:
         async with serving(stack, infra) as client:
-            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
-            assert put.status_code == 200, put.text
-            await publish(
-                infra.bootstrap_servers,
-                stack.purchases,
-                [purchase("c-apr", "o-apr", "100.00", merchant=BISTRO)],
-            )
-            await stack.wait_handled(1)
-            claim = await client.post(
-                "/v1/customers/c-apr/guarantee-claims", json=claim_body("o-apr", 25)
-            )
-            assert claim.json()["status"] == "in_review", claim.text
+            await bistro_order_recorded(stack, infra, client, "c-apr", "o-apr")
+            await claim_held_for_review(client, "c-apr", "o-apr")
             await publish(
                 infra.bootstrap_servers,
                 stack.purchases,
@@ -164,18 +150,8 @@ async def test_an_admin_key_bound_to_one_merchant_cannot_pay_out_or_loosen_anoth
             key = await create_key(conn, "hostile-admin", ["admin"], merchant_id="m-hostile")
         hostile = {"Authorization": f"Bearer {key.plaintext}"}
         async with serving(stack, infra) as client:
-            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
-            assert put.status_code == 200, put.text
-            await publish(
-                infra.bootstrap_servers,
-                stack.purchases,
-                [purchase("c-hk", "o-hk", "100.00", merchant=BISTRO)],
-            )
-            await stack.wait_handled(1)
-            claim = await client.post(
-                "/v1/customers/c-hk/guarantee-claims", json=claim_body("o-hk", 25)
-            )
-            assert claim.json()["status"] == "in_review", claim.text
+            await bistro_order_recorded(stack, infra, client, "c-hk", "o-hk")
+            await claim_held_for_review(client, "c-hk", "o-hk")
             held = await stack.scalar(
                 "SELECT compensation_id FROM compensations WHERE tier = 3 AND status = 'in_review'"
             )
@@ -293,18 +269,8 @@ async def test_approving_the_higher_held_part_first_still_pays_the_lower_one_in_
     the 100.00 in all, whichever part is approved first."""
     async with rewards_stack(infra, rewards_db, unique) as stack:
         async with serving(stack, infra) as client:
-            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
-            assert put.status_code == 200, put.text
-            await publish(
-                infra.bootstrap_servers,
-                stack.purchases,
-                [purchase("c-ord", "o-ord", "100.00", merchant=BISTRO)],
-            )
-            await stack.wait_handled(1)
-            claim = await client.post(
-                "/v1/customers/c-ord/guarantee-claims", json=claim_body("o-ord", 25)
-            )
-            assert claim.json()["status"] == "in_review", claim.text
+            await bistro_order_recorded(stack, infra, client, "c-ord", "o-ord")
+            await claim_held_for_review(client, "c-ord", "o-ord")
             held = await stack.rows(
                 "SELECT compensation_id FROM compensations WHERE status = 'in_review' "
                 "ORDER BY tier DESC"

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.integration.rewards.bistro import BISTRO, bistro_order_recorded, claim_body
 from tests.integration.rewards.helpers import (
     NOW,
     RESTAURANT,
@@ -26,26 +27,6 @@ from tests.support.counting import publish, wait_until
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
-
-BISTRO = "m-bistro"
-DISH_WAIT = {
-    "unit": "minutes",
-    "tiers": [
-        {"over": 10, "vouchers": ["fruit-plate"]},
-        {"over": 15, "refund_basis_points": 2000},
-        {"over": 20, "refund_basis_points": 20000},
-    ],
-}
-
-
-def claim_body(order: str, minutes: Any, merchant: str = BISTRO, **extra: Any) -> dict[str, Any]:
-    return {
-        "merchant_id": merchant,
-        "order_id": order,
-        "promise_kind": "dish_wait_time",
-        "measured": {"value": minutes, "unit": "minutes"},
-        **extra,
-    }
 
 
 async def _compensations(stack: RewardsStack, order: str) -> list[tuple[Any, ...]]:
@@ -76,14 +57,7 @@ async def test_the_issue_15_fraud_call_pays_nothing_beyond_the_recorded_order(
     paid on the recorded 20.00 (double the order: 40.00 in all), never on 9999.00."""
     async with rewards_stack(infra, rewards_db, unique) as stack:
         async with serving(stack, infra) as client:
-            put = await client.put(f"/v1/admin/policies/{BISTRO}/dish_wait_time", json=DISH_WAIT)
-            assert put.status_code == 200, put.text
-            await publish(
-                infra.bootstrap_servers,
-                stack.purchases,
-                [purchase("c-fraud-1", "o-fraud-1", "20.00", merchant=BISTRO)],
-            )
-            await stack.wait_handled(1)
+            await bistro_order_recorded(stack, infra, client, "c-fraud-1", "o-fraud-1", "20.00")
             fraud = claim_body("o-fraud-1", 25, order_amount="9999.00", currency="EUR")
             answer = await client.post("/v1/customers/c-fraud-1/guarantee-claims", json=fraud)
             assert answer.status_code == 201, answer.text

@@ -12,22 +12,27 @@ import asyncio
 import random
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
 
 from shared.contracts.registry import decode_event
-from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
+from tests.integration.scale.support import (
+    at_least,
+    processed_events,
+    running_instances,
+    send_keyed,
+    send_through_a_crash_and_a_stop,
+    wait_for_owners,
+)
 from tests.support.counting import wait_until
 from tests.support.dlq import read_topic
 from tests.support.infra import Infra
-from tests.support.services import group_assignment, start_service, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -90,45 +95,16 @@ async def test_three_alerts_instances_raise_one_alert_per_customer_through_a_cra
         "ALERTS_SCAN_INTERVAL_SECONDS": "1",
     }
     messages, distinct = _purchases()
-    instances = [start_service("alerts", env, tmp_path, f"alerts-{i}") for i in range(3)]
-    engine = create_engine(db_url, pool_size=2)
-    producer = AIOKafkaProducer(bootstrap_servers=apache_kafka, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        await asyncio.gather(*(wait_ready(i) for i in instances))
+    async with running_instances("alerts", env, tmp_path, db_url, apache_kafka) as running:
+        instances, engine = running.processes, running.engine
+        await wait_for_owners(apache_kafka, group, purchases)
+        handled = processed_events(engine)
 
-        async def three_owners() -> object:
-            owners = await group_assignment(apache_kafka, group)
-            mine = {m: {p for t, p in o if t == purchases} for m, o in owners.items()}
-            return True if len(mine) == 3 and all(mine.values()) else mine
+        async def send(chunk: Sequence[dict[str, Any]]) -> None:
+            await send_keyed(running.producer, purchases, chunk)
 
-        await wait_until(three_owners, timeout=90, interval=0.5)
-
-        async def handled() -> int:
-            async with engine.connect() as conn:
-                return int(await conn.scalar(sa.text("SELECT count(*) FROM processed_events")) or 0)
-
-        async def at_least(target: int) -> object:
-            count = await handled()
-            return True if count >= target else f"{count}/{target}"
-
-        async def send(chunk: list[dict[str, Any]]) -> None:
-            futures = [
-                await producer.send(purchases, orjson.dumps(m), key=m["customer_id"].encode())
-                for m in chunk
-            ]
-            await asyncio.gather(*futures)
-
-        third = len(messages) // 3
-        await send(messages[:third])
-        await wait_until(lambda: at_least(third // 2), timeout=120, interval=0.2)
-        instances[0].kill()
-        await send(messages[third : 2 * third])
-        await wait_until(lambda: at_least(third + third // 2), timeout=180, interval=0.2)
-        code = await asyncio.to_thread(instances[1].terminate)
-        assert code in (0, -15), instances[1].tail()
-        await send(messages[2 * third :])
-        await wait_until(lambda: at_least(distinct), timeout=300, interval=0.5)
+        await send_through_a_crash_and_a_stop(instances, messages, send, handled)
+        await wait_until(at_least(handled, distinct), timeout=300, interval=0.5)
 
         async def all_alerted() -> object:
             async with engine.connect() as conn:
@@ -165,8 +141,3 @@ async def test_three_alerts_instances_raise_one_alert_per_customer_through_a_cra
         assert raised_alerts == {str(r.alert_id) for r in rows}, "an alert raised twice or never"
         assert len(raised) == len(rows)
         assert instances[2].process.poll() is None, instances[2].tail()
-    finally:
-        await producer.stop()
-        for instance in instances:
-            instance.kill()
-        await engine.dispose()

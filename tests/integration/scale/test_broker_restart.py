@@ -12,18 +12,20 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import orjson
 import pytest
-import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 
-from shared.contracts.registry import decode_event
 from shared.db import create_engine
 from shared.devkafka import KafkaCluster, NodeSpec
 from shared.kafka.admin import ensure_topics
+from tests.integration.scale.support import (
+    assert_points_booked_once,
+    at_least,
+    processed_events,
+    send_keyed,
+)
 from tests.integration.scale.test_points_scale_out import build_stream
 from tests.support.counting import wait_until
-from tests.support.dlq import read_topic
 from tests.support.infra import free_port
 from tests.support.services import start_service, wait_ready
 
@@ -54,70 +56,29 @@ async def test_a_broker_restarted_mid_stream_loses_nothing(
             4,
         )
         messages, expected, distinct = build_stream(seed=5, size=6_000, customers=2_000)
-        orders = {m["data"]["order_id"] for m in messages if m["type"] == "purchase.completed"}
         env = {**names, "POINTS_DATABASE_URL": db_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
         service = start_service("points", env, tmp_path)
         await wait_ready(service)
-
-        async def handled() -> int:
-            async with engine.connect() as conn:
-                return int(await conn.scalar(sa.text("SELECT count(*) FROM processed_events")) or 0)
 
         async def send(chunk: list[dict]) -> None:  # type: ignore[type-arg]
             producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
             await producer.start()
             try:
-                futures = [
-                    await producer.send(
-                        names["POINTS_PURCHASES_TOPIC"],
-                        orjson.dumps(m),
-                        key=m["customer_id"].encode(),
-                    )
-                    for m in chunk
-                ]
-                await asyncio.gather(*futures)
+                await send_keyed(producer, names["POINTS_PURCHASES_TOPIC"], chunk)
             finally:
                 await producer.stop()
 
         half = len(messages) // 2
         await send(messages[:half])
-
-        async def some() -> object:
-            count = await handled()
-            return True if count >= half // 3 else count
-
-        await wait_until(some, timeout=120, interval=0.1)
+        await wait_until(at_least(processed_events(engine), half // 3), timeout=120, interval=0.1)
         cluster.nodes[0].kill()  # mid-stream: the service keeps running against nothing
         await asyncio.sleep(3)
         assert service.process.poll() is None, service.tail()
         await asyncio.to_thread(cluster.start_node, 1)
         await send(messages[half:])
-
-        async def everything() -> object:
-            count = await handled()
-            return True if count == distinct else f"{count}/{distinct}"
-
-        await wait_until(everything, timeout=300, interval=0.5)
-
-        async def relayed() -> object:
-            async with engine.connect() as conn:
-                left = int(await conn.scalar(sa.text("SELECT count(*) FROM outbox")) or 0)
-            return True if left == 0 else f"{left} outbox rows"
-
-        await wait_until(relayed, timeout=120, interval=0.5)
-        async with engine.connect() as conn:
-            rows = await conn.execute(sa.text("SELECT customer_id, ledger_balance FROM accounts"))
-            balances = {row.customer_id: row.ledger_balance for row in rows}
-            dead = await conn.scalar(sa.text("SELECT count(*) FROM dead_letters"))
-        assert dead == 0
-        assert balances == expected
-        records = await read_topic(bootstrap, names["POINTS_POINTS_TOPIC"], len(orders), 60)
-        accrued = {
-            event.data.order_id  # type: ignore[attr-defined]
-            for event in (decode_event(r.value) for r in records if r.value is not None)
-            if event.type == "points.accrued"
-        }
-        assert accrued == orders, f"{len(orders - accrued)} accruals never reached the topic"
+        await assert_points_booked_once(
+            engine, bootstrap, names["POINTS_POINTS_TOPIC"], messages, expected, distinct
+        )
     finally:
         if service is not None:
             service.kill()

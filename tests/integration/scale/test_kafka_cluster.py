@@ -12,18 +12,20 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import orjson
 import pytest
-import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.contracts.registry import decode_event
 from shared.db import create_engine
 from shared.devkafka import KafkaCluster, NodeSpec
+from tests.integration.scale.support import (
+    assert_points_booked_once,
+    at_least,
+    processed_events,
+    send_keyed,
+)
 from tests.integration.scale.test_points_scale_out import build_stream
 from tests.support.counting import wait_until
-from tests.support.dlq import read_topic
 from tests.support.infra import free_port
 from tests.support.services import start_service, wait_ready
 
@@ -66,14 +68,9 @@ async def test_the_leader_of_a_busy_partition_killed_mid_stream_loses_nothing(
         finally:
             await admin.close()
         messages, expected, distinct = build_stream(seed=9, size=6_000, customers=2_000)
-        orders = {m["data"]["order_id"] for m in messages if m["type"] == "purchase.completed"}
         env = {**names, "POINTS_DATABASE_URL": db_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
         service = start_service("points", env, tmp_path)
         await wait_ready(service)
-
-        async def handled() -> int:
-            async with engine.connect() as conn:
-                return int(await conn.scalar(sa.text("SELECT count(*) FROM processed_events")) or 0)
 
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
@@ -86,22 +83,13 @@ async def test_the_leader_of_a_busy_partition_killed_mid_stream_loses_nothing(
         try:
 
             async def send(chunk: list[dict]) -> None:  # type: ignore[type-arg]
-                futures = [
-                    await producer.send(
-                        purchases_topic, orjson.dumps(m), key=m["customer_id"].encode()
-                    )
-                    for m in chunk
-                ]
-                await asyncio.gather(*futures)
+                await send_keyed(producer, purchases_topic, chunk)
 
             third = len(messages) // 3
             await send(messages[:third])
 
-            async def some() -> object:
-                count = await handled()
-                return True if count >= third // 3 else count
-
-            await wait_until(some, timeout=120, interval=0.1)
+            handled = processed_events(engine)
+            await wait_until(at_least(handled, third // 3), timeout=120, interval=0.1)
             busiest = TopicPartition(purchases_topic, 0)
             leader = producer.client.cluster.leader_for_partition(busiest)
             assert leader in (1, 2, 3), leader
@@ -112,31 +100,9 @@ async def test_the_leader_of_a_busy_partition_killed_mid_stream_loses_nothing(
         finally:
             await producer.stop()
 
-        async def everything() -> object:
-            count = await handled()
-            return True if count == distinct else f"{count}/{distinct}"
-
-        await wait_until(everything, timeout=300, interval=0.5)
-
-        async def relayed() -> object:
-            async with engine.connect() as conn:
-                left = int(await conn.scalar(sa.text("SELECT count(*) FROM outbox")) or 0)
-            return True if left == 0 else f"{left} outbox rows"
-
-        await wait_until(relayed, timeout=120, interval=0.5)
-        async with engine.connect() as conn:
-            rows = await conn.execute(sa.text("SELECT customer_id, ledger_balance FROM accounts"))
-            balances = {row.customer_id: row.ledger_balance for row in rows}
-            dead = await conn.scalar(sa.text("SELECT count(*) FROM dead_letters"))
-        assert dead == 0
-        assert balances == expected
-        records = await read_topic(bootstrap, names["POINTS_POINTS_TOPIC"], len(orders), 60)
-        accrued = [
-            event.data.order_id  # type: ignore[attr-defined]
-            for event in (decode_event(r.value) for r in records if r.value is not None)
-            if event.type == "points.accrued"
-        ]
-        assert set(accrued) == orders, f"{len(orders - set(accrued))} accruals never published"
+        await assert_points_booked_once(
+            engine, bootstrap, names["POINTS_POINTS_TOPIC"], messages, expected, distinct
+        )
     finally:
         if service is not None:
             service.kill()

@@ -11,24 +11,29 @@ a quarter return takes a quarter (amounts divisible by 4).
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
 
-from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
+from tests.integration.scale.support import (
+    exactly,
+    processed_events,
+    running_instances,
+    send_keyed,
+    send_through_a_crash_and_a_stop,
+    wait_for_owners,
+)
 from tests.support.counting import wait_until
 from tests.support.infra import Infra
-from tests.support.services import group_assignment, start_service, wait_ready
+from tests.support.services import group_assignment
 
 pytestmark = pytest.mark.integration
 
@@ -134,58 +139,18 @@ async def test_three_points_instances_survive_a_crash_and_a_stop_with_exact_bala
         "POINTS_DB_POOL_SIZE": "4",
     }
     messages, expected, distinct = build_stream()
-    instances = [start_service("points", env, tmp_path, f"points-{i}") for i in range(3)]
-    engine = create_engine(db_url, pool_size=2)
-    producer = AIOKafkaProducer(bootstrap_servers=apache_kafka, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        await asyncio.gather(*(wait_ready(i) for i in instances))
-
-        async def three_owners() -> object:
-            owners = await group_assignment(apache_kafka, group)
-            purchases = {
-                m: {p for t, p in o if t == names["POINTS_PURCHASES_TOPIC"]}
-                for m, o in owners.items()
-            }
-            if len(owners) == 3 and all(purchases.values()):
-                covered = set().union(*purchases.values())
-                return True if covered == set(range(PARTITIONS)) else purchases
-            return purchases
-
+    purchases = names["POINTS_PURCHASES_TOPIC"]
+    async with running_instances("points", env, tmp_path, db_url, apache_kafka) as running:
+        instances, engine = running.processes, running.engine
         # The group's own assignment: three members, each owning purchase partitions.
-        await wait_until(three_owners, timeout=90, interval=0.5)
+        await wait_for_owners(apache_kafka, group, purchases, partitions=PARTITIONS)
+        handled = processed_events(engine)
 
-        async def handled() -> int:
-            async with engine.connect() as conn:
-                done = await conn.scalar(sa.text("SELECT count(*) FROM processed_events"))
-            return int(done or 0)
+        async def send(chunk: Sequence[dict[str, Any]]) -> None:
+            await send_keyed(running.producer, purchases, chunk)
 
-        async def send(chunk: list[dict[str, Any]]) -> None:
-            futures = [
-                await producer.send(
-                    names["POINTS_PURCHASES_TOPIC"],
-                    orjson.dumps(m),
-                    key=m["customer_id"].encode(),
-                )
-                for m in chunk
-            ]
-            await asyncio.gather(*futures)
-
-        third = len(messages) // 3
-        await send(messages[:third])
-        await wait_until(lambda: _at_least(handled, third // 2), timeout=120, interval=0.2)
-        instances[0].kill()  # a crash in the middle of the stream
-        await send(messages[third : 2 * third])
-        await wait_until(lambda: _at_least(handled, third + third // 2), timeout=180, interval=0.2)
-        code = await asyncio.to_thread(instances[1].terminate)  # an orderly stop mid-stream
-        assert code in (0, -15), instances[1].tail()
-        await send(messages[2 * third :])
-
-        async def all_handled() -> object:
-            count = await handled()
-            return True if count == distinct else f"{count}/{distinct}"
-
-        await wait_until(all_handled, timeout=300, interval=0.5)
+        await send_through_a_crash_and_a_stop(instances, messages, send, handled)
+        await wait_until(exactly(handled, distinct), timeout=300, interval=0.5)
 
         async with engine.connect() as conn:
             rows = await conn.execute(sa.text("SELECT customer_id, ledger_balance FROM accounts"))
@@ -218,13 +183,3 @@ async def test_three_points_instances_survive_a_crash_and_a_stop_with_exact_bala
 
         await wait_until(one_owner, timeout=60, interval=0.5)
         assert instances[2].process.poll() is None, instances[2].tail()
-    finally:
-        await producer.stop()
-        for instance in instances:
-            instance.kill()
-        await engine.dispose()
-
-
-async def _at_least(count: Any, target: int) -> object:
-    value = await count()
-    return True if value >= target else f"{value}/{target}"

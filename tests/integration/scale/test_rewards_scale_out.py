@@ -8,24 +8,28 @@ database holds at the end are exactly those the test computes.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
 
-from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
+from tests.integration.scale.support import (
+    at_least,
+    processed_events,
+    running_instances,
+    send_keyed,
+    send_through_a_crash_and_a_stop,
+    wait_for_owners,
+)
 from tests.support.counting import wait_until
 from tests.support.infra import Infra
-from tests.support.services import group_assignment, start_service, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -90,51 +94,16 @@ async def test_three_rewards_instances_compensate_each_breach_once_through_a_cra
     )
     env = {**names, "REWARDS_DATABASE_URL": db_url, "KAFKA_BOOTSTRAP_SERVERS": apache_kafka}
     messages, breached, distinct = build_incidents()
-    instances = [start_service("rewards", env, tmp_path, f"rewards-{i}") for i in range(3)]
-    engine = create_engine(db_url, pool_size=2)
-    producer = AIOKafkaProducer(bootstrap_servers=apache_kafka, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        await asyncio.gather(*(wait_ready(i) for i in instances))
+    async with running_instances("rewards", env, tmp_path, db_url, apache_kafka) as running:
+        instances, engine = running.processes, running.engine
+        await wait_for_owners(apache_kafka, group, incidents)
+        handled = processed_events(engine, incidents)
 
-        async def three_owners() -> object:
-            owners = await group_assignment(apache_kafka, group)
-            mine = {m: {p for t, p in o if t == incidents} for m, o in owners.items()}
-            return True if len(mine) == 3 and all(mine.values()) else mine
+        async def send(chunk: Sequence[dict[str, Any]]) -> None:
+            await send_keyed(running.producer, incidents, chunk)
 
-        await wait_until(three_owners, timeout=90, interval=0.5)
-
-        async def handled() -> int:
-            async with engine.connect() as conn:
-                return int(
-                    await conn.scalar(
-                        sa.text("SELECT count(*) FROM processed_events WHERE topic = :t"),
-                        {"t": incidents},
-                    )
-                    or 0
-                )
-
-        async def send(chunk: list[dict[str, Any]]) -> None:
-            futures = [
-                await producer.send(incidents, orjson.dumps(m), key=m["customer_id"].encode())
-                for m in chunk
-            ]
-            await asyncio.gather(*futures)
-
-        async def at_least(target: int) -> object:
-            count = await handled()
-            return True if count >= target else f"{count}/{target}"
-
-        third = len(messages) // 3
-        await send(messages[:third])
-        await wait_until(lambda: at_least(third // 2), timeout=120, interval=0.2)
-        instances[0].kill()
-        await send(messages[third : 2 * third])
-        await wait_until(lambda: at_least(third + third // 2), timeout=180, interval=0.2)
-        code = await asyncio.to_thread(instances[1].terminate)
-        assert code in (0, -15), instances[1].tail()
-        await send(messages[2 * third :])
-        await wait_until(lambda: at_least(distinct), timeout=300, interval=0.5)
+        await send_through_a_crash_and_a_stop(instances, messages, send, handled)
+        await wait_until(at_least(handled, distinct), timeout=300, interval=0.5)
 
         async with engine.connect() as conn:
             breaches = {
@@ -152,8 +121,3 @@ async def test_three_rewards_instances_compensate_each_breach_once_through_a_cra
             "a breach was compensated twice or not at all"
         )
         assert instances[2].process.poll() is None, instances[2].tail()
-    finally:
-        await producer.stop()
-        for instance in instances:
-            instance.kill()
-        await engine.dispose()
