@@ -2,7 +2,8 @@
 mid-stream: compensation exactly once per breach.
 
 6,000 incident messages for the seeded dish-wait policy of `hotel-restaurant` (over 10
-minutes is a breach), one order each, 10% re-sent; the breaches and compensations the
+minutes is a breach), one order each, bought first on `pos.purchases` (rewards pays on
+the order it recorded), 10% re-sent; the breaches and compensations the
 database holds at the end are exactly those the test computes.
 """
 
@@ -37,10 +38,17 @@ MESSAGES = 6_000
 PARTITIONS = 8
 
 
-def build_incidents(seed: int = 21) -> tuple[list[dict[str, Any]], set[str], int]:
-    """(messages, orders that breached, distinct event ids)."""
+def build_incidents(
+    seed: int = 21,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[str], int]:
+    """(the orders' purchases, incident messages, orders that breached, distinct event ids).
+
+    Rewards pays on the order it recorded from `pos.purchases`, so every incident's order
+    is bought first (an incident for an unknown order waits for its purchase).
+    """
     rng = random.Random(seed)
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    purchases: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     breached: set[str] = set()
     distinct = 0
@@ -48,6 +56,23 @@ def build_incidents(seed: int = 21) -> tuple[list[dict[str, Any]], set[str], int
         customer = f"guest-{rng.randrange(3_000)}"
         order = f"o-{uuid.uuid4().hex[:12]}"
         minutes = rng.randrange(5, 26)
+        purchases.append(
+            {
+                "event_id": str(uuid.uuid4()),
+                "type": "purchase.completed",
+                "version": 1,
+                "occurred_at": (at - timedelta(minutes=45)).isoformat(),
+                "source": "pos-scale-test",
+                "customer_id": customer,
+                "data": {
+                    "order_id": order,
+                    "merchant_id": "hotel-restaurant",
+                    "store_id": "restaurant",
+                    "amount": "40.00",
+                    "currency": "EUR",
+                },
+            }
+        )
         event = {
             "event_id": str(uuid.uuid4()),
             "type": "service.incident",
@@ -71,7 +96,7 @@ def build_incidents(seed: int = 21) -> tuple[list[dict[str, Any]], set[str], int
             breached.add(order)
         if rng.random() < 0.1:
             messages.append(event)
-    return messages, breached, distinct
+    return purchases, messages, breached, distinct
 
 
 async def test_three_rewards_instances_compensate_each_breach_once_through_a_crash(
@@ -84,6 +109,7 @@ async def test_three_rewards_instances_compensate_each_breach_once_through_a_cra
         "REWARDS_INCIDENTS_TOPIC": f"ops.service-incidents.{unique}",
         "REWARDS_REWARDS_TOPIC": f"loyalty.rewards.{unique}",
         "REWARDS_OPS_TOPIC": f"ops.service-incidents.{unique}",
+        "REWARDS_PURCHASES_TOPIC": f"pos.purchases.{unique}",
     }
     group = names["REWARDS_CONSUMER_GROUP"]
     incidents = names["REWARDS_INCIDENTS_TOPIC"]
@@ -93,11 +119,14 @@ async def test_three_rewards_instances_compensate_each_breach_once_through_a_cra
         PARTITIONS,
     )
     env = {**names, "REWARDS_DATABASE_URL": db_url, "KAFKA_BOOTSTRAP_SERVERS": apache_kafka}
-    messages, breached, distinct = build_incidents()
+    purchases, messages, breached, distinct = build_incidents()
     async with running_instances("rewards", env, tmp_path, db_url, apache_kafka) as running:
         instances, engine = running.processes, running.engine
         await wait_for_owners(apache_kafka, group, incidents)
         handled = processed_events(engine, incidents)
+        bought = processed_events(engine, names["REWARDS_PURCHASES_TOPIC"])
+        await send_keyed(running.producer, names["REWARDS_PURCHASES_TOPIC"], purchases)
+        await wait_until(at_least(bought, len(purchases)), timeout=300, interval=0.5)
 
         async def send(chunk: Sequence[dict[str, Any]]) -> None:
             await send_keyed(running.producer, incidents, chunk)
