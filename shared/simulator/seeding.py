@@ -194,12 +194,24 @@ async def redeem_a_voucher(api: AdminApi, customers: Iterable[str], say: Say) ->
             return
 
 
-async def spend_points(api: AdminApi, customer: str, seed: int, say: Say) -> None:
-    """Two redemptions at the grocer, the second cancelled; a goodwill adjustment."""
+async def richest(api: AdminApi, customers: Iterable[str]) -> tuple[str, int]:
+    """The customer with the most available points (catalogue claims spent some), and them."""
+    available: dict[str, int] = {}
+    for customer in customers:
+        _, balance = await api.call("points", "GET", f"/v1/customers/{customer}/balance")
+        available[customer] = int(balance["available"])
+    customer = max(available, key=lambda c: (available[c], c))
+    return customer, available[customer]
+
+
+async def spend_points(api: AdminApi, customer: str, available: int, seed: int, say: Say) -> None:
+    """Two redemptions at the grocer (100 points each, or half of what the customer has),
+    the second cancelled; a goodwill adjustment."""
     path = f"/v1/customers/{customer}/redemptions"
+    points = max(1, min(100, available // 2))
     done = []
     for number in (1, 2):
-        body = {"points": 100, "merchant_id": "m-grocer", "reference": f"demo-{seed}-{number}"}
+        body = {"points": points, "merchant_id": "m-grocer", "reference": f"demo-{seed}-{number}"}
         status, answer = await api.call(
             "points",
             "POST",
@@ -232,4 +244,4 @@ async def after_the_year(
     await wait_until_counted(api, busy, patience, say)
     await claim_items(api, busy, seed, say)
     await redeem_a_voucher(api, busy, say)
-    await spend_points(api, next(iter(busy)), seed, say)
+    await spend_points(api, *await richest(api, busy), seed, say)
