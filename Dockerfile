@@ -12,14 +12,16 @@ RUN groupadd --system loyalty && useradd --system --gid loyalty --home /app loya
 
 # Dependencies first, so code changes do not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p shared services \
-    && touch shared/__init__.py services/__init__.py \
+RUN mkdir -p shared services tooling \
+    && touch shared/__init__.py services/__init__.py tooling/__init__.py \
     && pip install . \
     && pip uninstall --yes loyalty-platform
 
-# The code, migrations included (shared.migrate finds them next to shared/).
+# The code, migrations included (tooling.migrate finds them next to tooling/); tooling/ is
+# the `loyalty` CLI and the migrations job.
 COPY shared ./shared
 COPY services ./services
+COPY tooling ./tooling
 COPY migrations ./migrations
 RUN pip install --no-deps -e . && chown -R loyalty:loyalty /app
 

@@ -18,7 +18,7 @@ venv: $(STAMP)
 ##      LOYALTY_BROKER=kafka make run uses Apache Kafka instead of Tansu
 
 run: $(STAMP)
-	$(BIN)/python -m shared.run
+	$(BIN)/python -m tooling.run
 
 ## demo: a simulated year of a coalition's purchases in about a minute (needs `make run`)
 demo: $(STAMP)
@@ -32,7 +32,7 @@ screenshots: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services bench console
+	$(BIN)/mypy shared tooling services bench console
 
 ## test: lint, then every test (unit, integration on the embedded broker + PostgreSQL, e2e)
 test: lint
@@ -47,7 +47,7 @@ schemas: $(STAMP)
 
 ## docs: the README's generated sections (HTTP API overview, event catalogue)
 docs: $(STAMP)
-	$(BIN)/python -m services.docs
+	$(BIN)/python -m tooling.docs
 
 ## bench: every benchmark; prints a table and writes bench-results.json
 bench: $(STAMP)
@@ -55,7 +55,7 @@ bench: $(STAMP)
 
 ## kafka-jars: resolve the Apache Kafka broker's jars once (Maven; deploy/kafka/pom.xml)
 kafka-jars: $(STAMP)
-	$(BIN)/python -c "from shared.devkafka import resolve_jars; print(resolve_jars())"
+	$(BIN)/python -c "from tooling.devkafka import resolve_jars; print(resolve_jars())"
 
 ## test-kafka: every test on Apache Kafka (what .ci/run does first)
 test-kafka: lint
@@ -63,9 +63,9 @@ test-kafka: lint
 
 ## infra-up / infra-down: the embedded PostgreSQL + broker alone (LOYALTY_BROKER picks it)
 infra-up: $(STAMP)
-	$(BIN)/python -m shared.devinfra up
+	$(BIN)/python -m tooling.devinfra up
 infra-down: $(STAMP)
-	$(BIN)/python -m shared.devinfra down
+	$(BIN)/python -m tooling.devinfra down
 
 ## up / down: the production shape with Docker compose (needs a Docker engine)
 up:
@@ -74,5 +74,5 @@ down:
 	docker compose down
 
 clean:
-	-$(BIN)/python -m shared.devinfra down
+	-$(BIN)/python -m tooling.devinfra down
 	rm -rf var

@@ -35,7 +35,7 @@ from bench.summary import (
     summary_rows,
     summary_table,
 )
-from shared.devinfra import broker_from_environment
+from tooling.devinfra import broker_from_environment
 
 Section = Callable[[BenchInfra, int], Awaitable[dict[str, Any]]]
 SECTIONS: dict[str, Section] = {

@@ -19,8 +19,8 @@ from pathlib import Path
 import asyncpg
 
 from shared.db import asyncpg_dsn
-from shared.devinfra import EmbeddedInfra, broker_from_environment
-from shared.migrate import upgrade
+from tooling.devinfra import EmbeddedInfra, broker_from_environment
+from tooling.migrate import upgrade
 
 
 def free_port() -> int:

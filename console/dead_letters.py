@@ -1,6 +1,6 @@
 """Dead letters per consumer group: read from `<group>.dlq`, fixed and replayed.
 
-The same steps as `loyalty dlq replay` (shared.cli_kafka): the dead letter is found by its
+The same steps as `loyalty dlq replay` (tooling.cli_kafka): the dead letter is found by its
 place in the dlq topic, the fixed event must pass the contracts, a `payload_conflict` needs a
 new event id, and the replay goes to the topic named in its `dlq.original.topic` header with
 a `replay.of` header. Dead letters span every merchant, so only an admin key of the group's
@@ -18,16 +18,16 @@ from fastapi.responses import HTMLResponse, Response
 
 from console.sessions import SERVICES
 from console.web import back_to, posted_form, render, signed_in
-from shared.cli_env import CommandError, bootstrap_servers
-from shared.cli_events import (
+from shared.contracts.topics import dead_letter_topic
+from tooling.cli_env import CommandError, bootstrap_servers
+from tooling.cli_events import (
     Message,
     check_events,
     event_id_of,
     original_topic,
     select_dead_letter,
 )
-from shared.cli_kafka import publish_events, read_whole_topic
-from shared.contracts.topics import dead_letter_topic
+from tooling.cli_kafka import publish_events, read_whole_topic
 
 router = APIRouter()
 

@@ -16,7 +16,7 @@ from typing import Any
 from playwright.sync_api import Page, sync_playwright
 
 from console.browser import LAUNCH_ARGS, chromium_path
-from shared.cli_env import var_dir
+from tooling.cli_env import var_dir
 
 SERVICES = ("points", "rewards", "alerts")
 PAGES = {

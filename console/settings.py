@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.cli_env import DEFAULT_SERVICE_URLS
+from tooling.cli_env import DEFAULT_SERVICE_URLS
 
 
 class ConsoleSettings(BaseSettings):

@@ -1,5 +1,5 @@
 """Alembic environment; every service's env.py is this same thin file."""
 
-from shared.migrate import run_alembic_env
+from tooling.migrate import run_alembic_env
 
 run_alembic_env()

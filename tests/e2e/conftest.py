@@ -1,6 +1,6 @@
 """The whole system, started the way `make run` starts it, from a clean private state.
 
-`python -m shared.run` runs as a subprocess with its own state directory and free ports
+`python -m tooling.run` runs as a subprocess with its own state directory and free ports
 (LOYALTY_VAR_DIR, LOYALTY_PG_PORT, LOYALTY_KAFKA_PORT, <SERVICE>_HTTP_PORT). The fixture
 waits for `services.json` (written once every service answered /readyz), and at the end
 stops the run with SIGINT, as Ctrl-C would, and checks that it stopped cleanly.
@@ -107,7 +107,7 @@ def run_system(*, expect_stop_report: bool = True) -> Iterator[System]:
     var_dir = _private_var_dir()
     kafka_port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.run"],
+        [sys.executable, "-m", "tooling.run"],
         cwd=ROOT,
         env=_clean_environment(var_dir, kafka_port),
         stdout=subprocess.PIPE,

@@ -23,9 +23,9 @@ from typing import Any
 import asyncpg
 
 from shared.db import asyncpg_dsn
-from shared.devinfra import EmbeddedInfra, broker_from_environment
-from shared.migrate import upgrade
 from shared.settings import asyncpg_url
+from tooling.devinfra import EmbeddedInfra, broker_from_environment
+from tooling.migrate import upgrade
 
 
 def free_port() -> int:

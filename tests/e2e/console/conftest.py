@@ -54,7 +54,7 @@ def merchant_key(system: System, service: str, scope: str, merchant: str) -> str
         [
             sys.executable,
             "-m",
-            "shared.cli",
+            "tooling.cli",
             "keys",
             "create",
             "--service",

@@ -17,7 +17,6 @@ import orjson
 from confluent_kafka import Producer
 from playwright.sync_api import Page, expect
 
-from shared.run import LOCAL_KEY_NAME
 from tests.e2e.clients import (
     alerts_now,
     eventually,
@@ -27,6 +26,7 @@ from tests.e2e.clients import (
 )
 from tests.e2e.conftest import System
 from tests.e2e.console.conftest import admin_keys, console_url, merchant_key, sign_in
+from tooling.run import LOCAL_KEY_NAME
 
 
 def _get(system: System, service: str, path: str, **params: Any) -> Any:

@@ -22,11 +22,11 @@ import httpx
 import orjson
 import pytest
 
-from shared.cli_kafka import read_whole_topic
 from shared.contracts.topics import Topics
-from shared.simulator.programme import DEMO_EVENTS
 from tests.e2e.conftest import ROOT, System, run_system
 from tests.e2e.console.conftest import admin_keys, console_url
+from tooling.cli_kafka import read_whole_topic
+from tooling.simulator.programme import DEMO_EVENTS
 
 DEMO = ["simulate", "--demo", "--customers", "200", "--days", "365", "--wall-seconds", "60"]
 SETTLE_SECONDS = 120  # due-time jobs (voucher expiry, alert scans) after the last event
@@ -59,7 +59,7 @@ def test_the_demo_produces_every_event_it_promises(fresh_system: System) -> None
     }
     env["LOYALTY_VAR_DIR"] = str(system.var_dir)
     demo = subprocess.run(
-        [sys.executable, "-m", "shared.cli", *DEMO],
+        [sys.executable, "-m", "tooling.cli", *DEMO],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -107,7 +107,7 @@ async def test_the_cli_backtests_the_services_history(harness: AlertsHarness, un
     await harness.publish([shopping(f"cli-{unique}-0", day(70))])
     await harness.settled()
     argv = ["--as-of", day(60).isoformat(), "--horizon", "30", "--json"]
-    command = [sys.executable, "-m", "shared.cli", "backtest", "--database-url", harness.db_url]
+    command = [sys.executable, "-m", "tooling.cli", "backtest", "--database-url", harness.db_url]
     done = await asyncio.to_thread(
         subprocess.run, [*command, *argv], capture_output=True, text=True, timeout=120
     )

@@ -25,11 +25,11 @@ from services.alerts.records import CustomerActivity
 from services.alerts.repository import TierSighting, record_tiers, save_activities
 from services.alerts.scanner import AlertScanner
 from services.alerts.settings import AlertsSettings
-from shared.cli_invariants import check_service
 from shared.db import create_engine
 from shared.settings import KafkaSettings
 from tests.integration.alerts.conftest import Keys, api_client, day, make_keys, problem
 from tests.support.infra import Infra, free_port
+from tooling.cli_invariants import check_service
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import ApiPrincipal, Scope, authenticate, create_key, revoke_key
-from shared.cli import main
 from shared.db import create_engine
 from shared.errors import Unauthorized
 from shared.http import PROBLEM_JSON, create_service_app, ensure_merchant, require
 from shared.settings import KafkaSettings, ServiceSettings
 from tests.support.infra import Infra
+from tooling.cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.db import create_engine
-from shared.devinfra import broker_from_environment
 from shared.kafka.admin import ensure_topics
 from shared.kafka.runtime import leave_group_in_every_generation
 from shared.outbox import OutboxMessage, OutboxRelay, OutboxWriter, is_idempotent, relay_producer
 from tests.support.dlq import read_topic
 from tests.support.infra import Infra
+from tooling.devinfra import broker_from_environment
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +113,7 @@ async def test_reading_a_whole_topic_gets_the_newest_messages_too(
     find the newest message."""
     from aiokafka import AIOKafkaProducer
 
-    from shared.cli_kafka import read_whole_topic
+    from tooling.cli_kafka import read_whole_topic
 
     topic = f"whole.{unique}"
     await ensure_topics(infra.bootstrap_servers, [topic], 1)

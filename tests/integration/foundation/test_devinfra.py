@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from shared.db import asyncpg_dsn
-from shared.devinfra import EmbeddedInfra, InfraError
 from tests.support.infra import Infra, free_port
+from tooling.devinfra import EmbeddedInfra, InfraError
 
 pytestmark = pytest.mark.integration
 

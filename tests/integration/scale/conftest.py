@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.devinfra import broker_from_environment
-from shared.devkafka import KafkaCluster, NodeSpec
 from tests.support.infra import Infra, free_port
+from tooling.devinfra import broker_from_environment
+from tooling.devkafka import KafkaCluster, NodeSpec
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.db import create_engine
-from shared.devkafka import KafkaCluster, NodeSpec
 from shared.kafka.admin import ensure_topics
 from tests.integration.scale.support import (
     assert_points_booked_once,
@@ -28,6 +27,7 @@ from tests.integration.scale.test_points_scale_out import build_stream
 from tests.support.counting import wait_until
 from tests.support.infra import free_port
 from tests.support.services import start_service, wait_ready
+from tooling.devkafka import KafkaCluster, NodeSpec
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,6 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.db import create_engine
-from shared.devkafka import KafkaCluster, NodeSpec
 from tests.integration.scale.support import (
     assert_points_booked_once,
     at_least,
@@ -28,6 +27,7 @@ from tests.integration.scale.test_points_scale_out import build_stream
 from tests.support.counting import wait_until
 from tests.support.infra import free_port
 from tests.support.services import start_service, wait_ready
+from tooling.devkafka import KafkaCluster, NodeSpec
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shared.cli import build_parser
-from shared.cli_env import CommandError
-from shared.cli_invariants import check_service
 from shared.contracts.topics import dead_letter_topic
 from shared.kafka.admin import ensure_topics
 from tests.support.counting import (
@@ -24,6 +21,9 @@ from tests.support.counting import (
 from tests.support.dlq import headers, read_topic
 from tests.support.infra import Infra, free_port
 from tests.support.running import running_consumer
+from tooling.cli import build_parser
+from tooling.cli_env import CommandError
+from tooling.cli_invariants import check_service
 
 pytestmark = pytest.mark.integration
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.cli_env import CommandError
-from shared.cli_simulate import start_producer
 from tests.support.infra import free_port
+from tooling.cli_env import CommandError
+from tooling.cli_simulate import start_producer
 
 
 async def test_an_unreachable_broker_is_named_with_how_to_point_at_the_right_one() -> None:

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.cli_simulate import KafkaSender
 from shared.contracts.registry import decode_event
 from shared.contracts.topics import Topics
 from shared.kafka.admin import ensure_topics
-from shared.simulator.runner import Pacing, Progress, ProgressDisplay, run_simulation
-from shared.simulator.stream import SimulationConfig, generate
 from tests.support.dlq import read_topic
 from tests.support.infra import Infra
+from tooling.cli_simulate import KafkaSender
+from tooling.simulator.runner import Pacing, Progress, ProgressDisplay, run_simulation
+from tooling.simulator.stream import SimulationConfig, generate
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from services.alerts.domain.backtest import (
     suggest_threshold,
 )
 from services.alerts.domain.lapse import LapseRule, LapseRules
-from shared.cli import main
+from tooling.cli import main
 
 CDNOW = Path(__file__).parents[2] / "data" / "cdnow_sample.txt"
 CDNOW_AS_OF = datetime(1997, 9, 30, tzinfo=UTC)

@@ -13,8 +13,8 @@ from services.rewards.admin_api import (
 )
 from services.rewards.referral_api import ProgrammeDocument, RewardDefinition
 from shared.contracts.registry import EVENT_MODELS
-from shared.simulator.population import COALITION
-from shared.simulator.programme import (
+from tooling.simulator.population import COALITION
+from tooling.simulator.programme import (
     CATALOGUE,
     DEMO_EVENTS,
     LIMITS,
@@ -24,8 +24,8 @@ from shared.simulator.programme import (
     REFERRAL_PROGRAMME,
     REWARD_DEFINITIONS,
 )
-from shared.simulator.seeding import referral_pairs
-from shared.simulator.stream import SimulationConfig, population
+from tooling.simulator.seeding import referral_pairs
+from tooling.simulator.stream import SimulationConfig, population
 
 
 def test_every_event_of_the_catalogue_is_either_in_the_demo_or_explained() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from shared.devinfra import InfraState
-from shared.run import RunningService, ServicePlan, console_plan, next_steps
+from tooling.devinfra import InfraState
+from tooling.run import RunningService, ServicePlan, console_plan, next_steps
 
 
 def test_the_console_listens_where_the_environment_says_else_on_8000(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import uuid
 import orjson
 import pytest
 
-from shared.cli_env import CommandError
-from shared.cli_events import (
+from tooling.cli_env import CommandError
+from tooling.cli_events import (
     Message,
     check_events,
     original_topic,

@@ -123,7 +123,7 @@ def test_the_migrations_job_migrates_every_service_and_creates_topics(
 ) -> None:
     script = " ".join(compose["services"]["migrate"]["command"])
     for name in SETTINGS:
-        assert f"python -m shared.migrate {name}" in script
+        assert f"python -m tooling.migrate {name}" in script
     assert "loyalty topics ensure" in script
 
 

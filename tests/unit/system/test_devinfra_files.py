@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.devinfra import (
+from tooling.devinfra import (
     EmbeddedInfra,
     InfraError,
     InfraState,
@@ -71,7 +71,7 @@ def test_kafka_uses_a_controller_port_beside_the_broker_port(tmp_path: Path) -> 
 
 def test_services_json_is_owner_only_from_its_first_byte(tmp_path: Path, monkeypatch) -> None:
     """It holds admin keys: the mode is 0600 when the content is written, not after."""
-    from shared import run
+    from tooling import run
 
     modes: list[int] = []
     real_write = os.write

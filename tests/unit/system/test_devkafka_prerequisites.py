@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.devkafka import KafkaCluster, KafkaSetupError, NodeSpec, new_cluster_id, resolve_jars
+from tooling.devkafka import KafkaCluster, KafkaSetupError, NodeSpec, new_cluster_id, resolve_jars
 
 
 def test_no_mvn_and_no_cached_jars_names_maven(tmp_path: Path, monkeypatch) -> None:

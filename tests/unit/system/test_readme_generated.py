@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.docs import README, api_overview, event_catalogue, render
 from shared.contracts.registry import EVENT_MODELS
+from tooling.docs import README, api_overview, event_catalogue, render
 
 
 def test_readme_generated_sections_are_current() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.devinfra import InfraState
-from shared.run import (
+from tooling.devinfra import InfraState
+from tooling.run import (
     SIMULATED_CUSTOMER,
     RunningService,
     ServicePlan,

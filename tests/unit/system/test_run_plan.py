@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.devinfra import InfraError
-from shared.run import (
+from tooling.devinfra import InfraError
+from tooling.run import (
     RunningService,
     ServicePlan,
     child_environment,

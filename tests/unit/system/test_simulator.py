@@ -11,9 +11,9 @@ from statistics import median
 import pytest
 
 from shared.contracts.registry import decode_event, encode_event
-from shared.simulator.population import Rhythm
-from shared.simulator.runner import Pacing, Progress, ProgressDisplay, run_simulation
-from shared.simulator.stream import SimulatedEvent, SimulationConfig, generate, money, population
+from tooling.simulator.population import Rhythm
+from tooling.simulator.runner import Pacing, Progress, ProgressDisplay, run_simulation
+from tooling.simulator.stream import SimulatedEvent, SimulationConfig, generate, money, population
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 CONFIG = SimulationConfig(customers=120, days=365, seed=11, start=START)

@@ -22,7 +22,7 @@ from typing import Any
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.pos import PurchaseCompleted, PurchaseReturned, ServiceIncident
 from shared.contracts.topics import Topics
-from shared.simulator.population import (
+from tooling.simulator.population import (
     Customer,
     Merchant,
     coalition,

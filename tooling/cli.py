@@ -12,7 +12,7 @@
 
 Addresses come from flags, else the environment (`<SERVICE>_DATABASE_URL`,
 `KAFKA_BOOTSTRAP_SERVERS`, `<SERVICE>_URL`, `<SERVICE>_ADMIN_KEY`), else what
-`make run` / `python -m shared.devinfra up` wrote under var/ (or $LOYALTY_VAR_DIR):
+`make run` / `python -m tooling.devinfra up` wrote under var/ (or $LOYALTY_VAR_DIR):
 `env` and `services.json`. A new key's plaintext is printed once, alone on stdout, so
 `KEY=$(loyalty keys create ...)` captures it; everything else goes to stderr.
 
@@ -30,14 +30,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.auth import ApiKeyRecord, Scope, create_key, list_keys, revoke_key
-from shared.cli_backtest import add_backtest_commands
-from shared.cli_env import CommandError, database_url
-from shared.cli_invariants import add_invariant_commands
-from shared.cli_kafka import add_kafka_commands
-from shared.cli_simulate import add_simulate_commands
 from shared.db import create_engine
-from shared.devinfra import SERVICE_DATABASES
 from shared.errors import DomainError, is_transient
+from tooling.cli_backtest import add_backtest_commands
+from tooling.cli_env import CommandError, database_url
+from tooling.cli_invariants import add_invariant_commands
+from tooling.cli_kafka import add_kafka_commands
+from tooling.cli_simulate import add_simulate_commands
+from tooling.devinfra import SERVICE_DATABASES
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 

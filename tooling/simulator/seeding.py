@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from shared.cli_env import CommandError
-from shared.simulator.programme import (
+from tooling.cli_env import CommandError
+from tooling.simulator.programme import (
     CATALOGUE,
     LIMITS,
     MILESTONE_RULES,
@@ -30,7 +30,7 @@ from shared.simulator.programme import (
     REFERRALS,
     REWARD_DEFINITIONS,
 )
-from shared.simulator.stream import SimulatedEvent, SimulationConfig, population
+from tooling.simulator.stream import SimulatedEvent, SimulationConfig, population
 
 SERVICES = ("points", "rewards", "alerts")
 Say = Callable[[str], None]

@@ -6,7 +6,7 @@
     loyalty backtest --as-of 2026-06-01 --horizon 90 --merchant m1 --set rhythm_multiple=4 --json
 
 --set tries a threshold change (the names of PUT /v1/admin/thresholds) before making it.
-The alerts service is imported by module path only here, so `shared` stays free of it.
+The alerts service is imported when the command runs (it brings numpy and scipy).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.cli_env import CommandError, database_url
 from shared.db import create_engine
+from tooling.cli_env import CommandError, database_url
 
 _SERVICE = "services.alerts.backtest"
 

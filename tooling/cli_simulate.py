@@ -25,16 +25,16 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from shared.cli_env import CommandError, bootstrap_servers, service_endpoint
-from shared.simulator.runner import Pacing, Progress, ProgressDisplay, run_simulation
-from shared.simulator.seeding import (
+from tooling.cli_env import CommandError, bootstrap_servers, service_endpoint
+from tooling.simulator.runner import Pacing, Progress, ProgressDisplay, run_simulation
+from tooling.simulator.seeding import (
     SERVICES,
     AdminApi,
     after_the_year,
     link_referrals,
     seed_programme,
 )
-from shared.simulator.stream import SimulationConfig, generate
+from tooling.simulator.stream import SimulationConfig, generate
 
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Protocol, TextIO
 
 from shared.contracts.registry import encode_event
-from shared.simulator.stream import SimulatedEvent
+from tooling.simulator.stream import SimulatedEvent
 
 
 class Sender(Protocol):

@@ -1,6 +1,6 @@
 """Where the operator's tools find the platform: flags, then the environment, then var/.
 
-`make run` (shared.run) and `python -m shared.devinfra up` write what they started into
+`make run` (tooling.run) and `python -m tooling.devinfra up` write what they started into
 the state directory (./var, or $LOYALTY_VAR_DIR): `env` (export lines: the broker and
 every database) and `services.json` (each service's URL and local admin key). The CLI
 reads them when neither a flag nor an environment variable names an address, so after
@@ -90,6 +90,6 @@ def database_url(service: str, explicit: str | None) -> str:
     if not url:
         raise CommandError(
             f"no database for {service}: pass --database-url, set {name}, "
-            "or start the embedded stack with `python -m shared.devinfra up`"
+            "or start the embedded stack with `python -m tooling.devinfra up`"
         )
     return asyncpg_url(url)

@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.cli_env import CommandError, database_url, service_endpoint
 from shared.db import create_engine
 from shared.errors import is_transient
-from shared.migrate import SERVICES
 from shared.settings import asyncpg_url
+from tooling.cli_env import CommandError, database_url, service_endpoint
+from tooling.migrate import SERVICES
 
 INVARIANTS_PATH = "/v1/admin/invariants"
 MAX_PAGES = 10_000  # a bound on cursor-following, so a faulty server cannot loop forever

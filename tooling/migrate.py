@@ -1,6 +1,6 @@
 """Run a service's Alembic migrations programmatically (no alembic.ini needed).
 
-python -m shared.migrate points [revision]     upgrade the points database to head
+python -m tooling.migrate points [revision]     upgrade the points database to head
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def run_alembic_env() -> None:
     """Body of every migrations/<service>/env.py."""
     url = context.config.attributes.get("database_url")
     if url is None:
-        raise RuntimeError("run migrations through shared.migrate (it sets the database URL)")
+        raise RuntimeError("run migrations through tooling.migrate (it sets the database URL)")
     if context.is_offline_mode():
         context.configure(url=url, literal_binds=True)
         with context.begin_transaction():

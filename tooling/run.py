@@ -1,7 +1,7 @@
 """`make run`: the whole system on the embedded default, stopped with Ctrl-C.
 
 Starts (or reuses) the embedded PostgreSQL and broker (LOYALTY_BROKER: `tansu`, the
-default, or `kafka` for Apache Kafka; see shared.devinfra), creates the topics,
+default, or `kafka` for Apache Kafka; see tooling.devinfra), creates the topics,
 applies every service's migrations, starts every service whose
 `services/<name>/__main__.py` exists as a child process (`python -m services.<name>`),
 waits until each answers `/readyz`, creates an admin API key per service for local
@@ -50,10 +50,10 @@ from pathlib import Path
 from shared.auth import Scope, create_key, list_keys, revoke_key
 from shared.contracts.topics import Topics, dead_letter_topic
 from shared.db import create_engine
-from shared.devinfra import InfraError, InfraState, infra_from_environment, write_private
 from shared.kafka.admin import ensure_topics
-from shared.migrate import SERVICES, upgrade
 from shared.settings import KafkaSettings
+from tooling.devinfra import InfraError, InfraState, infra_from_environment, write_private
+from tooling.migrate import SERVICES, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS: Mapping[str, int] = {"points": 8001, "rewards": 8002, "alerts": 8003}

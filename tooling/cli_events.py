@@ -14,7 +14,6 @@ from typing import Any, get_args
 
 import orjson
 
-from shared.cli_env import CommandError
 from shared.contracts.alerts import ALERT_EVENTS
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.points import POINTS_EVENTS
@@ -22,6 +21,7 @@ from shared.contracts.pos import PurchaseCompleted, PurchaseReturned, ServiceInc
 from shared.contracts.registry import ContractError, decode_event
 from shared.contracts.rewards import REWARDS_EVENTS
 from shared.contracts.topics import Topics
+from tooling.cli_env import CommandError
 
 
 def _types(models: Sequence[type[EventEnvelope]], topic: str) -> dict[str, str]:

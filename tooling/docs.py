@@ -1,7 +1,7 @@
 """Generated parts of the README: the event catalogue and the HTTP API overview.
 
-    python -m services.docs            rewrite the generated sections of README.md
-    python -m services.docs --check    exit 1 if README.md is out of date (a test runs this)
+    python -m tooling.docs            rewrite the generated sections of README.md
+    python -m tooling.docs --check    exit 1 if README.md is out of date (a test runs this)
 
 The event catalogue comes from the same pydantic models the JSON Schemas in
 docs/schemas/ are exported from; the API overview from each service's OpenAPI

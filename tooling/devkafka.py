@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.devprocess import port_answers, process_alive
+from tooling.devprocess import port_answers, process_alive
 
 ROOT = Path(__file__).resolve().parent.parent
 DESCRIPTOR = ROOT / "deploy" / "kafka" / "pom.xml"

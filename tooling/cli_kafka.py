@@ -27,8 +27,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.cli_env import CommandError, bootstrap_servers
-from shared.cli_events import (
+from shared.contracts.topics import dead_letter_topic
+from shared.kafka.admin import ensure_topics
+from shared.settings import KafkaSettings
+from tooling.cli_env import CommandError, bootstrap_servers
+from tooling.cli_events import (
     CheckedEvent,
     Message,
     check_events,
@@ -38,10 +41,7 @@ from shared.cli_events import (
     select_dead_letter,
     topic_for,
 )
-from shared.contracts.topics import dead_letter_topic
-from shared.kafka.admin import ensure_topics
-from shared.run import platform_topics  # the same list `make run` creates
-from shared.settings import KafkaSettings
+from tooling.run import platform_topics  # the same list `make run` creates
 
 
 def _read(path: str) -> str:

@@ -1,4 +1,4 @@
-"""Probes the development infrastructure (shared.devinfra, shared.devkafka) uses to tell
+"""Probes the development infrastructure (tooling.devinfra, tooling.devkafka) uses to tell
 whether what it started is still there: a local port that answers, a live process."""
 
 from __future__ import annotations
