@@ -13,11 +13,16 @@ instances with `max`, not `sum`, when several run.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.alerts.db import ALERT_KINDS, ALERT_STATUSES, alerts
-from shared.telemetry import ALERTS_OPEN
 
+ALERTS_OPEN = Gauge(
+    "loyalty_alerts_open",
+    "Open alerts by kind and status, as last counted in the alerts database",
+    ["kind", "status"],
+)
 OpenCounts = dict[tuple[str, str], int]
 
 

@@ -13,13 +13,18 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.points.queries import liability_by_merchant
 from shared.errors import is_transient
-from shared.telemetry import POINTS_OUTSTANDING
 
 log = logging.getLogger(__name__)
+POINTS_OUTSTANDING = Gauge(
+    "loyalty_points_outstanding",
+    "Live points per merchant and state (available, pending), as last counted",
+    ["merchant", "state"],
+)
 PROGRAMME_WIDE = "-"  # label of credits no merchant is liable for
 
 

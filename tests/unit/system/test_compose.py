@@ -140,7 +140,10 @@ def test_prometheus_scrapes_every_service_where_compose_runs_it(compose: dict[st
 def test_the_dashboard_shows_what_operators_watch() -> None:
     from prometheus_client import REGISTRY
 
-    import shared.telemetry  # noqa: F401 - registers the shared metrics
+    # Importing registers the metrics: the chassis' and each service's own gauges.
+    import services.alerts.metrics
+    import services.points.metrics  # noqa: F401
+    import shared.telemetry  # noqa: F401
 
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/loyalty.json").read_text())
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
