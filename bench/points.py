@@ -41,7 +41,8 @@ from bench.report import Progress, Rate, garbage_collection_time, print_table, v
 from bench.workload import make_purchases, produce
 from services.points import handlers, writes
 from services.points.handlers import points_registry
-from shared.auth import Scope, create_key
+from services.points.scopes import POINTS_READ, SCOPES
+from shared.auth import create_key, register_scopes
 from shared.db import asyncpg_dsn, create_engine
 from shared.kafka.admin import ensure_topics
 from shared.outbox import OutboxRelay
@@ -254,10 +255,11 @@ async def _analyze(url: str) -> None:
 
 
 async def _reader_key(url: str) -> str:
+    register_scopes(*SCOPES)  # what the loyalty CLI does before it issues a key
     engine = create_engine(url, pool_size=1)
     try:
         async with engine.begin() as conn:
-            return (await create_key(conn, "bench reader", [Scope.POINTS_READ])).plaintext
+            return (await create_key(conn, "bench reader", [POINTS_READ])).plaintext
     finally:
         await engine.dispose()
 

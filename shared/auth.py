@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -37,31 +37,67 @@ _KEY_ID_BYTES = 8  # 16 hex characters: no underscore, so the token splits unamb
 _SECRET_BYTES = 32
 
 
-class Scope(StrEnum):
-    """What a key may do; `admin` implies every other scope."""
+class Scope(str):
+    """What a key may do, e.g. `points:read`. The chassis knows only `Scope.ADMIN`, which
+    implies every other scope; each service declares its own in `services/<svc>/scopes.py`
+    (`POINTS_READ = Scope("points:read")`) and its routes `require` them.
 
-    POINTS_READ = "points:read"
-    POINTS_REDEEM = "points:redeem"
-    REWARDS_READ = "rewards:read"
-    REWARDS_CLAIM = "rewards:claim"
-    CLAIMS_FILE = "claims:file"
-    ALERTS_READ = "alerts:read"
-    ADMIN = "admin"
+    A scope is lower-case words (letters, digits, `_`, `-`), optionally `area:action`, so it
+    prints unambiguously in a comma-separated key listing."""
+
+    __slots__ = ()
+    ADMIN: ClassVar[Scope]
+
+    def __new__(cls, value: str) -> Scope:
+        if not _SCOPE_FORM.fullmatch(value):
+            raise ValueError(f"not a scope name: {value!r} (e.g. 'points:read')")
+        return super().__new__(cls, value)
+
+    @property
+    def value(self) -> str:
+        """The scope as plain text (as stored and shown)."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"Scope({self.value!r})"
 
 
-_SCOPE_VALUES = frozenset(scope.value for scope in Scope)
+_SCOPE_FORM = re.compile(r"[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)?")
+Scope.ADMIN = Scope("admin")
+
+# The scopes keys may be issued with: admin, plus what the composition root registered (the
+# `loyalty` CLI registers every service's). Only issuing validates against it: a stored scope
+# no route requires grants nothing anyway.
+_KNOWN: dict[str, Scope] = {}
+
+
+def register_scopes(*scopes: Scope) -> tuple[Scope, ...]:
+    """Make `scopes` known to `parse_scopes` (so keys can be issued with them); registering a
+    scope twice is harmless. Returns them, so a declaration can read
+    `SCOPES = register_scopes(READ, WRITE)`."""
+    for scope in scopes:
+        if not isinstance(scope, Scope):
+            raise TypeError(f"register Scope values, not {type(scope).__name__} {scope!r}")
+        _KNOWN.setdefault(scope.value, scope)
+    return scopes
+
+
+def known_scopes() -> tuple[Scope, ...]:
+    """Every scope a key may be issued with, in registration order, `admin` last."""
+    return (*_KNOWN.values(), Scope.ADMIN)
 
 
 def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
     """Scopes from text; an unknown scope is refused rather than silently dropped."""
-    values = list(values)
-    unknown = sorted(value for value in values if value not in _SCOPE_VALUES)
+    values = [str(value) for value in values]
+    known = {scope.value: scope for scope in known_scopes()}
+    unknown = sorted(value for value in values if value not in known)
     if unknown:
-        allowed = ", ".join(scope.value for scope in Scope)
+        allowed = ", ".join(known)
         raise Unprocessable(
             f"unknown scope(s) {', '.join(unknown)}; allowed: {allowed}", code="scope_unknown"
         )
-    return frozenset(Scope(value) for value in values)
+    return frozenset(known[value] for value in values)
 
 
 @dataclass(frozen=True)
@@ -143,7 +179,7 @@ async def create_key(
     merchant_id: str | None = None,
 ) -> IssuedKey:
     """Store a new key (hashed) in the caller's transaction; the plaintext is returned once."""
-    granted = parse_scopes(str(scope) for scope in scopes)
+    granted = parse_scopes(scopes)
     if not name.strip():
         raise Unprocessable("an API key needs a name", code="api_key_name_missing")
     if not granted:
@@ -225,8 +261,9 @@ async def authenticate(conn: AsyncConnection, bearer: str | None) -> ApiPrincipa
         raise Unauthorized("the API key is not valid", code="api_key_invalid")
     if row.revoked_at is not None:
         raise Unauthorized("the API key has been revoked", code="api_key_revoked")
-    # Scopes no longer known to this code (removed in a later release) grant nothing.
-    scopes = frozenset(Scope(s) for s in row.scopes if s in _SCOPE_VALUES)
+    # Every stored scope came through `parse_scopes`; one no route requires (a scope removed in
+    # a later release) grants nothing, since a route asks for the scopes it names.
+    scopes = frozenset(Scope(s) for s in row.scopes if _SCOPE_FORM.fullmatch(s))
     return ApiPrincipal(presented.key_id, scopes, row.merchant_id)
 
 

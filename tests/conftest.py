@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.infra import Databases, Infra, start_test_infra
+from tooling.scopes import register_service_scopes
+
+# Tests issue keys as the `loyalty` CLI does: with every service's scopes known to the chassis.
+register_service_scopes()
 
 
 @pytest.fixture(scope="session")

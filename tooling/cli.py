@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.auth import ApiKeyRecord, Scope, create_key, list_keys, revoke_key
+from shared.auth import ApiKeyRecord, create_key, list_keys, revoke_key
 from shared.db import create_engine
 from shared.errors import DomainError, is_transient
 from tooling.cli_backtest import add_backtest_commands
@@ -38,6 +38,7 @@ from tooling.cli_invariants import add_invariant_commands
 from tooling.cli_kafka import add_kafka_commands
 from tooling.cli_simulate import add_simulate_commands
 from tooling.devinfra import SERVICE_DATABASES
+from tooling.scopes import register_service_scopes
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -119,7 +120,7 @@ def add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         dest="scopes",
         action="append",
         required=True,
-        choices=[scope.value for scope in Scope],
+        choices=[scope.value for scope in register_service_scopes()],
         help="repeat for several scopes; admin implies all",
     )
     create.add_argument("--merchant", help="bind the key to this merchant only")

@@ -1,7 +1,7 @@
 """HTTP API of the alerts service: the ranked at-risk list, acknowledgements, one customer's
 activity, and the administration of thresholds and the model.
 
-Who may do what (API-key scopes, `shared.auth.Scope`):
+Who may do what (API-key scopes, `scopes.py`):
 - `alerts:read`: list alerts, read a customer's activity, and ACKNOWLEDGE an alert. The people
   who read the at-risk list are the ones who call the customer, so acknowledging is part of
   reading it; a dedicated scope would only be handed out together with this one. The extra
@@ -79,6 +79,7 @@ from services.alerts.schemas import (
     ThresholdsPut,
     ThresholdValues,
 )
+from services.alerts.scopes import ALERTS_READ
 from services.alerts.thresholds import (
     ThresholdBook,
     ThresholdOverrides,
@@ -86,7 +87,7 @@ from services.alerts.thresholds import (
     ThresholdScope,
     merged,
 )
-from shared.auth import ApiPrincipal, Scope
+from shared.auth import ApiPrincipal
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.http import PROBLEM_JSON, ensure_merchant, require
 from shared.http.security import require_programme_admin
@@ -114,7 +115,7 @@ def _clock(request: Request) -> AlertsClock:
     return clock
 
 
-Reader = Annotated[ApiPrincipal, Depends(require(Scope.ALERTS_READ))]
+Reader = Annotated[ApiPrincipal, Depends(require(ALERTS_READ))]
 
 
 # Thresholds (the default scope and every merchant's), the model and the invariant check

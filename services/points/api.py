@@ -37,8 +37,9 @@ from services.points.api_support import (
 )
 from services.points.domain.ledger import EntryKind
 from services.points.queries import LedgerFilter, account_view, ledger_page, redemption_merchant
+from services.points.scopes import POINTS_READ, POINTS_REDEEM
 from services.points.service import RedemptionNotFound, RedemptionRequest, cancel_redemption, redeem
-from shared.auth import ApiPrincipal, Scope
+from shared.auth import ApiPrincipal
 from shared.errors import NotFound, Unprocessable
 from shared.http.security import ensure_merchant, require
 
@@ -55,8 +56,8 @@ IdempotencyKey = Annotated[
         description="Chosen by the caller; a retry with the same key returns the same redemption",
     ),
 ]
-Reader = Annotated[ApiPrincipal, Depends(require(Scope.POINTS_READ))]
-Redeemer = Annotated[ApiPrincipal, Depends(require(Scope.POINTS_REDEEM))]
+Reader = Annotated[ApiPrincipal, Depends(require(POINTS_READ))]
+Redeemer = Annotated[ApiPrincipal, Depends(require(POINTS_REDEEM))]
 
 
 class CustomerNotFound(NotFound):

@@ -32,8 +32,9 @@ from services.rewards.claims import claim_view as guarantee_claim_view
 from services.rewards.compensation import Delivery
 from services.rewards.db import catalogue_items, customers, guarantee_claims, vouchers
 from services.rewards.issuing import redeem_voucher, voucher_by_code, voucher_view
+from services.rewards.scopes import CLAIMS_FILE, REWARDS_CLAIM, REWARDS_READ
 from services.rewards.topics import RewardsTopics
-from shared.auth import ApiPrincipal, Scope
+from shared.auth import ApiPrincipal
 from shared.contracts.fields import Currency, Identifier, Money
 from shared.errors import Conflict
 from shared.http.guessing import refuse_guessing
@@ -42,9 +43,9 @@ from shared.outbox import OutboxWriter
 
 CustomerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
 VoucherCode = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9 -]+$")]
-Read = Annotated[ApiPrincipal, Depends(require(Scope.REWARDS_READ))]
-Claim = Annotated[ApiPrincipal, Depends(require(Scope.REWARDS_CLAIM))]
-File = Annotated[ApiPrincipal, Depends(require(Scope.CLAIMS_FILE))]
+Read = Annotated[ApiPrincipal, Depends(require(REWARDS_READ))]
+Claim = Annotated[ApiPrincipal, Depends(require(REWARDS_CLAIM))]
+File = Annotated[ApiPrincipal, Depends(require(CLAIMS_FILE))]
 
 
 class _Body(BaseModel):

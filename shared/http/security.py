@@ -1,8 +1,10 @@
 """FastAPI dependencies for API keys: who is calling, and may they do this?
 
+    POINTS_READ = Scope("points:read")  # declared in the service's scopes.py
+
     @router.get("/merchants/{merchant_id}/balances/{customer_id}")
     async def balance(
-        merchant_id: str, principal: ApiPrincipal = Depends(require(Scope.POINTS_READ))
+        merchant_id: str, principal: ApiPrincipal = Depends(require(POINTS_READ))
     ) -> ...:
         ensure_merchant(principal, merchant_id)
 

@@ -245,6 +245,8 @@ class Keys:
 
 
 async def make_keys(engine: AsyncEngine) -> Keys:
+    from services.alerts.scopes import ALERTS_READ
+    from services.points.scopes import POINTS_READ
     from shared.auth import Scope, create_key
 
     async def bearer(name: str, scopes: list[Scope], merchant: str | None = None) -> dict[str, str]:
@@ -253,10 +255,10 @@ async def make_keys(engine: AsyncEngine) -> Keys:
         return {"Authorization": f"Bearer {issued.plaintext}"}
 
     return Keys(
-        reader=await bearer("crm desk", [Scope.ALERTS_READ]),
+        reader=await bearer("crm desk", [ALERTS_READ]),
         admin=await bearer("ops admin", [Scope.ADMIN]),
-        bound_m2=await bearer("store m2", [Scope.ALERTS_READ], "m2"),
-        points_only=await bearer("partner app", [Scope.POINTS_READ]),
+        bound_m2=await bearer("store m2", [ALERTS_READ], "m2"),
+        points_only=await bearer("partner app", [POINTS_READ]),
     )
 
 

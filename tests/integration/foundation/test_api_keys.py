@@ -14,6 +14,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.points.scopes import POINTS_READ, POINTS_REDEEM
+from services.rewards.scopes import REWARDS_CLAIM
 from shared.auth import ApiPrincipal, Scope, authenticate, create_key, revoke_key
 from shared.db import create_engine
 from shared.errors import Unauthorized
@@ -38,7 +40,7 @@ class Redemption(BaseModel):
 async def balance(
     merchant_id: str,
     customer_id: str,
-    principal: ApiPrincipal = Depends(require(Scope.POINTS_READ)),
+    principal: ApiPrincipal = Depends(require(POINTS_READ)),
 ) -> dict[str, str]:
     ensure_merchant(principal, merchant_id)
     return {"merchant_id": merchant_id, "customer_id": customer_id, "key_id": principal.key_id}
@@ -48,7 +50,7 @@ async def balance(
 async def redeem(
     merchant_id: str,
     redemption: Redemption,
-    principal: ApiPrincipal = Depends(require(Scope.POINTS_REDEEM)),
+    principal: ApiPrincipal = Depends(require(POINTS_REDEEM)),
 ) -> dict[str, Any]:
     ensure_merchant(principal, merchant_id)
     return {"merchant_id": merchant_id, "points": redemption.points}
@@ -116,7 +118,7 @@ async def test_a_request_without_a_key_is_refused_with_401(api: PartnerApi) -> N
 
 
 async def test_a_wrong_key_is_refused_with_401(api: PartnerApi) -> None:
-    genuine = await api.issue(Scope.POINTS_READ)
+    genuine = await api.issue(POINTS_READ)
     wrong_secret = genuine[:-4] + ("AAAA" if not genuine.endswith("AAAA") else "BBBB")
     unknown_id = "lk_" + "0" * 16 + "_" + genuine.split("_", 2)[2]
     for key in (wrong_secret, unknown_id, "not-a-key", genuine + "x"):
@@ -125,13 +127,13 @@ async def test_a_wrong_key_is_refused_with_401(api: PartnerApi) -> None:
 
 
 async def test_a_revoked_key_is_refused_with_401(api: PartnerApi) -> None:
-    key = await api.issue(Scope.POINTS_READ)
+    key = await api.issue(POINTS_READ)
     await api.revoke(key)
     assert_problem(await api.balance("m-1", key), 401, "api_key_revoked")
 
 
 async def test_a_revocation_reaches_a_cached_key_within_the_cache_ttl(api: PartnerApi) -> None:
-    key = await api.issue(Scope.POINTS_READ)
+    key = await api.issue(POINTS_READ)
     assert (await api.balance("m-1", key)).status_code == 200, "a fresh key was refused"
     await api.revoke(key)
     await asyncio.sleep(AUTH_CACHE_TTL + 0.1)
@@ -139,7 +141,7 @@ async def test_a_revocation_reaches_a_cached_key_within_the_cache_ttl(api: Partn
 
 
 async def test_a_key_without_the_scope_is_refused_with_403(api: PartnerApi) -> None:
-    reader = await api.issue(Scope.POINTS_READ, Scope.REWARDS_CLAIM)
+    reader = await api.issue(POINTS_READ, REWARDS_CLAIM)
     body = assert_problem(await api.redeem("m-1", reader), 403, "scope_missing")
     assert body["required_scope"] == "points:redeem", "the refusal does not name the scope"
     assert (await api.balance("m-1", reader)).status_code == 200, "points:read was not honoured"
@@ -153,7 +155,7 @@ async def test_an_admin_key_passes_every_scope_for_any_merchant(api: PartnerApi)
 
 
 async def test_a_merchant_bound_key_acts_only_for_its_merchant(api: PartnerApi) -> None:
-    key = await api.issue(Scope.POINTS_READ, Scope.POINTS_REDEEM, merchant="m-acme")
+    key = await api.issue(POINTS_READ, POINTS_REDEEM, merchant="m-acme")
     own = await api.balance("m-acme", key)
     assert own.status_code == 200, f"a key could not act for its own merchant: {own.text}"
     assert_problem(await api.balance("m-other", key), 403, "merchant_mismatch")
@@ -188,7 +190,7 @@ async def test_keys_are_created_listed_and_revoked_from_the_cli(
     plaintext = capsys.readouterr().out.strip()
     assert created == 0 and plaintext.startswith("lk_"), "create did not print the key"
     principal = await _authenticate(points_db, plaintext)
-    assert principal.scopes == {Scope.POINTS_READ, Scope.POINTS_REDEEM}, "scopes were not stored"
+    assert principal.scopes == {POINTS_READ, POINTS_REDEEM}, "scopes were not stored"
     assert principal.merchant_id == "m1", "the merchant binding was not stored"
 
     assert await _loyalty("keys", "list", *db) == 0

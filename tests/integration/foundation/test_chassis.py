@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, Field
 
-from shared.auth import ApiPrincipal, Scope
+from services.alerts.scopes import ALERTS_READ
+from shared.auth import ApiPrincipal
 from shared.db import outbox
 from shared.errors import Conflict
 from shared.http import PROBLEM_JSON, create_service_app, register_outbox_relay, require
@@ -56,7 +57,7 @@ async def crash() -> None:
 
 
 @orders.get("/secured")
-async def secured(principal: ApiPrincipal = Depends(require(Scope.ALERTS_READ))) -> str:
+async def secured(principal: ApiPrincipal = Depends(require(ALERTS_READ))) -> str:
     return principal.key_id
 
 

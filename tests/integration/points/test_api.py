@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from services.points.domain.moments import add_months
+from services.points.scopes import POINTS_READ, POINTS_REDEEM
 from shared.auth import Scope
 from tests.integration.points.api_client import PointsApi, points_api, problem
 from tests.integration.points.helpers import NOW, days_ago, points_stack, purchase
@@ -40,7 +41,7 @@ async def test_balance_shows_pending_dates_tier_progress_and_never_expired_point
                 ],
             )
             await stack.wait_handled(2)
-    reader = await api.key(Scope.POINTS_READ)
+    reader = await api.key(POINTS_READ)
     body = await api.balance("ann", reader)
     assert (body["available"], body["pending"]) == (40, 100), "old points free, new pending"
     released = days_ago(1) + timedelta(days=14)
@@ -84,7 +85,7 @@ async def test_ledger_pages_with_an_opaque_cursor_and_filters(
             await stack.wait_handled(5)
     admin = await api.key(Scope.ADMIN)
     assert (await api.adjust("bo", 7, "adj-bo", admin)).status_code == 201
-    reader = await api.key(Scope.POINTS_READ)
+    reader = await api.key(POINTS_READ)
     seen, cursor, pages = [], None, 0
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
@@ -119,7 +120,7 @@ async def test_ledger_pages_with_an_opaque_cursor_and_filters(
         "/v1/customers/bo/ledger", params={"merchant_id": "m\x00"}, headers=reader
     )
     assert problem(nul, 422, "validation_failed")["errors"][0]["field"] == "query.merchant_id"
-    bound = await api.key(Scope.POINTS_READ, merchant="m-0")
+    bound = await api.key(POINTS_READ, merchant="m-0")
     mine = await api.client.get("/v1/customers/bo/ledger", headers=bound)
     assert {e["merchant_id"] for e in mine.json()["entries"]} == {"m-0"}, (
         "a merchant-bound key sees only its merchant's entries"
@@ -131,7 +132,7 @@ async def test_ledger_pages_with_an_opaque_cursor_and_filters(
 async def test_fifty_concurrent_redemptions_over_http_never_overspend(api: PointsApi) -> None:
     admin = await api.key(Scope.ADMIN)
     assert (await api.adjust("kim", 100, "adj-kim", admin)).status_code == 201
-    redeemer = await api.key(Scope.POINTS_REDEEM)
+    redeemer = await api.key(POINTS_REDEEM)
     answers = await asyncio.gather(
         *(api.redeem("kim", 7, f"key-{n}", redeemer, reference=f"b-{n}") for n in range(50))
     )
@@ -141,7 +142,7 @@ async def test_fifty_concurrent_redemptions_over_http_never_overspend(api: Point
     refused = next(r for r in answers if r.status_code == 409)
     body = problem(refused, 409, "insufficient_points")
     assert body["requested"] == 7 and 0 <= body["available"] < 7
-    balance = await api.balance("kim", await api.key(Scope.POINTS_READ))
+    balance = await api.balance("kim", await api.key(POINTS_READ))
     assert balance["available"] == 100 % 7, "never below zero"
     report = await api.client.get("/v1/admin/invariants", headers=admin)
     assert report.json()["sound"], report.text
@@ -150,7 +151,7 @@ async def test_fifty_concurrent_redemptions_over_http_never_overspend(api: Point
 async def test_the_same_idempotency_key_returns_the_same_redemption(api: PointsApi) -> None:
     admin = await api.key(Scope.ADMIN)
     await api.adjust("lea", 50, "adj-lea", admin)
-    redeemer = await api.key(Scope.POINTS_REDEEM)
+    redeemer = await api.key(POINTS_REDEEM)
     first = await api.redeem("lea", 20, "k-1", redeemer)
     assert first.status_code == 201, first.text
     assert first.json()["status"] == "completed" and first.json()["balance"]["available"] == 30
@@ -190,17 +191,17 @@ async def test_cancelling_gives_the_points_back_with_their_original_expiry(
                 [purchase("max", "o-old", "30.00", days_ago(350))],
             )
             await stack.wait_handled(1)
-    admin, reader = await api.key(Scope.ADMIN), await api.key(Scope.POINTS_READ)
+    admin, reader = await api.key(Scope.ADMIN), await api.key(POINTS_READ)
     await api.adjust("max", 100, "adj-max", admin)  # a fresh lot, expiring in 12 months
     before = await api.balance("max", reader)
     assert before["expiring_soon"] == 30 and before["available"] == 130
-    redeemer = await api.key(Scope.POINTS_REDEEM, merchant="cinema")
+    redeemer = await api.key(POINTS_REDEEM, merchant="cinema")
     spent = await api.redeem("max", 40, "k-max", redeemer)
     assert spent.status_code == 201, spent.text
     after = await api.balance("max", reader)
     assert after["expiring_soon"] == 0, "the soonest-expiring points are spent first"
     redemption_id = spent.json()["redemption_id"]
-    elsewhere = await api.key(Scope.POINTS_REDEEM, merchant="bakery")
+    elsewhere = await api.key(POINTS_REDEEM, merchant="bakery")
     problem(
         await api.client.post(f"/v1/redemptions/{redemption_id}/cancel", headers=elsewhere),
         403,
@@ -232,11 +233,11 @@ async def test_keys_scopes_and_merchant_binding(api: PointsApi) -> None:
     problem(
         await api.client.get("/v1/customers/kai/balance", headers=forged), 401, "api_key_invalid"
     )
-    reader = await api.key(Scope.POINTS_READ)
+    reader = await api.key(POINTS_READ)
     problem(await api.redeem("kai", 1, "k", reader), 403, "scope_missing")
     problem(await api.client.get("/v1/admin/liability", headers=reader), 403, "scope_missing")
     problem(await api.adjust("kai", 5, "adj-kai", reader), 403, "scope_missing")
-    bound = await api.key(Scope.POINTS_REDEEM, merchant="cinema")
+    bound = await api.key(POINTS_REDEEM, merchant="cinema")
     problem(await api.redeem("kai", 1, "k", bound, merchant="bakery"), 403, "merchant_mismatch")
     problem(await api.redeem("kai", 1, "k", bound), 409, "insufficient_points")
     docs = await api.client.get("/openapi.json")

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from services.points.scopes import POINTS_READ, POINTS_REDEEM
 from shared.auth import Scope
 from tests.integration.points.api_client import PointsApi, points_api, problem
 from tests.integration.points.helpers import NOW, days_ago, points_stack, purchase, returned
@@ -99,9 +100,7 @@ async def test_rule_versions_start_in_the_future_and_only_future_ones_change(
                 ],
             )
             await stack.wait_handled(3)
-    entries = await api.client.get(
-        "/v1/customers/ray/ledger", headers=await api.key(Scope.POINTS_READ)
-    )
+    entries = await api.client.get("/v1/customers/ray/ledger", headers=await api.key(POINTS_READ))
     earned = {e["reference"]: e["points"] for e in entries.json()["entries"]}
     assert earned == {"o-before": 10, "o-after": 30}, (
         "the version in force at each purchase applies: defaults before, base rate 3 after, "
@@ -180,7 +179,7 @@ async def test_rule_edits_need_a_known_version_and_the_admin_scope(api: PointsAp
     assert created.status_code == 201, created.text
     unknown = await api.client.get("/v1/admin/rules/999999/edits", headers=admin)
     problem(unknown, 404, "rule_version_not_found")
-    for scope in (Scope.POINTS_READ, Scope.POINTS_REDEEM):
+    for scope in (POINTS_READ, POINTS_REDEEM):
         outsider = await api.key(scope)
         refused = await api.client.get(
             f"/v1/admin/rules/{created.json()['id']}/edits", headers=outsider
@@ -267,7 +266,7 @@ async def test_the_invariant_check_reports_a_tampered_account(
             await publish(infra.bootstrap_servers, stack.inbound, sales)
             await stack.wait_handled(5)
     admin = await api.key(Scope.ADMIN)
-    redeemer = await api.key(Scope.POINTS_REDEEM)
+    redeemer = await api.key(POINTS_REDEEM)
     assert (await api.redeem("c-1", 15, "k-1", redeemer)).status_code == 201
     clean = (await api.client.get("/v1/admin/invariants?limit=2", headers=admin)).json()
     assert clean["sound"] and clean["checked_customers"] == 2 and clean["next_cursor"]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from services.points.domain.moments import add_months
-from shared.auth import Scope
+from services.points.scopes import POINTS_READ
 from shared.contracts.points import PointsAccrued, PointsExpired, PointsSettled
 from shared.contracts.registry import decode_event
 from shared.kafka.admin import ensure_topics
@@ -54,7 +54,7 @@ async def test_the_lifespan_consumes_relays_and_runs_the_due_jobs(
         outstanding_gauge_interval_seconds=0.2,
         **names,
     ) as api:
-        reader = await api.key(Scope.POINTS_READ)
+        reader = await api.key(POINTS_READ)
         sale = purchase("zoe", "o-1", "100.00", days_ago(1))
         await publish(infra.bootstrap_servers, names["purchases_topic"], [sale])
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services.points.scopes import POINTS_READ, POINTS_REDEEM
 from shared.auth import Scope
 from shared.contracts.points import PointsDebited, PointsDebitReversed
 from tests.integration.points.api_client import PointsApi, points_api, problem
@@ -58,13 +59,13 @@ async def test_a_claims_debit_is_given_back_only_by_the_saga(
                 "SELECT redemption_id FROM redemptions WHERE claim_id = 'claim-1'"
             )
             assert redemption_id is not None, "the saga's debit is stored with its claim"
-            partner = await api.key(Scope.POINTS_REDEEM)
+            partner = await api.key(POINTS_REDEEM)
             refused = await api.client.post(
                 f"/v1/redemptions/{redemption_id}/cancel", headers=partner
             )
             body = problem(refused, 409, "redemption_belongs_to_claim")
             assert body["claim_id"] == "claim-1"
-            assert (await api.balance("kim", await api.key(Scope.POINTS_READ)))["available"] == 70
+            assert (await api.balance("kim", await api.key(POINTS_READ)))["available"] == 70
             squat = await api.redeem("kim", 10, "saga:claim-2", partner)
             assert problem(squat, 422, "idempotency_key_reserved")["field"] == "Idempotency-Key"
             reversal = {"debit_id": "claim-1", "reason": "claim cancelled"}

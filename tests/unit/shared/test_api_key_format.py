@@ -8,9 +8,11 @@ from shared.auth import (
     ApiPrincipal,
     Scope,
     format_key,
+    known_scopes,
     new_key,
     parse_key,
     parse_scopes,
+    register_scopes,
     secret_digest,
 )
 from shared.errors import Unprocessable
@@ -66,28 +68,62 @@ def test_the_stored_digest_is_bound_to_the_key_id() -> None:
     assert b"secret" not in digest
 
 
+# The chassis knows no service: these tests declare scopes of their own, as a service does in
+# its scopes.py (names no service uses, since the registry is process-wide).
+LIST = Scope("tests-widgets:list")
+BUILD = Scope("tests-widgets:build")
+
+
 def test_admin_implies_every_scope() -> None:
     admin = ApiPrincipal("k", frozenset({Scope.ADMIN}))
-    assert all(admin.allows(scope) for scope in Scope), "an admin key was refused a scope"
+    every = [LIST, BUILD, Scope("tests-never-registered"), *known_scopes()]
+    assert all(admin.allows(scope) for scope in every), "an admin key was refused a scope"
 
 
 def test_a_scope_grants_only_itself() -> None:
-    reader = ApiPrincipal("k", frozenset({Scope.POINTS_READ}))
-    refused = [scope for scope in Scope if scope is not Scope.POINTS_READ and reader.allows(scope)]
-    assert reader.allows(Scope.POINTS_READ), "a points:read key may not read points"
-    assert refused == [], f"a points:read key was also granted {refused}"
+    reader = ApiPrincipal("k", frozenset({LIST}))
+    refused = [scope for scope in (BUILD, Scope.ADMIN) if reader.allows(scope)]
+    assert reader.allows(LIST), "a tests-widgets:list key may not list widgets"
+    assert refused == [], f"a tests-widgets:list key was also granted {refused}"
 
 
 def test_a_merchant_bound_key_acts_only_for_its_merchant() -> None:
-    bound = ApiPrincipal("k", frozenset({Scope.POINTS_READ}), merchant_id="m-1")
+    bound = ApiPrincipal("k", frozenset({LIST}), merchant_id="m-1")
     assert bound.may_act_for("m-1"), "a key could not act for its own merchant"
     assert not bound.may_act_for("m-2"), "a key bound to m-1 acted for m-2"
     assert ApiPrincipal("k", frozenset()).may_act_for("m-2"), "an unbound key was tied to one"
 
 
-def test_scopes_parse_from_text_and_unknown_ones_are_refused() -> None:
-    assert parse_scopes(["points:read", "admin"]) == {Scope.POINTS_READ, Scope.ADMIN}
+def test_only_registered_scopes_parse_from_text_and_unknown_ones_are_refused() -> None:
+    with pytest.raises(Unprocessable) as before:
+        parse_scopes(["tests-gadgets:read"])
+    assert before.value.code == "scope_unknown", "a scope no one registered was accepted"
+    gadgets = register_scopes(Scope("tests-gadgets:read"))
+    assert parse_scopes(["tests-gadgets:read", "admin"]) == {*gadgets, Scope.ADMIN}
+    assert all(type(s) is Scope for s in parse_scopes(["tests-gadgets:read"])), "not Scope values"
     with pytest.raises(Unprocessable) as refused:
-        parse_scopes(["points:read", "points:write"])
+        parse_scopes(["tests-gadgets:read", "tests-gadgets:write"])
     assert refused.value.code == "scope_unknown"
-    assert "points:write" in refused.value.detail, "the refusal does not name the unknown scope"
+    assert "tests-gadgets:write" in refused.value.detail, "the refusal does not name the scope"
+    assert "allowed: " in refused.value.detail and "tests-gadgets:read" in refused.value.detail, (
+        "the refusal does not say which scopes are allowed"
+    )
+
+
+def test_registering_twice_changes_nothing() -> None:
+    register_scopes(LIST, BUILD)
+    before = known_scopes()
+    register_scopes(BUILD, Scope("tests-widgets:build"))
+    assert known_scopes() == before, "registering a scope again changed the known scopes"
+    assert known_scopes()[-1] == Scope.ADMIN, "admin is not listed last"
+
+
+def test_a_scope_is_its_text_and_must_look_like_one() -> None:
+    assert LIST == "tests-widgets:list" and LIST.value == "tests-widgets:list"
+    assert str(LIST) == "tests-widgets:list" and type(LIST.value) is str
+    assert f"{LIST}" == "tests-widgets:list", "a scope formats as something else than its text"
+    for malformed in ("", "Points:Read", "points read", "points:read,admin", ":read", "a:b:c"):
+        with pytest.raises(ValueError):
+            Scope(malformed)
+    with pytest.raises(TypeError):
+        register_scopes("tests-widgets:paint")  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ class Clock:
         return self.now
 
 
-READER = ApiPrincipal("k1", frozenset({Scope.POINTS_READ}))
+READER = ApiPrincipal("k1", frozenset({Scope("points:read")}))
 TOKEN = "lk_0123456789abcdef_" + "s" * 43
 
 
