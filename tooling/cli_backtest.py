@@ -12,7 +12,6 @@ The alerts service is imported when the command runs (it brings numpy and scipy)
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import time
 from datetime import UTC, datetime
@@ -21,8 +20,6 @@ from typing import Any
 
 from shared.db import create_engine
 from tooling.cli_env import CommandError, database_url
-
-_SERVICE = "services.alerts.backtest"
 
 
 def _as_of(text: str) -> datetime:
@@ -36,7 +33,8 @@ def _as_of(text: str) -> datetime:
 def _trial(settings: list[str]) -> Any:
     if not settings:
         return None
-    thresholds = importlib.import_module("services.alerts.thresholds")
+    from services.alerts import thresholds
+
     values: dict[str, Any] = {}
     try:
         for item in settings:
@@ -48,7 +46,9 @@ def _trial(settings: list[str]) -> Any:
 
 
 async def backtest(args: argparse.Namespace) -> int:
-    service = importlib.import_module(_SERVICE)
+    from services.alerts import backtest as service
+    from services.alerts import thresholds
+
     trial = _trial(args.set)
     started = time.perf_counter()
     if args.transactions is not None:
@@ -58,7 +58,7 @@ async def backtest(args: argparse.Namespace) -> int:
             log = service.read_transactions(Path(args.transactions))
         except (OSError, service.TransactionsError) as exc:
             raise CommandError(f"{args.transactions}: {exc}") from exc
-        rules = service.rules_with(service.ThresholdBook(), log.merchant_names, trial)
+        rules = service.rules_with(thresholds.ThresholdBook(), log.merchant_names, trial)
         result = service.backtest(log, args.as_of, args.horizon, rules)
     else:
         engine = create_engine(database_url("alerts", args.database_url))

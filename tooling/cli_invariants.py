@@ -4,29 +4,27 @@ For each service, in order:
 1. its admin endpoint `GET <url>/v1/admin/invariants` with the local admin key (URL and
    key from `<NAME>_URL` / `<NAME>_ADMIN_KEY`, else `var/services.json` that `make run`
    writes, else the conventional port);
-2. when the service does not answer or has no such endpoint, the check functions it
-   exposes (`DIRECT_CHECKS`), run against its database (`<NAME>_DATABASE_URL` or var/env);
+2. when the service does not answer or has no such endpoint, its invariant checks
+   (`direct_checks()`), run against its database (`<NAME>_DATABASE_URL` or var/env);
 3. otherwise it is reported as not checked.
 
 Exit status: 0 when everything that ran is sound, 1 when any check found a violation,
 2 when no check could run at all.
-
-The services are named by module path, imported only when needed, so `shared` stays free
-of any service's code.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import create_engine
 from shared.errors import is_transient
@@ -37,12 +35,23 @@ from tooling.migrate import SERVICES
 INVARIANTS_PATH = "/v1/admin/invariants"
 MAX_PAGES = 10_000  # a bound on cursor-following, so a faulty server cannot loop forever
 
-# service -> "module:function(conn) -> list of what is out of balance"
-DIRECT_CHECKS: dict[str, str] = {
-    "points": "services.points.queries:customers_out_of_balance",
-    "rewards": "services.rewards.invariants:invariant_violations",
-    "alerts": "services.alerts.invariants:invariant_violations",
-}
+# A service's invariant checks: everything out of balance in its database (empty when sound).
+InvariantCheck = Callable[[AsyncConnection], Awaitable[Sequence[object]]]
+
+
+def direct_checks() -> dict[str, InvariantCheck]:
+    """Each service's invariant checks (imported when first needed: the alerts service brings
+    scipy, which `loyalty` should not load for every command)."""
+    from services.alerts.invariants import invariant_violations as alerts_violations
+    from services.points.queries import customers_out_of_balance as points_violations
+    from services.rewards.invariants import invariant_violations as rewards_violations
+
+    return {"points": points_violations, "rewards": rewards_violations, "alerts": alerts_violations}
+
+
+def check_name(check: InvariantCheck) -> str:
+    """`module:function`, how a report names the check that ran."""
+    return f"{check.__module__}:{getattr(check, '__name__', repr(check))}"
 
 
 @dataclass(frozen=True)
@@ -112,24 +121,13 @@ def _http_check(service: str, timeout: float) -> CheckResult:
     return CheckResult(service, how, sound, detail)
 
 
-def _direct_check(name: str) -> Callable[[Any], Awaitable[list[Any]]] | None:
-    target = DIRECT_CHECKS.get(name)
-    if target is None:
-        return None
-    module, _, function = target.partition(":")
-    try:
-        found = getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError):
-        return None
-    return found  # type: ignore[no-any-return]
-
-
 async def _run_direct(service: str, database_url: str | None, why: str) -> CheckResult:
-    check = _direct_check(service)
+    check = direct_checks().get(service)
     if check is None:
         return CheckResult(service, "-", None, f"{why}; no direct check known")
+    name = check_name(check)
     if not database_url:
-        return CheckResult(service, DIRECT_CHECKS[service], None, "no database URL known")
+        return CheckResult(service, name, None, "no database URL known")
     engine = create_engine(asyncpg_url(database_url), pool_size=1)
     try:
         async with engine.connect() as conn:
@@ -137,11 +135,11 @@ async def _run_direct(service: str, database_url: str | None, why: str) -> Check
     except Exception as exc:
         if not is_transient(exc):
             raise
-        return CheckResult(service, DIRECT_CHECKS[service], None, f"database unreachable: {exc}")
+        return CheckResult(service, name, None, f"database unreachable: {exc}")
     finally:
         await engine.dispose()
-    detail = f"{len(found)} out of balance" + (f": {found[:10]}" if found else "")
-    return CheckResult(service, f"{DIRECT_CHECKS[service]} (direct)", not found, detail)
+    detail = f"{len(found)} out of balance" + (f": {list(found[:10])}" if found else "")
+    return CheckResult(service, f"{name} (direct)", not found, detail)
 
 
 async def check_service(service: str, db_url: str | None, patience: float) -> CheckResult:
