@@ -28,7 +28,7 @@ class KafkaSettings(BaseSettings):
 
 
 class ServiceSettings(BaseSettings):
-    """Base for POINTS_*, REWARDS_*, ALERTS_* settings."""
+    """Base of each service's settings class (which adds its fields and its env prefix)."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -53,8 +53,8 @@ class ServiceSettings(BaseSettings):
     rate_anonymous_per_second: float = Field(default=50.0, gt=0)  # probes, docs, per address
     rate_anonymous_burst: int = Field(default=200, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    # Unknown voucher codes (shared.http.guessing): this many misses within the window lock
-    # the key out of code look-ups for the lockout.
+    # Unknown codes (shared.http.guessing): this many misses within the window lock the key
+    # out of code look-ups for the lockout.
     unknown_code_limit: int = Field(default=10, ge=1)
     unknown_code_window_seconds: float = Field(default=600.0, gt=0)
     unknown_code_lockout_seconds: float = Field(default=900.0, gt=0)

@@ -1,17 +1,17 @@
 """Refuse guessing: a key that keeps asking for codes that do not exist is locked out.
 
-Voucher codes are bearer secrets at the till; a caller who can try codes at the rate
-limit would find live ones. Routes that look a code up wrap the look-up:
+Some codes are bearer secrets (a voucher code at the till, say); a caller who can try
+codes at the rate limit would find live ones. Routes that look such a code up wrap the
+look-up:
 
     async with refuse_guessing(request, principal):
-        return await voucher_by_code(conn, code, now)
+        return await find_by_code(conn, code)
 
 A `NotFound` leaving the block counts one unknown code against the key; `limit` of
-them within `window` seconds lock the key out of every such route (voucher look-up and
-redemption, referral codes: a referral pays both sides) for `lockout` seconds (settings
-`unknown_code_*`), answered 429 `too_many_unknown_codes` with `Retry-After` and without
-touching the database. Known codes never count. Per instance, like the
-rate limits (shared.http.limits).
+them within `window` seconds lock the key out of every route so wrapped for `lockout`
+seconds (settings `unknown_code_*`), answered 429 `too_many_unknown_codes` with
+`Retry-After` and without touching the database. Known codes never count. Per instance,
+like the rate limits (shared.http.limits).
 """
 
 from __future__ import annotations
