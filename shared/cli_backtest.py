@@ -22,7 +22,7 @@ from typing import Any
 from shared.cli_env import CommandError, database_url
 from shared.db import create_engine
 
-_SERVICE = "services.alerts.backtest"
+_SERVICE = "services.alerts.backtest.service"
 
 
 def _as_of(text: str) -> datetime:
@@ -36,7 +36,7 @@ def _as_of(text: str) -> datetime:
 def _trial(settings: list[str]) -> Any:
     if not settings:
         return None
-    thresholds = importlib.import_module("services.alerts.thresholds")
+    thresholds = importlib.import_module("services.alerts.domain.thresholds")
     values: dict[str, Any] = {}
     try:
         for item in settings:

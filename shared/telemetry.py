@@ -28,11 +28,6 @@ TRANSIENT_RETRIES = Counter(
 )
 OUTBOX_BACKLOG = Gauge("loyalty_outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter("loyalty_outbox_published_total", "Outbox rows published", ["service"])
-ALERTS_OPEN = Gauge(
-    "loyalty_alerts_open",
-    "Open alerts by kind and status, as last counted in the alerts database",
-    ["kind", "status"],
-)
 POINTS_OUTSTANDING = Gauge(
     "loyalty_points_outstanding",
     "Live points per merchant and state (available, pending), as last counted",

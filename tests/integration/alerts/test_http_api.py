@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.alerts.clock import EventTimeClock, FixedClock
+from services.alerts.clock.service import EventTimeClock, FixedClock
 from tests.integration.alerts.conftest import (
     AlertsHarness,
     api_client,

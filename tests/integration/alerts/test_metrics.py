@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.alerts.app import build_app
-from services.alerts.clock import ClockMode
+from services.alerts.clock.service import ClockMode
 from services.alerts.settings import AlertsSettings
 from shared.kafka.admin import ensure_topics
 from shared.settings import KafkaSettings
