@@ -39,11 +39,18 @@ class ThresholdRepository:
                 book.by_category[row["scope_id"]] = overrides
         return book
 
-    async def scopes(self) -> Sequence[ScopeRow]:
-        """Every stored scope's row, by scope and scope id."""
+    async def scopes(
+        self, after: tuple[str, str] | None = None, limit: int | None = None
+    ) -> Sequence[ScopeRow]:
+        """Stored scopes' rows by (scope, scope id): after `after`, at most `limit` of them."""
+        key = sa.tuple_(alert_thresholds.c.scope, alert_thresholds.c.scope_id)
         query = sa.select(alert_thresholds).order_by(
             alert_thresholds.c.scope, alert_thresholds.c.scope_id
         )
+        if after is not None:
+            query = query.where(key > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+        if limit is not None:
+            query = query.limit(limit)
         return (await self.conn.execute(query)).mappings().all()
 
     async def put(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -9,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.alerts.domain.thresholds import ThresholdOverrides, ThresholdScope
 from services.alerts.lapse.schemas import ResponseModel
 from shared.contracts.fields import Identifier
+from shared.errors import Unprocessable
 
 
 class ThresholdValues(ResponseModel):
@@ -45,6 +48,11 @@ class ThresholdScopeOut(ResponseModel):
 class ThresholdsOut(ResponseModel):
     built_in: ThresholdValues
     scopes: list[ThresholdScopeOut]
+    next_cursor: str | None = Field(
+        default=None,
+        description="With `limit`: pass as `cursor` for the next scopes; null on the last page"
+        " (and always without `limit`, which lists every scope).",
+    )
 
 
 class ThresholdsPut(BaseModel):
@@ -65,3 +73,35 @@ class ThresholdsPut(BaseModel):
         if self.scope is not ThresholdScope.DEFAULT and self.scope_id is None:
             raise ValueError(f"a {self.scope.value} scope needs its scope_id")
         return self
+
+
+_CURSOR_PREFIX = "thr1:"
+
+ScopeKey = tuple[str, str]  # (scope, scope_id): the order scopes are listed in
+
+
+def encode_scopes_cursor(after: ScopeKey) -> str:
+    text = f"{_CURSOR_PREFIX}{after[0]}:{after[1]}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_scopes_cursor(cursor: str) -> ScopeKey:
+    """The scope a cursor resumes after; a 422 naming `cursor` when it is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeError, binascii.Error):
+        text = ""
+    scope, separator, scope_id = text.removeprefix(_CURSOR_PREFIX).partition(":")
+    if not text.startswith(_CURSOR_PREFIX) or not separator or not scope:
+        raise Unprocessable(
+            "cursor is not a cursor this API returned",
+            code="validation_failed",
+            errors=[
+                {
+                    "field": "query.cursor",
+                    "rule": "cursor_invalid",
+                    "message": "pass next_cursor from a previous page unchanged",
+                }
+            ],
+        )
+    return scope, scope_id

@@ -23,10 +23,12 @@ from services.alerts.lapse.service import reschedule_lapse_checks
 from services.alerts.model.repository import ModelRepository
 from services.alerts.thresholds.repository import stored_overrides
 from services.alerts.thresholds.schemas import (
+    ScopeKey,
     ThresholdScopeOut,
     ThresholdsOut,
     ThresholdsPut,
     ThresholdValues,
+    encode_scopes_cursor,
 )
 from services.alerts.uow import AlertsUnitOfWork
 from shared.errors import Unprocessable
@@ -34,17 +36,26 @@ from shared.errors import Unprocessable
 log = logging.getLogger(__name__)
 
 
-async def thresholds_in_force(uow: AlertsUnitOfWork) -> ThresholdsOut:
-    """The built-in defaults and every stored scope (default, per category, per merchant)."""
+async def thresholds_in_force(
+    uow: AlertsUnitOfWork, after: ScopeKey | None = None, limit: int | None = None
+) -> ThresholdsOut:
+    """The built-in defaults and the stored scopes (default, per category, per merchant):
+    every one, or `limit` of them after `after` with the cursor of the rest."""
     book = await uow.thresholds.book()
+    rows = await uow.thresholds.scopes(after, None if limit is None else limit + 1)
+    last = rows[limit - 1] if limit is not None and len(rows) > limit else None
     scopes = []
-    for row in await uow.thresholds.scopes():
+    for row in rows[:limit]:
         overrides = stored_overrides(row)
         if overrides is None:
             continue  # out of range (logged): not in force, so not shown as such
         scope = ThresholdScope(row["scope"])
         scopes.append(scope_out(book, scope, row["scope_id"], overrides, row["updated_at"]))
-    return ThresholdsOut(built_in=threshold_values(Thresholds()), scopes=scopes)
+    return ThresholdsOut(
+        built_in=threshold_values(Thresholds()),
+        scopes=scopes,
+        next_cursor=encode_scopes_cursor((last["scope"], last["scope_id"])) if last else None,
+    )
 
 
 async def replace_scope(uow: AlertsUnitOfWork, change: ThresholdsPut) -> ThresholdScopeOut:
