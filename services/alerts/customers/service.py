@@ -41,20 +41,7 @@ async def customer_activity_view(
     uow: AlertsUnitOfWork, customer_id: str, principal: ApiPrincipal
 ) -> CustomerActivityOut:
     """The view at `uow.now`; a key bound to a merchant sees only customers who bought there."""
-    activity = await uow.activities.get(customer_id)
-    bound = principal.merchant_id
-    if activity is not None and bound is not None and bound not in activity.summary.merchant_ids:
-        raise Forbidden(
-            "this customer has not bought at the merchant this API key is bound to",
-            code="merchant_mismatch",
-            merchant_id=bound,
-        )
-    if activity is None:
-        raise NotFound(
-            f"no activity known for customer {customer_id}",
-            code="customer_not_found",
-            customer_id=customer_id,
-        )
+    activity = await _activity_visible_to(uow, customer_id, principal)
     now = uow.now
     book = await uow.thresholds.book()
     thresholds = book.for_customer(activity.home_merchant_id, activity.main_category)
@@ -83,6 +70,28 @@ async def customer_activity_view(
         follow_up_due_at=activity.follow_up_due_at,
         follow_up_raised_at=activity.follow_up_raised_at,
     )
+
+
+async def _activity_visible_to(
+    uow: AlertsUnitOfWork, customer_id: str, principal: ApiPrincipal
+) -> CustomerActivity:
+    """The customer's activity: 403 for a key bound to a merchant they never bought at, 404
+    when nothing is known of them (in that order, as before the unit of work)."""
+    activity = await uow.activities.get(customer_id)
+    bound = principal.merchant_id
+    if activity is not None and bound is not None and bound not in activity.summary.merchant_ids:
+        raise Forbidden(
+            "this customer has not bought at the merchant this API key is bound to",
+            code="merchant_mismatch",
+            merchant_id=bound,
+        )
+    if activity is None:
+        raise NotFound(
+            f"no activity known for customer {customer_id}",
+            code="customer_not_found",
+            customer_id=customer_id,
+        )
+    return activity
 
 
 def _money(minor: int, currency: str | None) -> str | None:
