@@ -26,19 +26,23 @@ from shared.contracts.topics import Topics
 from shared.kafka.handlers import BatchHandler, HandlerRegistry
 
 
+def alerts_registry(alerts_topic: str = Topics.ALERTS) -> HandlerRegistry:
+    """The alerts service's handlers; `alerts_topic` is where its own events go."""
+    registry = HandlerRegistry()
+    for event_type, handler in handlers(alerts_topic).items():
+        registry.batch(event_type)(handler)
+    return registry
+
+
 def _event_type(model: type[EventEnvelope]) -> str:
     (literal,) = get_args(model.model_fields["type"].annotation)
     return str(literal)
 
 
-def alerts_registry(alerts_topic: str = Topics.ALERTS) -> HandlerRegistry:
-    """The alerts service's handlers; `alerts_topic` is where its own events go."""
-    handlers: dict[str, BatchHandler] = {
+def handlers(alerts_topic: str) -> dict[str, BatchHandler]:
+    """Event type -> the concept handler that takes it."""
+    return {
         "purchase.completed": activity.on_purchases(alerts_topic),
         "purchase.returned": activity.on_returns,
         **{_event_type(model): activity.on_points_event for model in POINTS_EVENTS},
     }
-    registry = HandlerRegistry()
-    for event_type, handler in handlers.items():
-        registry.batch(event_type)(handler)
-    return registry
