@@ -24,6 +24,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,11 @@ from services.alerts.model.repository import ModelRepository, exclusive
 from services.alerts.uow import AlertsUnitOfWork
 
 log = logging.getLogger(__name__)
+
+
+def _wall_now() -> datetime:
+    return datetime.now(UTC)
+
 
 _REFIT_LOCK = 0x41_1E_27_01
 RESCHEDULE_LOCK = 0x41_1E_27_03
@@ -118,8 +124,8 @@ async def reschedule_pending_checks(
     async with exclusive(engine, RESCHEDULE_LOCK) as held:
         if not held:
             return None
-        async with engine.connect() as conn:
-            stored = await ModelRepository(conn).latest()
+        async with AlertsUnitOfWork.begin(engine, _wall_now) as uow:
+            stored = await uow.models.latest()
         if stored is None or stored.checks_rescheduled_at is not None:
             return None
         moved = await reschedule_lapse_checks(engine, stored.params, batch_size)

@@ -8,7 +8,7 @@ After a change the pending lapse checks are moved under the new thresholds in th
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,7 +20,6 @@ from services.alerts.domain.thresholds import (
     merged,
 )
 from services.alerts.lapse.service import reschedule_lapse_checks
-from services.alerts.model.repository import ModelRepository
 from services.alerts.thresholds.repository import stored_overrides
 from services.alerts.thresholds.schemas import (
     ScopeKey,
@@ -71,8 +70,8 @@ async def replace_scope(uow: AlertsUnitOfWork, change: ThresholdsPut) -> Thresho
 async def reschedule_after_change(engine: AsyncEngine) -> None:
     """Due times follow the thresholds: recompute them after a change (in the background)."""
     try:
-        async with engine.connect() as conn:
-            model = await ModelRepository(conn).latest_params()
+        async with AlertsUnitOfWork.begin(engine, lambda: datetime.now(UTC)) as uow:
+            model = await uow.models.latest_params()
         moved = await reschedule_lapse_checks(engine, model)
         log.info("thresholds changed: %d due times moved", moved)
     except Exception:
