@@ -24,10 +24,10 @@ import numpy as np
 
 from bench.infra import BenchInfra
 from bench.report import verdict
-from services.alerts.clock import FixedClock
+from services.alerts.clock.service import FixedClock
 from services.alerts.domain.bgnbd import fit_bgnbd
-from services.alerts.model_jobs import refresh_segments
-from services.alerts.scanner import AlertScanner
+from services.alerts.lapse.service import AlertScanner
+from services.alerts.segments.service import refresh_segments
 from shared.db import asyncpg_dsn, create_engine
 
 SECTION = "alerts"

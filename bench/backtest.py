@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.infra import BenchInfra
 from bench.report import verdict
-from services.alerts.backtest import EPOCH, backtest, read_transactions, report_lines
+from services.alerts.backtest.service import EPOCH, backtest, read_transactions, report_lines
 from services.alerts.domain.backtest import (
     BacktestResult,
     PurchaseLog,

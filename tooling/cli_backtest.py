@@ -33,7 +33,7 @@ def _as_of(text: str) -> datetime:
 def _trial(settings: list[str]) -> Any:
     if not settings:
         return None
-    from services.alerts import thresholds
+    from services.alerts.domain import thresholds
 
     values: dict[str, Any] = {}
     try:
@@ -46,8 +46,8 @@ def _trial(settings: list[str]) -> Any:
 
 
 async def backtest(args: argparse.Namespace) -> int:
-    from services.alerts import backtest as service
-    from services.alerts import thresholds
+    from services.alerts.backtest import service
+    from services.alerts.domain import thresholds
 
     trial = _trial(args.set)
     started = time.perf_counter()

@@ -2,10 +2,9 @@
 
 Workers (unless `run_workers` is off): the exactly-once consumer of `pos.purchases`,
 `loyalty.points` and `loyalty.rewards`; the outbox relay to `loyalty.alerts` (woken after each
-consumed batch); the due-time scanner; the periodic model refit, segment refresh and recount
-of open alerts (the `loyalty_alerts_open` gauge); the rescheduling of lapse checks after a
-refit (see `model_jobs`). Every one is safe with several instances (consumer groups, SKIP
-LOCKED, advisory locks).
+consumed batch); and the periodic jobs of `jobs.py` (the due-time scanner, the model refit,
+segment refresh, recount of open alerts, the rescheduling of lapse checks after a refit).
+Every one is safe with several instances (consumer groups, SKIP LOCKED, advisory locks).
 
 Shutdown (SIGTERM through uvicorn, then the lifespan): the consumer finishes and commits its
 batch and leaves the group, the scanner and jobs stop between rounds, and the relay stops last
@@ -20,18 +19,16 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.alerts.api import admin_router, alerts_router
-from services.alerts.clock import AlertsClock, clock_for
+from services.alerts.backtest.endpoints import router as backtest_router
+from services.alerts.clock.service import AlertsClock, clock_for
+from services.alerts.customers.endpoints import router as customers_router
 from services.alerts.handlers import alerts_registry
-from services.alerts.metrics import refresh_open_alerts_gauge
-from services.alerts.model_jobs import (
-    PeriodicJob,
-    refit_model,
-    refresh_segments,
-    reschedule_pending_checks,
-)
-from services.alerts.scanner import AlertScanner
+from services.alerts.integrity.endpoints import router as integrity_router
+from services.alerts.jobs import alerts_jobs
+from services.alerts.lapse.endpoints import router as lapse_router
+from services.alerts.model.endpoints import router as model_router
 from services.alerts.settings import AlertsSettings
+from services.alerts.thresholds.endpoints import router as thresholds_router
 from shared.http import create_service_app
 from shared.http.workers import Worker, service_workers
 from shared.kafka.runtime import EventConsumer
@@ -54,7 +51,14 @@ def build_app(
         "alerts",
         settings,
         kafka=kafka,
-        routers=[alerts_router, admin_router],
+        routers=[
+            lapse_router,
+            customers_router,
+            thresholds_router,
+            model_router,
+            backtest_router,
+            integrity_router,
+        ],
         lifespan_extras=extras,
     )
     app.state.alerts_clock = chosen_clock
@@ -76,42 +80,11 @@ def _workers(settings: AlertsSettings, kafka: KafkaSettings, clock: AlertsClock)
                 max_batch=settings.max_batch,
                 after_commit=relay.wakeup.set,
             )
-            scanner = AlertScanner(
-                engine,
-                clock,
-                batch_size=settings.scan_batch,
-                alerts_topic=settings.alerts_topic,
-                interval_seconds=settings.scan_interval_seconds,
-            )
-            rescheduler = PeriodicJob(
-                "check rescheduling",
-                lambda: reschedule_pending_checks(engine),
-                settings.reschedule_poll_seconds,
-            )
-            jobs = [
-                rescheduler,
-                PeriodicJob(
-                    "model refit",
-                    lambda: refit_model(engine, clock),
-                    settings.model_refit_interval_seconds,
-                ),
-                PeriodicJob(
-                    "segment refresh",
-                    lambda: refresh_segments(engine, clock),
-                    settings.segment_refresh_interval_seconds,
-                ),
-                PeriodicJob(
-                    "open alerts gauge",
-                    lambda: refresh_open_alerts_gauge(engine),
-                    settings.open_alerts_gauge_interval_seconds,
-                ),
-            ]
-            app.state.alerts_scanner = scanner
-            app.state.alerts_rescheduler = rescheduler  # a refit over HTTP wakes it
+            jobs = alerts_jobs(settings, engine, clock)
+            app.state.alerts_jobs = jobs  # a refit over HTTP wakes the rescheduler
             return [
                 Worker("consumer", consumer.run, consumer.request_stop),
-                Worker("scanner", scanner.run, scanner.stop),
-                *(Worker(job.name.replace(" ", "-"), job.run, job.stop) for job in jobs),
+                *(Worker(job.name, job.run, job.stop) for job in jobs.all()),
             ]
 
         async with service_workers(

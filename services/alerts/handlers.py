@@ -1,8 +1,4 @@
-"""Consumed events -> activity summaries, closed alerts and reactivation events.
-
-One function per event type, each applying a whole run of events inside the batch's
-transaction (the runtime records every event id in `processed_events` in that same
-transaction, so a redelivered event is a no-op). Outgoing events go through the outbox.
+"""The alerts consumer's registry: which concept handler takes each consumed event type.
 
 Topics are shared, so most event types on them are none of this service's business. The
 runtime records a type that is in the contracts but has no handler here as processed and skips
@@ -21,72 +17,20 @@ it; only a type missing from the contracts is dead-lettered. What is consumed:
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import get_args
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from services.alerts.domain.activity import (
-    ActivityError,
-    apply_purchase,
-    apply_return,
-    days_between,
-    with_history,
-)
-from services.alerts.domain.bgnbd import BgNbdParams
-from services.alerts.domain.lapse import evaluate_lapse
-from services.alerts.records import CustomerActivity, OpenAlert
-from services.alerts.repository import (
-    PastPurchase,
-    TierSighting,
-    advance_event_clock,
-    close_alerts,
-    latest_model,
-    load_threshold_book,
-    lock_activities,
-    open_alerts,
-    purchase_times,
-    record_purchase_history,
-    record_tiers,
-    save_activities,
-)
-from services.alerts.schedule import follow_up_due_at, next_lapse_check
-from services.alerts.thresholds import ThresholdBook
-from shared.contracts.alerts import ALERTS_SOURCE, CustomerReactivated, CustomerReactivatedData
-from shared.contracts.envelope import EventEnvelope, derived_event_id
-from shared.contracts.fields import minor_units
-from shared.contracts.points import POINTS_EVENTS, AccountSnapshot
-from shared.contracts.pos import PurchaseCompleted, PurchaseCompletedData, PurchaseReturned
+from services.alerts.activity import handlers as activity
+from shared.contracts.envelope import EventEnvelope
+from shared.contracts.points import POINTS_EVENTS
 from shared.contracts.topics import Topics
-from shared.errors import PoisonEvent
-from shared.kafka.handlers import BatchContext, HandlerRegistry
-
-
-class UnusableEvent(PoisonEvent):
-    """An event this service can never apply; names the event so only it is dead-lettered."""
-
-    def __init__(self, event: EventEnvelope, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.event_id = str(event.event_id)
+from shared.kafka.handlers import BatchHandler, HandlerRegistry
 
 
 def alerts_registry(alerts_topic: str = Topics.ALERTS) -> HandlerRegistry:
     """The alerts service's handlers; `alerts_topic` is where its own events go."""
     registry = HandlerRegistry()
-
-    @registry.batch("purchase.completed")
-    async def on_purchases(ctx: BatchContext, events: Sequence[PurchaseCompleted]) -> None:
-        await record_purchases(ctx, events, alerts_topic)
-
-    @registry.batch("purchase.returned")
-    async def on_returns(ctx: BatchContext, events: Sequence[PurchaseReturned]) -> None:
-        await record_returns(ctx, events)
-
-    for model in POINTS_EVENTS:
-        registry.batch(_event_type(model))(record_snapshot_tiers)
+    for event_type, handler in handlers(alerts_topic).items():
+        registry.batch(event_type)(handler)
     return registry
 
 
@@ -95,241 +39,10 @@ def _event_type(model: type[EventEnvelope]) -> str:
     return str(literal)
 
 
-async def record_snapshot_tiers(ctx: BatchContext, events: Sequence[EventEnvelope]) -> None:
-    """Keep each customer's tier from the account snapshot every points event carries.
-
-    Per customer only the latest event of the run counts (later in the run wins a tie), and
-    the database keeps a stored tier that is newer than it.
-    """
-    latest: dict[str, TierSighting] = {}
-    for event in events:
-        snapshot = event.data
-        if not isinstance(snapshot, AccountSnapshot):
-            continue
-        seen = latest.get(event.customer_id)
-        if seen is None or event.occurred_at >= seen.seen_at:
-            latest[event.customer_id] = TierSighting(
-                event.customer_id, snapshot.tier.value, event.occurred_at
-            )
-    await record_tiers(ctx.conn, latest.values())
-
-
-@dataclass
-class _Consequences:
-    """What a run of purchases caused beyond the summaries themselves."""
-
-    closures: dict[uuid.UUID, tuple[datetime, uuid.UUID]] = field(default_factory=dict)
-    events: list[EventEnvelope] = field(default_factory=list)
-
-
-async def record_purchases(
-    ctx: BatchContext, events: Sequence[PurchaseCompleted], alerts_topic: str
-) -> None:
-    """Update summaries, close the alerts a purchase answers, schedule checks and follow-ups."""
-    conn, customers = ctx.conn, [e.customer_id for e in events]
-    activities = await lock_activities(conn, customers)
-    still_open = await open_alerts(conn, customers)
-    book = await load_threshold_book(conn)
-    stored = await latest_model(conn)
-    model = stored.params if stored else None
-    consequences, late = _Consequences(), set()
-    for event in events:
-        before = activities.get(event.customer_id) or CustomerActivity(event.customer_id)
-        if _inside_known_span(before, event):
-            late.add(event.customer_id)
-        activities[event.customer_id] = _after_purchase(
-            before, event, still_open, book, model, consequences
-        )
-    await record_purchase_history(conn, [_past(e) for e in events])
-    await _make_late_purchases_exact(conn, activities, late)
-    for customer in late:
-        activity, open_alert = activities[customer], still_open.get(customer)
-        rules = book.for_customer(activity.home_merchant_id, activity.main_category).rules
-        activities[customer] = replace(
-            activity,
-            next_check_at=next_lapse_check(
-                activity.summary, rules, model, open_alert.status if open_alert else None
-            ),
-        )
-    await save_activities(conn, [activities[c] for c in sorted(set(customers))])
-    await close_alerts(conn, consequences.closures)
-    for outgoing in consequences.events:
-        ctx.outbox.emit(alerts_topic, outgoing)
-    await advance_event_clock(conn, max(e.occurred_at for e in events))
-
-
-def _past(event: PurchaseCompleted) -> PastPurchase:
-    data = event.data
-    return PastPurchase(
-        event.customer_id, event.event_id, event.occurred_at, data.merchant_id, data.amount_minor
-    )
-
-
-async def _make_late_purchases_exact(
-    conn: AsyncConnection, activities: dict[str, CustomerActivity], late: set[str]
-) -> None:
-    """Recompute visits and gaps from the recorded history (this batch's purchases included)
-    for customers a purchase reached between their first and last known ones: the incremental
-    summary cannot place it. One query per batch that has such purchases; purchases in order
-    cost nothing extra. The caller recomputes their due times from the corrected summary.
-    """
-    if not late:
-        return
-    times = await purchase_times(conn, late)
-    for customer in late:
-        activity = activities[customer]
-        activities[customer] = replace(
-            activity, summary=with_history(activity.summary, times[customer])
-        )
-
-
-def _inside_known_span(before: CustomerActivity, event: EventEnvelope) -> bool:
-    first, last = before.summary.first_purchase_at, before.summary.last_purchase_at
-    return first is not None and last is not None and first < event.occurred_at < last
-
-
-def _after_purchase(
-    before: CustomerActivity,
-    event: PurchaseCompleted,
-    still_open: dict[str, OpenAlert],
-    book: ThresholdBook,
-    model: BgNbdParams | None,
-    consequences: _Consequences,
-) -> CustomerActivity:
-    after = _counted(before, event)
-    previous_last = before.summary.last_purchase_at
-    if previous_last is not None and event.occurred_at > previous_last:
-        _end_silence(before, event, previous_last, still_open, book, model, consequences)
-    open_alert = still_open.get(event.customer_id)  # still open: an older purchase arrived late
-    thresholds = book.for_customer(after.home_merchant_id, after.main_category)
-    return replace(
-        after,
-        next_check_at=next_lapse_check(
-            after.summary, thresholds.rules, model, open_alert.status if open_alert else None
-        ),
-        follow_up_due_at=follow_up_due_at(
-            after, book.for_customer(after.first_merchant_id, after.main_category)
-        ),
-    )
-
-
-def _end_silence(
-    before: CustomerActivity,
-    event: PurchaseCompleted,
-    previous_last: datetime,
-    still_open: dict[str, OpenAlert],
-    book: ThresholdBook,
-    model: BgNbdParams | None,
-    consequences: _Consequences,
-) -> None:
-    """A purchase after the last one answers any open alert; a noticed silence is a comeback.
-
-    "Noticed" means an alert was open, or the rules had the customer at risk when they came
-    back even if no scanner had looked yet: both count as reactivated, told apart by
-    `alert_was_raised`, so win-back with and without an alert can be compared.
-    """
-    open_alert = still_open.pop(event.customer_id, None)
-    rules = book.for_customer(before.home_merchant_id, before.main_category).rules
-    verdict = evaluate_lapse(before.summary, rules, event.occurred_at, model)
-    status = open_alert.status if open_alert else (verdict.status if verdict else None)
-    if status is not None:
-        consequences.events.append(_reactivated(event, previous_last, open_alert, status.value))
-    if open_alert is not None:
-        consequences.closures[open_alert.alert_id] = (event.occurred_at, event.event_id)
-
-
-def _counted(before: CustomerActivity, event: PurchaseCompleted) -> CustomerActivity:
-    """The activity with this purchase counted (spend, visits, gaps, merchants, categories)."""
-    data = event.data
-    _require_same_currency(before, event, data.currency)
-    try:
-        summary = apply_purchase(
-            before.summary, event.occurred_at, data.amount_minor, data.merchant_id
-        )
-    except ActivityError as exc:
-        raise UnusableEvent(event, "unusable_purchase", str(exc)) from exc
-    first_so_far = before.summary.first_purchase_at
-    is_first = first_so_far is None or event.occurred_at < first_so_far
-    return replace(
-        before,
-        summary=summary,
-        currency=data.currency,
-        merchant_spend_minor=_plus(
-            before.merchant_spend_minor, {data.merchant_id: data.amount_minor}
-        ),
-        category_spend_minor=_plus(before.category_spend_minor, _category_spend(data)),
-        first_merchant_id=data.merchant_id if is_first else before.first_merchant_id,
-        first_store_id=data.store_id if is_first else before.first_store_id,
-    )
-
-
-def _category_spend(data: PurchaseCompletedData) -> dict[str, int]:
-    spend: dict[str, int] = {}
-    for item in data.items:
-        value = minor_units(item.unit_price, data.currency) * item.quantity
-        spend[item.category] = spend.get(item.category, 0) + value
-    return spend
-
-
-def _plus(totals: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
-    """Totals plus `more`, never below zero (returns cannot make revenue negative)."""
-    merged = dict(totals)
-    for key, amount in more.items():
-        merged[key] = max(0, merged.get(key, 0) + amount)
-    return merged
-
-
-def _require_same_currency(activity: CustomerActivity, event: EventEnvelope, currency: str) -> None:
-    # Spend is one integer per customer: adding yen to euros would corrupt every figure.
-    if activity.currency is not None and activity.currency != currency:
-        raise UnusableEvent(
-            event,
-            "currency_mismatch",
-            f"customer {activity.customer_id} buys in {activity.currency}, "
-            f"this event is in {currency}",
-        )
-
-
-def _reactivated(
-    event: PurchaseCompleted, previous_last: datetime, open_alert: OpenAlert | None, status: str
-) -> CustomerReactivated:
-    return CustomerReactivated(
-        event_id=derived_event_id(event.event_id, "customer.reactivated"),
-        type="customer.reactivated",
-        version=1,
-        occurred_at=event.occurred_at,
-        source=ALERTS_SOURCE,
-        customer_id=event.customer_id,
-        data=CustomerReactivatedData(
-            days_away=max(0, int(days_between(previous_last, event.occurred_at))),
-            alert_was_raised=open_alert is not None,
-            alert_id=open_alert.alert_id if open_alert else None,
-            alert_status=status,
-            previous_purchase_at=previous_last,
-            merchant_id=event.data.merchant_id,
-            order_id=event.data.order_id,
-        ),
-    )
-
-
-async def record_returns(ctx: BatchContext, events: Sequence[PurchaseReturned]) -> None:
-    """Returns reduce spend (never below zero); visits and due times stay as they are."""
-    activities = await lock_activities(ctx.conn, [e.customer_id for e in events])
-    changed: set[str] = set()
-    for event in events:
-        activity = activities.get(event.customer_id)
-        if activity is None or not activity.summary.has_purchased:
-            continue  # nothing bought here that a refund could reduce
-        data = event.data
-        _require_same_currency(activity, event, data.currency)
-        refunded = data.refunded_minor
-        activities[event.customer_id] = replace(
-            activity,
-            summary=apply_return(activity.summary, refunded),
-            merchant_spend_minor=_plus(
-                activity.merchant_spend_minor, {data.merchant_id: -refunded}
-            ),
-        )
-        changed.add(event.customer_id)
-    await save_activities(ctx.conn, [activities[c] for c in sorted(changed)])
-    await advance_event_clock(ctx.conn, max(e.occurred_at for e in events))
+def handlers(alerts_topic: str) -> dict[str, BatchHandler]:
+    """Event type -> the concept handler that takes it."""
+    return {
+        "purchase.completed": activity.on_purchases(alerts_topic),
+        "purchase.returned": activity.on_returns,
+        **{_event_type(model): activity.on_points_event for model in POINTS_EVENTS},
+    }

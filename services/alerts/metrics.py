@@ -1,19 +1,21 @@
-"""The `loyalty_alerts_open` gauge: open alerts by kind and status, counted on a schedule.
+"""The alerts service's own Prometheus metrics.
 
-Counted by a periodic job rather than on every scrape, so a scrape costs nothing and the
-database sees one small query per interval. The count reads only open alerts (the partial
-indexes on `closed_at IS NULL`), O(open alerts), never O(customers). Every kind and status
-is set, zero included, so a status whose last alert closed drops to 0 instead of keeping its
-old value.
+`loyalty_alerts_open`: open alerts by kind and status, counted on a schedule rather than on
+every scrape, so a scrape costs nothing and the database sees one small query per interval.
+The count reads only open alerts (the partial indexes on `closed_at IS NULL`), O(open alerts),
+never O(customers). Every kind and status is set, zero included, so a status whose last alert
+closed drops to 0 instead of keeping its old value. Each instance that runs the workers
+reports the same database-wide count: aggregate instances with `max`, not `sum`.
 
-Each instance that runs the workers reports the same database-wide count: aggregate
-instances with `max`, not `sum`, when several run.
+`loyalty_alerts_scan_passes_total`: completed passes of this instance's scanner over
+everything due. A test (or an operator) that waits for the scanner to have looked reads it
+before and waits for it to grow by two: one whole pass then began after the read.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.alerts.db import ALERT_KINDS, ALERT_STATUSES, alerts
@@ -23,6 +25,11 @@ ALERTS_OPEN = Gauge(
     "Open alerts by kind and status, as last counted in the alerts database",
     ["kind", "status"],
 )
+SCAN_PASSES = Counter(
+    "loyalty_alerts_scan_passes",
+    "Completed passes of the alert scanner over everything due (lapse checks, follow-ups)",
+)
+
 OpenCounts = dict[tuple[str, str], int]
 
 

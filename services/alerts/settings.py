@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.alerts.clock import ClockMode
+from services.alerts.clock.service import ClockMode
 from shared.contracts.topics import Topics
 from shared.settings import ServiceSettings
 

@@ -182,3 +182,28 @@ def next_alerts_about(consumer: Consumer, customer: str, timeout: float) -> list
         if event is not None:
             found.append(event)
     return found
+
+
+SCAN_PASSES = "loyalty_alerts_scan_passes_total"
+
+
+def scan_passes(system: System, http: httpx.Client) -> int:
+    """How many passes over everything due the alerts scanner has completed (its /metrics)."""
+    answer = http.get(f"{system.urls['alerts']}/metrics")
+    answer.raise_for_status()
+    for line in answer.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == SCAN_PASSES:
+            return int(float(value))
+    raise ValueError(f"{SCAN_PASSES} is not on the alerts service's /metrics")
+
+
+def two_more_scan_passes(system: System, http: httpx.Client, timeout: float = 90) -> None:
+    """Wait until the scanner completed two passes after now: at least one whole pass then
+    STARTED after this call, so whatever was recorded before was there for it to judge."""
+    before = scan_passes(system, http)
+    eventually(
+        lambda: True if scan_passes(system, http) >= before + 2 else None,
+        f"the alerts scanner completing two passes after pass {before}",
+        timeout=timeout,
+    )

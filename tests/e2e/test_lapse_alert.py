@@ -10,7 +10,6 @@ can move it past this scenario's own dates.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from tests.e2e.clients import (
     ops_consumer,
     publish_with_librdkafka,
     purchase,
+    two_more_scan_passes,
 )
 from tests.e2e.conftest import SCAN_INTERVAL_SECONDS, System
 
@@ -60,7 +60,9 @@ def test_a_weekly_customer_who_stops_coming_raises_a_lapse_alert_after_a_time_ju
         assert first_check and datetime.fromisoformat(first_check) > now, (
             "a weekly customer seen today must not be due for a lapse check today"
         )
-        time.sleep(3 * SCAN_INTERVAL_SECONDS)  # give the scanner its chance to be wrong
+        # Give the scanner its chance to be wrong, and prove it took it: a whole pass began
+        # after the visits were recorded (waiting a fixed time could pass without one).
+        two_more_scan_passes(system, http, timeout=30 * SCAN_INTERVAL_SECONDS)
 
     consumer = ops_consumer(system, f"e2e-ops-{regular}")
     try:

@@ -23,7 +23,7 @@ end, and never negative.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -132,5 +132,49 @@ def _segment_at(position: int, in_a: int, in_a_or_b: int) -> ValueSegment:
     if position < in_a:
         return ValueSegment.A
     if position < in_a_or_b:
+        return ValueSegment.B
+    return ValueSegment.C
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentCutoffs:
+    """Lowest revenue still in A and in B at one merchant when the ranks were last computed."""
+
+    merchant_id: str
+    a_min_revenue_minor: int | None
+    b_min_revenue_minor: int | None
+    customers: int
+    computed_at: datetime
+
+
+def cutoffs_from_revenues(
+    merchant_id: str,
+    revenues: Sequence[int],
+    computed_at: datetime,
+    shares: SegmentShares = SegmentShares(),
+) -> SegmentCutoffs:
+    """The lowest revenue in A and in B once `revenues` are ranked by the domain rule."""
+    segments = assign_value_segments(dict(enumerate(revenues)), shares)
+    lowest: dict[ValueSegment, int] = {}
+    for index, segment in segments.items():
+        revenue = revenues[index]
+        if segment is not ValueSegment.C and revenue < lowest.get(segment, revenue + 1):
+            lowest[segment] = revenue
+    return SegmentCutoffs(
+        merchant_id,
+        lowest.get(ValueSegment.A),
+        lowest.get(ValueSegment.B),
+        len(revenues),
+        computed_at,
+    )
+
+
+def segment_from_cutoffs(cutoffs: SegmentCutoffs | None, revenue_minor: int) -> ValueSegment:
+    """A, B or C for a customer's current revenue at the merchant (C without revenue)."""
+    if cutoffs is None or revenue_minor <= 0:
+        return ValueSegment.C
+    if cutoffs.a_min_revenue_minor is not None and revenue_minor >= cutoffs.a_min_revenue_minor:
+        return ValueSegment.A
+    if cutoffs.b_min_revenue_minor is not None and revenue_minor >= cutoffs.b_min_revenue_minor:
         return ValueSegment.B
     return ValueSegment.C

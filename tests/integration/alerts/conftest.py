@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts.app import build_app
-from services.alerts.clock import AlertsClock, FixedClock
+from services.alerts.clock.service import AlertsClock, FixedClock
 from services.alerts.handlers import alerts_registry
-from services.alerts.scanner import AlertScanner, ScanOutcome
+from services.alerts.lapse.service import AlertScanner, ScanOutcome
 from services.alerts.settings import AlertsSettings
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.registry import decode_event

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from services.alerts.app import build_app
-from services.alerts.clock import FixedClock
+from services.alerts.clock.service import FixedClock
 from services.alerts.settings import AlertsSettings
 from shared.auth import Scope, create_key
 from shared.db import create_engine
@@ -43,14 +43,16 @@ class FuzzTarget:
 @pytest.fixture(scope="module")
 async def fuzz_db(databases: Databases) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """A database with 30 customers, a scan's worth of alerts and an admin key."""
-    from services.alerts.repository import save_activities
-    from services.alerts.scanner import AlertScanner
+    from services.alerts.activity.repository import ActivityRepository
+    from services.alerts.lapse.service import AlertScanner
 
     url = await databases.fresh("alerts")
     engine = create_engine(url, pool_size=2)
     try:
         async with engine.begin() as conn:
-            await save_activities(conn, [_weekly_activity(f"fz-{i:02d}") for i in range(30)])
+            await ActivityRepository(conn).save(
+                [_weekly_activity(f"fz-{i:02d}") for i in range(30)]
+            )
             issued = await create_key(conn, "fuzzer", [Scope.ADMIN])
         await AlertScanner(engine, FixedClock(day(60))).scan_due(day(60))
     finally:

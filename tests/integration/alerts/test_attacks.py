@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.alerts.clock import FixedClock
+from services.alerts.clock.service import FixedClock
 from shared.auth import Scope, create_key
 from tests.integration.alerts.conftest import AlertsHarness, api_client, day, make_keys, problem
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.alerts.clock import FixedClock
+from services.alerts.clock.service import FixedClock
 from tests.integration.alerts.conftest import (
     AlertsHarness,
     api_client,

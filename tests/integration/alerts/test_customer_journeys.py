@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from services.alerts.clock import EventTimeClock
-from services.alerts.scanner import AlertScanner
+from services.alerts.clock.service import EventTimeClock
+from services.alerts.lapse.service import AlertScanner
 from shared.contracts.alerts import CustomerReactivated, FollowUpDue
 from tests.integration.alerts.conftest import AlertsHarness, day, every, refund, shopping
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.alerts.clock import EventTimeClock, FixedClock
+from services.alerts.clock.service import EventTimeClock, FixedClock
 from tests.integration.alerts.conftest import (
     AlertsHarness,
     api_client,
@@ -308,3 +308,44 @@ async def test_thresholds_per_merchant_reschedule_checks_and_refuse_contradictio
         assert [(s["scope"], s["scope_id"], s["settings"]) for s in listed["scopes"]] == [
             ("merchant", "m1", {"inactivity_window_days": 30})
         ], "the refused changes must not have been stored"
+
+
+async def test_threshold_scopes_page_with_an_opaque_cursor_and_lose_none(
+    harness: AlertsHarness, unique: str
+) -> None:
+    merchants = [f"pg-{unique}-{i:02d}" for i in range(7)]
+    async with api_client(harness.infra, harness.db_url, FixedClock(day(10))) as client:
+        keys = await make_keys(harness.engine)
+        for window, merchant in enumerate(merchants, start=20):
+            change = {
+                "scope": "merchant",
+                "scope_id": merchant,
+                "settings": {"inactivity_window_days": window},
+            }
+            stored = await client.put("/v1/admin/thresholds", json=change, headers=keys.admin)
+            assert stored.status_code == 200, stored.text
+        everything = (await client.get("/v1/admin/thresholds", headers=keys.admin)).json()
+        assert everything["next_cursor"] is None, "without a limit every scope is listed"
+        listed = [s["scope_id"] for s in everything["scopes"]]
+
+        paged: list[str] = []
+        pages, cursor = 0, None
+        while True:
+            params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+            page = await client.get("/v1/admin/thresholds", params=params, headers=keys.admin)
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert len(body["scopes"]) <= 3
+            paged += [s["scope_id"] for s in body["scopes"]]
+            pages, cursor = pages + 1, body["next_cursor"]
+            if cursor is None:
+                break
+        assert paged == listed, "pages must list every scope once, in the same order"
+        assert pages == -(-len(listed) // 3), "a page of 3 per request, no empty tail page"
+        assert set(merchants) <= set(paged)
+
+        forged = await client.get(
+            "/v1/admin/thresholds", params={"cursor": "bm90LW91cnM"}, headers=keys.admin
+        )
+        errors = problem(forged, 422, "validation_failed")["errors"]
+        assert [(e["field"], e["rule"]) for e in errors] == [("query.cursor", "cursor_invalid")]

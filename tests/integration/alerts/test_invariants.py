@@ -18,12 +18,12 @@ import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.alerts.activity.repository import ActivityRepository, TierSighting
 from services.alerts.app import build_app
-from services.alerts.clock import FixedClock
+from services.alerts.clock.service import FixedClock
 from services.alerts.domain.activity import ActivitySummary, apply_purchase
-from services.alerts.records import CustomerActivity
-from services.alerts.repository import TierSighting, record_tiers, save_activities
-from services.alerts.scanner import AlertScanner
+from services.alerts.domain.records import CustomerActivity
+from services.alerts.lapse.service import AlertScanner
 from services.alerts.settings import AlertsSettings
 from shared.db import create_engine
 from shared.settings import KafkaSettings
@@ -82,8 +82,10 @@ async def shop(alerts_db: str, unique: str) -> AsyncIterator[Shop]:
     try:
         async with engine.begin() as conn:
             activities = [weekly_shopper(c) for c in customers]
-            await save_activities(conn, [*activities, weekly_shopper(lapsed, first_day=-70)])
-            await record_tiers(conn, [TierSighting(tier_only, "gold", day(1))])
+            await ActivityRepository(conn).save(
+                [*activities, weekly_shopper(lapsed, first_day=-70)]
+            )
+            await ActivityRepository(conn).record_tiers([TierSighting(tier_only, "gold", day(1))])
         outcome = await AlertScanner(engine, FixedClock(NOW)).scan_due(NOW)
         assert outcome.raised == 6, f"five at-risk alerts and one lapsed: {outcome}"
         yield Shop(engine, alerts_db, customers, lapsed, tier_only)

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from services.alerts.clock import FixedClock
+from services.alerts.clock.service import FixedClock
 from services.alerts.domain.bgnbd import BgNbdParams
-from services.alerts.model_jobs import reschedule_lapse_checks
+from services.alerts.lapse.service import reschedule_lapse_checks
 from tests.integration.alerts.conftest import (
     AlertsHarness,
     api_client,

@@ -9,8 +9,9 @@ import pytest
 from services.alerts.domain.activity import ActivitySummary
 from services.alerts.domain.bgnbd import BgNbdParams
 from services.alerts.domain.lapse import rule_deadlines
-from services.alerts.repository import put_thresholds, store_model
-from services.alerts.thresholds import ThresholdOverrides, ThresholdScope, merged
+from services.alerts.domain.thresholds import ThresholdOverrides, ThresholdScope, merged
+from services.alerts.model.repository import ModelRepository
+from services.alerts.thresholds.repository import ThresholdRepository
 from shared.contracts.alerts import AlertEscalated, AlertRaised
 from tests.integration.alerts.conftest import AlertsHarness, day, every, shopping
 
@@ -96,8 +97,8 @@ async def test_the_model_rule_warns_a_one_time_buyer_the_model_expects_no_more_f
     )
     only_the_model = ThresholdOverrides(inactivity_enabled=False, own_rhythm_enabled=False)
     async with harness.engine.begin() as conn:
-        await store_model(conn, model, day(0))
-        await put_thresholds(conn, ThresholdScope.DEFAULT, "", only_the_model)
+        await ModelRepository(conn).store(model, day(0))
+        await ThresholdRepository(conn).put(ThresholdScope.DEFAULT, "", only_the_model)
     customer = f"once-{unique}"
     await harness.publish([shopping(customer, day(0))])
     await harness.settled()

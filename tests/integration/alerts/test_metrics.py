@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.alerts.app import build_app
-from services.alerts.clock import ClockMode
+from services.alerts.clock.service import ClockMode
 from services.alerts.settings import AlertsSettings
 from shared.kafka.admin import ensure_topics
 from shared.settings import KafkaSettings
@@ -90,3 +90,26 @@ async def test_open_alerts_gauge_counts_alerts_by_status_as_they_open_escalate_a
         # absence broke the weekly rhythm, so by the window: 2 x 113 days after day 51).
         await publish(bootstrap, pos, [shopping(passer_by, day(51 + 227))])
         await gauge_reads({("lapse", "at_risk"): 0.0, ("lapse", "lapsed"): 2.0})
+
+
+def scan_passes_in(exposition: str) -> float | None:
+    """`loyalty_alerts_scan_passes_total` of a Prometheus text page (None if absent)."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "loyalty_alerts_scan_passes_total":
+                return sample.value
+    return None
+
+
+async def test_completed_scanner_passes_are_counted_on_metrics_so_a_wait_can_prove_a_scan(
+    infra: Infra, alerts_db: str, unique: str
+) -> None:
+    async with running_service(infra, alerts_db, unique) as (_, client):
+        first = scan_passes_in((await client.get("/metrics")).text)
+        assert first is not None, "the scan pass counter must be on /metrics"
+
+        async def two_more() -> object:
+            now = scan_passes_in((await client.get("/metrics")).text)
+            return True if now is not None and now >= first + 2 else now
+
+        await wait_until(two_more, timeout=30, interval=0.2)

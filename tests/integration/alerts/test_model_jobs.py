@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from services.alerts.clock import FixedClock
+from services.alerts.activity.repository import ActivityRepository
+from services.alerts.clock.service import FixedClock
 from services.alerts.domain.activity import ActivitySummary, apply_purchase
 from services.alerts.domain.lapse import LapseRules
-from services.alerts.model_jobs import refit_model, refresh_segments
-from services.alerts.records import CustomerActivity
-from services.alerts.repository import latest_model, save_activities
-from services.alerts.scanner import AlertScanner
-from services.alerts.schedule import next_lapse_check
+from services.alerts.domain.records import CustomerActivity
+from services.alerts.domain.schedule import next_lapse_check
+from services.alerts.lapse.service import AlertScanner
+from services.alerts.model.repository import ModelRepository
+from services.alerts.model.service import refit_model
+from services.alerts.segments.service import refresh_segments
 from shared.db import create_engine
 from tests.integration.alerts.conftest import day
 
@@ -66,7 +68,7 @@ async def test_refit_stores_the_model_and_alerts_then_weigh_what_is_still_expect
     engine = create_engine(alerts_db, pool_size=2)
     try:
         async with engine.begin() as conn:
-            await save_activities(conn, [*_simulated_customers(400), _weekly_shopper(END)])
+            await ActivityRepository(conn).save([*_simulated_customers(400), _weekly_shopper(END)])
         stored = await refit_model(engine, FixedClock(END))
         assert stored is not None, "400 customers with repeat purchases must support a fit"
         params = stored.params
@@ -76,7 +78,9 @@ async def test_refit_stores_the_model_and_alerts_then_weigh_what_is_still_expect
             f"the fitted mean purchase rate {mean_rate:.2f}/week is far from the simulated 0.5"
         )
         async with engine.connect() as conn:
-            assert await latest_model(conn) == stored, "the scanner must read the stored fit"
+            assert await ModelRepository(conn).latest() == stored, (
+                "the scanner must read the stored fit"
+            )
 
         assert await refresh_segments(engine, FixedClock(END)) == 1, "one merchant ranked"
         await AlertScanner(engine, FixedClock(END)).scan_due(END + timedelta(days=60))

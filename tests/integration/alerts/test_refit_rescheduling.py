@@ -10,12 +10,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.alerts.activity.repository import ActivityRepository
 from services.alerts.app import build_app
-from services.alerts.clock import FixedClock
+from services.alerts.clock.service import FixedClock
 from services.alerts.domain.lapse import LapseRules
-from services.alerts.model_jobs import _RESCHEDULE_LOCK, reschedule_pending_checks
-from services.alerts.repository import latest_model, save_activities
-from services.alerts.schedule import next_lapse_check
+from services.alerts.domain.schedule import next_lapse_check
+from services.alerts.model.repository import ModelRepository
+from services.alerts.model.service import RESCHEDULE_LOCK, reschedule_pending_checks
 from services.alerts.settings import AlertsSettings
 from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
@@ -42,7 +43,7 @@ async def test_refit_answers_before_checks_move_and_the_job_moves_and_marks_them
     try:
         customers = _simulated_customers(300)
         async with engine.begin() as conn:
-            await save_activities(conn, customers)
+            await ActivityRepository(conn).save(customers)
         before = await due_times(engine)
         async with api_client(infra, alerts_db, FixedClock(END)) as client:
             keys = await make_keys(engine)
@@ -55,9 +56,9 @@ async def test_refit_answers_before_checks_move_and_the_job_moves_and_marks_them
 
             # Another instance holds the job's lock: this one leaves the fit alone.
             async with engine.connect() as other:
-                await other.scalar(sa.select(sa.func.pg_advisory_lock(_RESCHEDULE_LOCK)))
+                await other.scalar(sa.select(sa.func.pg_advisory_lock(RESCHEDULE_LOCK)))
                 assert await reschedule_pending_checks(engine, batch_size=50) is None
-                await other.scalar(sa.select(sa.func.pg_advisory_unlock(_RESCHEDULE_LOCK)))
+                await other.scalar(sa.select(sa.func.pg_advisory_unlock(RESCHEDULE_LOCK)))
             assert await due_times(engine) == before
 
             marked = await reschedule_pending_checks(engine, batch_size=50)
@@ -101,7 +102,7 @@ async def test_the_running_service_moves_the_checks_right_after_an_http_refit(
         engine: AsyncEngine = app.state.engine
         keys = await make_keys(engine)
         async with engine.begin() as conn:
-            await save_activities(conn, _simulated_customers(200))
+            await ActivityRepository(conn).save(_simulated_customers(200))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://alerts") as client:
             answers: list[httpx.Response] = []
@@ -116,7 +117,7 @@ async def test_the_running_service_moves_the_checks_right_after_an_http_refit(
 
             async def marked() -> object:
                 async with engine.connect() as conn:
-                    stored = await latest_model(conn)
+                    stored = await ModelRepository(conn).latest()
                 assert stored is not None and stored.fit_id == fit_id
                 return stored.checks_rescheduled_at is not None or "checks not moved yet"
 

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from services.alerts.activity.repository import ActivityRepository
 from services.alerts.domain.activity import ActivitySummary, apply_purchase
-from services.alerts.records import CustomerActivity
-from services.alerts.repository import save_activities
-from services.alerts.scanner import AlertScanner
+from services.alerts.domain.records import CustomerActivity
+from services.alerts.lapse.service import AlertScanner
 from shared.contracts.registry import decode_event
 from shared.db import create_engine, outbox
 from tests.integration.alerts.conftest import alerts_service, day, every, shopping
@@ -107,7 +107,7 @@ async def test_racing_scanners_open_each_alert_once_and_the_database_refuses_a_s
     customers = [f"c{i:03d}-{unique}" for i in range(300)]
     try:
         async with engine.begin() as conn:
-            await save_activities(conn, [_weekly_activity(c) for c in customers])
+            await ActivityRepository(conn).save([_weekly_activity(c) for c in customers])
         scanners = [AlertScanner(engine, _never(), batch_size=40) for _ in range(3)]
         outcomes = await asyncio.gather(*(s.scan_due(day(60)) for s in scanners))
         assert sum(o.raised for o in outcomes) == 300, f"each customer alerted once: {outcomes}"
@@ -135,6 +135,6 @@ async def test_racing_scanners_open_each_alert_once_and_the_database_refuses_a_s
 
 
 def _never() -> Any:
-    from services.alerts.clock import FixedClock
+    from services.alerts.clock.service import FixedClock
 
     return FixedClock(day(0))  # unused: every scan here gets an explicit now

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.alerts.app import build_app
-from services.alerts.clock import ClockMode
+from services.alerts.clock.service import ClockMode
 from services.alerts.settings import AlertsSettings
 from shared.contracts.alerts import AlertRaised
 from shared.contracts.registry import decode_event

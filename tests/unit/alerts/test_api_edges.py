@@ -8,9 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from services.alerts.handlers import alerts_registry
-from services.alerts.queries import Position, decode_cursor, encode_cursor
-from services.alerts.schemas import ThresholdsPut
+from services.alerts.lapse.repository import Position
+from services.alerts.lapse.schemas import decode_cursor, encode_cursor
 from services.alerts.settings import AlertsSettings
+from services.alerts.thresholds.schemas import ThresholdsPut
 from shared.contracts.points import POINTS_EVENTS
 from shared.contracts.registry import EVENT_MODELS
 from shared.errors import Unprocessable

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.alerts.backtest import (
+from services.alerts.backtest.service import (
     Purchase,
     TransactionsError,
     backtest,

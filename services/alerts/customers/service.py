@@ -9,11 +9,16 @@ always agrees with what the scanner would decide at that moment.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from services.alerts.clock import AlertsClock
+from services.alerts.customers.schemas import (
+    ActivitySummaryOut,
+    CustomerActivityOut,
+    ModelViewOut,
+    OpenAlertRef,
+    RhythmOut,
+    SegmentOut,
+)
 from services.alerts.domain.activity import ActivitySummary, days_between
 from services.alerts.domain.bgnbd import expected_purchases, summary_to_rfm
 from services.alerts.domain.lapse import (
@@ -22,44 +27,27 @@ from services.alerts.domain.lapse import (
     rhythm_silence,
     rhythm_variation,
 )
+from services.alerts.domain.records import CustomerActivity, StoredModel
 from services.alerts.domain.segments import customer_value_at_risk_minor
-from services.alerts.ranking import segments_for
-from services.alerts.records import CustomerActivity, StoredModel
-from services.alerts.repository import activity_of, latest_model, load_threshold_book, open_alerts
-from services.alerts.schemas import (
-    ActivitySummaryOut,
-    CustomerActivityOut,
-    ModelViewOut,
-    OpenAlertRef,
-    RhythmOut,
-    SegmentOut,
-)
-from services.alerts.thresholds import Thresholds
-from shared.errors import NotFound
+from services.alerts.domain.thresholds import Thresholds
+from services.alerts.segments.service import segments_for
+from services.alerts.uow import AlertsUnitOfWork
+from shared.auth import ApiPrincipal
+from shared.errors import Forbidden, NotFound
 from shared.money import format_money
 
 
-async def service_now(conn: AsyncConnection, clock: AlertsClock) -> datetime:
-    """The clock's now; wall time while event time has not started (no event seen yet)."""
-    return await clock.now(conn) or datetime.now(UTC)
-
-
 async def customer_activity_view(
-    conn: AsyncConnection, customer_id: str, clock: AlertsClock
+    uow: AlertsUnitOfWork, customer_id: str, principal: ApiPrincipal
 ) -> CustomerActivityOut:
-    activity = await activity_of(conn, customer_id)
-    if activity is None:
-        raise NotFound(
-            f"no activity known for customer {customer_id}",
-            code="customer_not_found",
-            customer_id=customer_id,
-        )
-    now = await service_now(conn, clock)
-    book = await load_threshold_book(conn)
+    """The view at `uow.now`; a key bound to a merchant sees only customers who bought there."""
+    activity = await _activity_visible_to(uow, customer_id, principal)
+    now = uow.now
+    book = await uow.thresholds.book()
     thresholds = book.for_customer(activity.home_merchant_id, activity.main_category)
-    stored = await latest_model(conn)
-    segment = (await segments_for(conn, [activity], now))[customer_id]
-    open_alert = (await open_alerts(conn, [customer_id])).get(customer_id)
+    stored = await uow.models.latest()
+    segment = (await segments_for(uow.segments, [activity], now))[customer_id]
+    open_alert = (await uow.alerts.open_for([customer_id])).get(customer_id)
     summary = activity.summary
     value_at_risk = None
     if activity.currency is not None:
@@ -82,6 +70,28 @@ async def customer_activity_view(
         follow_up_due_at=activity.follow_up_due_at,
         follow_up_raised_at=activity.follow_up_raised_at,
     )
+
+
+async def _activity_visible_to(
+    uow: AlertsUnitOfWork, customer_id: str, principal: ApiPrincipal
+) -> CustomerActivity:
+    """The customer's activity: 403 for a key bound to a merchant they never bought at, 404
+    when nothing is known of them (in that order, as before the unit of work)."""
+    activity = await uow.activities.get(customer_id)
+    bound = principal.merchant_id
+    if activity is not None and bound is not None and bound not in activity.summary.merchant_ids:
+        raise Forbidden(
+            "this customer has not bought at the merchant this API key is bound to",
+            code="merchant_mismatch",
+            merchant_id=bound,
+        )
+    if activity is None:
+        raise NotFound(
+            f"no activity known for customer {customer_id}",
+            code="customer_not_found",
+            customer_id=customer_id,
+        )
+    return activity
 
 
 def _money(minor: int, currency: str | None) -> str | None:

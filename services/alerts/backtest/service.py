@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.alerts.activity.repository import PurchaseHistoryRepository
 from services.alerts.domain.backtest import (
     ALL_MERCHANTS,
     BacktestResult,
@@ -30,8 +31,8 @@ from services.alerts.domain.backtest import (
     run_backtest,
 )
 from services.alerts.domain.lapse import LapseRules
-from services.alerts.repository import load_threshold_book, purchases_until
-from services.alerts.thresholds import ThresholdBook, ThresholdOverrides, merged
+from services.alerts.domain.thresholds import ThresholdBook, ThresholdOverrides, merged
+from services.alerts.thresholds.repository import ThresholdRepository
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY = timedelta(days=1)
@@ -257,8 +258,9 @@ async def backtest_from_database(
     With `merchant_id`, only the customers who ever bought there are replayed; the overall
     scorecard is then theirs. Runs in a worker thread: numerics must not block the loop.
     """
-    purchases = await purchases_until(conn, as_of + timedelta(days=horizon_days), merchant_id)
-    book = await load_threshold_book(conn)
+    until = as_of + timedelta(days=horizon_days)
+    purchases = await PurchaseHistoryRepository(conn).until(until, merchant_id)
+    book = await ThresholdRepository(conn).book()
     log = purchase_log(
         Purchase(p.customer_id, p.purchased_at, p.amount_minor, p.merchant_id) for p in purchases
     )

@@ -17,8 +17,8 @@ from datetime import datetime
 from services.alerts.domain.activity import ActivitySummary
 from services.alerts.domain.bgnbd import BgNbdParams
 from services.alerts.domain.lapse import AlertStatus, LapseRules, rule_deadlines
-from services.alerts.records import CustomerActivity
-from services.alerts.thresholds import Thresholds
+from services.alerts.domain.records import CustomerActivity
+from services.alerts.domain.thresholds import Thresholds
 
 
 def next_lapse_check(

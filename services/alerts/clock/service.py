@@ -17,8 +17,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.alerts.clock.repository import POS_CLOCK, EventClockRepository
 from services.alerts.domain.activity import require_aware
-from services.alerts.repository import POS_CLOCK, read_event_clock
 
 
 class ClockMode(StrEnum):
@@ -49,7 +49,7 @@ class EventTimeClock:
     clock: str = POS_CLOCK
 
     async def now(self, conn: AsyncConnection) -> datetime | None:
-        return await read_event_clock(conn, self.clock)
+        return await EventClockRepository(conn).read(self.clock)
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,8 @@ class FixedClock:
 
 def clock_for(mode: ClockMode) -> AlertsClock:
     return EventTimeClock() if mode is ClockMode.EVENT else WallClock()
+
+
+async def service_now(conn: AsyncConnection, clock: AlertsClock) -> datetime:
+    """The clock's now; wall time while event time has not started (no event seen yet)."""
+    return await clock.now(conn) or datetime.now(UTC)
