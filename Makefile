@@ -28,11 +28,11 @@ demo: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python -m console.screenshots --out docs/screenshots
 
-## lint: ruff and mypy (strict on shared/ and every domain package)
+## lint: ruff and mypy (strict on every package, tests included)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services bench console
+	$(BIN)/mypy shared services bench console tests
 
 ## test: lint, then every test (unit, integration on the embedded broker + PostgreSQL, e2e)
 test: lint
