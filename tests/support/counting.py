@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -124,10 +124,12 @@ async def publish(
         await producer.stop()
 
 
-async def wait_until(predicate: Any, timeout: float = 60, interval: float = 0.1) -> None:
-    """Poll an async predicate until true; fail with what it last returned."""
+async def wait_until(
+    predicate: Callable[[], Awaitable[object]], timeout: float = 60, interval: float = 0.1
+) -> None:
+    """Poll an async predicate until it returns True; fail with what it last returned."""
     deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
+    last: object = None
     while asyncio.get_running_loop().time() < deadline:
         last = await predicate()
         if last is True:

@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import schemathesis
@@ -28,7 +27,13 @@ from shared.http import PROBLEM_JSON
 from shared.settings import KafkaSettings
 from tests.integration.alerts.conftest import day
 from tests.integration.alerts.test_replay_and_concurrency import _weekly_activity
-from tests.support.fuzzing import FUZZ_LIMITS, run_schemathesis
+from tests.support.fuzzing import (
+    FUZZ_LIMITS,
+    FuzzCase,
+    Operation,
+    operations_of,
+    run_schemathesis,
+)
 from tests.support.infra import Databases, Infra, free_port
 
 pytestmark = pytest.mark.integration
@@ -86,7 +91,7 @@ def fuzz_target(infra: Infra, fuzz_db: tuple[str, dict[str, str]]) -> Iterator[F
 
 def test_the_alerts_api_never_answers_5xx(fuzz_target: FuzzTarget) -> None:
     schema = schemathesis.openapi.from_url(f"{fuzz_target.base_url}/openapi.json")
-    operations = [result.ok() for result in schema.include(path_regex="^/v1/").get_all_operations()]
+    operations = operations_of(schema.include(path_regex="^/v1/"))
     assert len(operations) == 9, f"every alerts route should be fuzzed: {operations}"
     statuses: Counter[int] = Counter()
     for operation in operations:
@@ -95,10 +100,10 @@ def test_the_alerts_api_never_answers_5xx(fuzz_target: FuzzTarget) -> None:
     assert sum(n for status, n in statuses.items() if status < 300) > 0, statuses
 
 
-def _fuzz(operation: Any, target: FuzzTarget, statuses: Counter[int]) -> None:
+def _fuzz(operation: Operation, target: FuzzTarget, statuses: Counter[int]) -> None:
     @given(case=operation.as_strategy())
     @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-    def no_server_error(case: schemathesis.Case) -> None:
+    def no_server_error(case: FuzzCase) -> None:
         response = case.call_and_validate(
             base_url=target.base_url, headers=target.headers, checks=[not_a_server_error]
         )

@@ -17,7 +17,13 @@ from services.alerts.domain.records import CustomerActivity
 from services.alerts.lapse.service import AlertScanner
 from shared.contracts.registry import decode_event
 from shared.db import create_engine, outbox
-from tests.integration.alerts.conftest import alerts_service, day, every, shopping
+from tests.integration.alerts.conftest import (
+    AlertsHarness,
+    alerts_service,
+    day,
+    every,
+    shopping,
+)
 from tests.support.counting import publish, wait_until
 from tests.support.infra import Databases, Infra
 
@@ -77,7 +83,7 @@ async def test_replaying_the_purchases_topic_raises_no_duplicate_alerts(
             assert event == before[event.event_id], f"{event.type}: same id, other content"
 
 
-async def _wait_for_customer(harness: Any, customer: str) -> None:
+async def _wait_for_customer(harness: AlertsHarness, customer: str) -> None:
     async def seen() -> object:
         found = await harness.scalar(
             "SELECT count(*) FROM customer_activity WHERE customer_id = :c", c=customer

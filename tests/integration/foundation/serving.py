@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -35,8 +35,8 @@ async def raw_exchange(
     host: str,
     port: int,
     head: bytes,
-    chunks: list[bytes] = (),
-    patience: float = 10.0,  # type: ignore[assignment]
+    chunks: Sequence[bytes] = (),
+    patience: float = 10.0,
 ) -> tuple[int, dict[str, str], bytes]:
     """Send `head` then `chunks` on a socket and read the response the server gives back.
 

@@ -15,7 +15,7 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.runtime import leave_group_in_every_generation
 from shared.outbox import OutboxMessage, OutboxRelay, OutboxWriter, is_idempotent, relay_producer
 from tests.support.dlq import read_topic
-from tests.support.infra import Infra
+from tests.support.infra import Databases, Infra
 from tooling.devinfra import broker_from_environment
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def _embedded_broker(infra: Infra) -> str | None:
 
 
 async def test_relay_producer_is_idempotent_exactly_where_the_broker_grants_producer_ids(
-    infra: Infra, databases, unique: str
+    infra: Infra, databases: Databases, unique: str
 ) -> None:
     """Apache Kafka: an idempotent producer (retried sends never duplicate). Tansu refuses
     InitProducerId, so `auto` falls back to acks=all there and still publishes everything."""
@@ -129,4 +129,5 @@ async def test_reading_a_whole_topic_gets_the_newest_messages_too(
         await producer.stop()
     messages = await read_whole_topic(infra.bootstrap_servers, topic)
     assert len(messages) == 10_765
-    assert messages[-1].value.endswith(b"10764")
+    last = messages[-1].value
+    assert last is not None and last.endswith(b"10764"), "the last record is the last sent"

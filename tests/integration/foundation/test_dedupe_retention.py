@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.rewards.settings import RewardsSettings
 from shared.db import create_engine, processed_events
@@ -130,8 +131,8 @@ async def test_instances_prune_side_by_side_in_batches_each_id_once(points_db: s
         await engine.dispose()
 
 
-async def _plan(engine: object, cutoff: datetime) -> str:
-    async with engine.connect() as conn:  # type: ignore[attr-defined]
+async def _plan(engine: AsyncEngine, cutoff: datetime) -> str:
+    async with engine.connect() as conn:
         await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
         rows = await conn.execute(
             sa.text(

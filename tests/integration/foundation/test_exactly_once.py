@@ -25,7 +25,7 @@ from tests.support.running import running_consumer
 pytestmark = pytest.mark.integration
 
 
-async def _all_applied_once(db: str, expected: set) -> object:
+async def _all_applied_once(db: str, expected: set[uuid.UUID]) -> object:
     counts = await applications(db)
     if set(counts) == expected and all(n == 1 for n in counts.values()):
         return True

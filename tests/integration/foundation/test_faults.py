@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import asyncpg
 import pytest
@@ -24,22 +26,22 @@ from tests.support.counting import (
     wait_until,
 )
 from tests.support.dlq import read_topic
-from tests.support.infra import Infra
+from tests.support.infra import Databases, Infra
 from tests.support.processes import output, start_consumer
 from tests.support.running import running_consumer
 
 pytestmark = pytest.mark.integration
 
 
-def _stream(n: int, customers: int = 50) -> list[dict]:
+def _stream(n: int, customers: int = 50) -> list[dict[str, Any]]:
     return [purchase(f"c{i % customers}", f"{1 + i % 90}.{i % 100:02d}") for i in range(n)]
 
 
-def _ids(events: list[dict]) -> set[uuid.UUID]:
+def _ids(events: list[dict[str, Any]]) -> set[uuid.UUID]:
     return {uuid.UUID(e["event_id"]) for e in events}
 
 
-def exactly_once(db: str, expected: set[uuid.UUID]):  # type: ignore[no-untyped-def]
+def exactly_once(db: str, expected: set[uuid.UUID]) -> Callable[[], Awaitable[object]]:
     async def check() -> object:
         counts = await applications(db)
         missing = len(expected - set(counts))
@@ -160,13 +162,13 @@ async def test_one_of_two_instances_stops_mid_stream(
 class _KilledAfterPublish(OutboxRelay):
     """Publishes, then dies before marking the rows sent."""
 
-    async def _publish(self, rows):  # type: ignore[no-untyped-def]
+    async def _publish(self, rows: Sequence[Any]) -> None:
         await super()._publish(rows)
         raise RuntimeError("relay killed after publishing, before marking sent")
 
 
 async def test_relay_crash_after_publish_causes_no_double_effect(
-    infra: Infra, databases, unique: str
+    infra: Infra, databases: Databases, unique: str
 ) -> None:
     """(f) the upstream outbox re-sends; the downstream consumer applies each event once."""
     upstream, downstream = await databases.fresh("points"), await databases.fresh("rewards")

@@ -133,8 +133,9 @@ async def test_a_bad_body_without_a_key_is_401_and_with_a_weak_key_403_on_every_
         assert len(routes) >= 2, f"{name} has routes with a body"
         weak = next(token for scope, token in svc.keys.items() if scope.endswith(":read"))
         for method, path in routes:
-            malformed = {"content": b'{"not json', "headers": {"content-type": "application/json"}}
-            anonymous = await http.request(method, path, **malformed)  # type: ignore[arg-type]
+            malformed = b'{"not json'
+            json_type = {"content-type": "application/json"}
+            anonymous = await http.request(method, path, content=malformed, headers=json_type)
             _problem(anonymous, 401, "api_key_missing")
             assert anonymous.headers["www-authenticate"].startswith("Bearer")
             wrong = await http.request(

@@ -15,18 +15,19 @@ from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
 from shared.outbox import OutboxMessage, OutboxRelay, OutboxWriter
 from tests.support.dlq import read_topic
-from tests.support.infra import Infra
+from tests.support.infra import Databases, Infra
 
 pytestmark = pytest.mark.integration
 
 
 def kafka_partition(key: bytes, partitions: int) -> int:
     """The Java client's rule for a keyed record: positive murmur2 modulo partitions."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    # aiokafka ships no type hints, so murmur2 answers Any; int() states what it returns.
+    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
 
 
 async def test_relayed_batches_keep_partitions_order_and_headers(
-    infra: Infra, databases, unique: str
+    infra: Infra, databases: Databases, unique: str
 ) -> None:
     url = await databases.fresh("points")
     topics = {f"relay-a.{unique}": 4, f"relay-b.{unique}": 3}

@@ -4,37 +4,23 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.points.db import metadata
 from shared.db import create_engine, foundation
+from tests.support.schema_drift import schema_drift
 
 pytestmark = pytest.mark.integration
 
 
 async def test_migration_creates_what_the_code_queries(points_db: str) -> None:
-    engine = create_engine(points_db, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-
-            def drift(sync_conn: sa.Connection) -> list[object]:
-                context = MigrationContext.configure(sync_conn)
-                wanted = sa.MetaData()
-                for table in [*metadata.sorted_tables, *foundation.sorted_tables]:
-                    table.to_metadata(wanted)
-                return [
-                    d
-                    for d in compare_metadata(context, wanted)
-                    if not (isinstance(d, tuple) and "alembic_version" in str(d))
-                ]
-
-            differences = await conn.run_sync(drift)
-        assert differences == [], f"services/points/db.py and the migration disagree: {differences}"
-    finally:
-        await engine.dispose()
+    """services/points/db.py and the foundation tables (api_keys, outbox, processed_events,
+    dead_letters) against a database migrated to the points head."""
+    differences = await schema_drift(points_db, metadata, foundation)
+    assert differences == [], "services/points/db.py and the points migrations disagree:\n" + (
+        "\n".join(differences)
+    )
 
 
 async def _refused(engine: AsyncEngine, statement: str) -> str:

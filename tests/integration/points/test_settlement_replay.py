@@ -126,7 +126,7 @@ async def test_random_interleavings_through_the_consumer_match_the_oracle(
             o.order_id: world.stored(o).earning.reversed_points for o in world.orders
         }
         async with stack.engine.connect() as conn:
-            stored = dict(
+            stored: dict[str, int] = dict(
                 (
                     await conn.execute(
                         sa.text("SELECT order_id, reversed_points FROM order_earnings")

@@ -35,7 +35,7 @@ async def test_zero_point_first_orders_are_counted_and_announced_once(
             assert settled == 2 * CUSTOMERS, "0-point orders settle like any other"
             out = await stack.emitted(4 * CUSTOMERS)
         async with stack.engine.connect() as conn:
-            counts = dict(
+            counts: dict[str, int] = dict(
                 (
                     await conn.execute(sa.text("SELECT customer_id, purchase_count FROM accounts"))
                 ).all()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -18,14 +17,20 @@ from services.rewards.settings import RewardsSettings
 from shared.auth import create_key
 from shared.db import create_engine
 from shared.settings import KafkaSettings
-from tests.support.fuzzing import FUZZ_LIMITS, run_schemathesis
+from tests.support.fuzzing import (
+    FUZZ_LIMITS,
+    FuzzCase,
+    Operation,
+    operations_of,
+    run_schemathesis,
+)
 from tests.support.infra import Infra, free_port
 
 pytestmark = pytest.mark.integration
 EXAMPLES_PER_OPERATION = 25
 
 
-def _fuzz_operation(operation: Any, base_url: str, headers: dict[str, str]) -> list[str]:
+def _fuzz_operation(operation: Operation, base_url: str, headers: dict[str, str]) -> list[str]:
     """Run schemathesis cases for one operation in this thread; returns the 5xx seen."""
     failures: list[str] = []
     session = requests.Session()
@@ -40,7 +45,7 @@ def _fuzz_operation(operation: Any, base_url: str, headers: dict[str, str]) -> l
         database=None,
     )
     @given(strategy)
-    def run(case: Any) -> None:
+    def run(case: FuzzCase) -> None:
         response = case.call(base_url=base_url, session=session, headers=headers, timeout=10)
         if response.status_code >= 500:
             failures.append(
@@ -70,7 +75,7 @@ async def test_no_input_makes_the_rewards_api_fail(infra: Infra, rewards_db: str
         base_url = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {key.plaintext}"}
         failures: list[str] = []
-        operations = [result.ok() for result in schema.get_all_operations()]
+        operations = operations_of(schema)
         assert len(operations) >= 20, "every route is fuzzed"
         for operation in operations:
             failures += await asyncio.to_thread(_fuzz_operation, operation, base_url, headers)

@@ -12,6 +12,7 @@ import pytest
 from tests.integration.rewards.helpers import (
     NOW,
     RESTAURANT,
+    RewardsStack,
     accrued,
     days_ago,
     incident,
@@ -159,7 +160,7 @@ async def test_replaying_every_topic_changes_nothing(
         assert len(await stack.emitted(sent_before)) == sent_before, "a replay emits nothing new"
 
 
-async def _state(stack: object) -> list[object]:
+async def _state(stack: RewardsStack) -> list[object]:
     queries = [
         "SELECT customer_id, available, lifetime_points, tier FROM customers ORDER BY 1",
         "SELECT breach_key, tier, refund_minor FROM breaches ORDER BY 1",
@@ -167,7 +168,7 @@ async def _state(stack: object) -> list[object]:
         "SELECT compensation_id, tier, refund_minor, status FROM compensations ORDER BY 1",
         "SELECT voucher_id, reward_code FROM vouchers ORDER BY 1",
     ]
-    return [[tuple(r) for r in await stack.rows(q)] for q in queries]  # type: ignore[attr-defined]
+    return [[tuple(r) for r in await stack.rows(q)] for q in queries]
 
 
 async def test_incidents_and_claims_racing_for_one_cap_grant_exactly_the_cap(

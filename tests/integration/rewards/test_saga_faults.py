@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -148,7 +148,7 @@ async def test_a_rewards_process_killed_between_debit_and_voucher_issues_it_once
                 assert await invariant_violations(conn) == []
 
 
-def _balance(points: PointsStack, customer: str, expected: int) -> Any:
+def _balance(points: PointsStack, customer: str, expected: int) -> Callable[[], Awaitable[object]]:
     async def check() -> object:
         got = (await points.account(customer)).balance.available
         return True if got == expected else f"{customer} has {got} points, expected {expected}"

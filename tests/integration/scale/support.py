@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.contracts.points import PointsAccrued
 from shared.contracts.registry import decode_event
 from shared.db import create_engine
 from tests.support.counting import wait_until
@@ -159,8 +160,8 @@ async def assert_points_booked_once(
     assert balances == expected
     records = await read_topic(bootstrap, points_topic, len(orders), 60)
     accrued = {
-        event.data.order_id  # type: ignore[attr-defined]
+        event.data.order_id
         for event in (decode_event(r.value) for r in records if r.value is not None)
-        if event.type == "points.accrued"
+        if isinstance(event, PointsAccrued)
     }
     assert accrued == orders, f"{len(orders - accrued)} accruals never reached the topic"

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from shared.contracts.alerts import AlertRaised
 from shared.contracts.registry import decode_event
 from shared.kafka.admin import ensure_topics
 from tests.integration.scale.support import (
@@ -32,7 +33,7 @@ from tests.integration.scale.support import (
 )
 from tests.support.counting import wait_until
 from tests.support.dlq import read_topic
-from tests.support.infra import Infra
+from tests.support.infra import Databases, Infra
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +75,7 @@ def _purchases(seed: int = 4) -> tuple[list[dict[str, Any]], int]:
 
 
 async def test_three_alerts_instances_raise_one_alert_per_customer_through_a_crash(
-    infra: Infra, apache_kafka: str, databases, unique: str, tmp_path: Path
+    infra: Infra, apache_kafka: str, databases: Databases, unique: str, tmp_path: Path
 ) -> None:
     db_url = await databases.fresh("alerts")
     names = {
@@ -134,9 +135,9 @@ async def test_three_alerts_instances_raise_one_alert_per_customer_through_a_cra
             if e.type == "alert.raised"
         )
         raised_alerts = {
-            str(e.data.alert_id)  # type: ignore[attr-defined]
+            str(e.data.alert_id)
             for e in (decode_event(r.value) for r in records if r.value is not None)
-            if e.type == "alert.raised"
+            if isinstance(e, AlertRaised)
         }
         assert raised_alerts == {str(r.alert_id) for r in rows}, "an alert raised twice or never"
         assert len(raised) == len(rows)

@@ -11,6 +11,7 @@ import asyncio
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -25,7 +26,7 @@ from tests.integration.scale.support import (
 )
 from tests.integration.scale.test_points_scale_out import build_stream
 from tests.support.counting import wait_until
-from tests.support.infra import free_port
+from tests.support.infra import Databases, free_port
 from tests.support.services import start_service, wait_ready
 from tooling.devkafka import KafkaCluster, NodeSpec
 
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_broker_restarted_mid_stream_loses_nothing(
-    databases, unique: str, tmp_path: Path
+    databases: Databases, unique: str, tmp_path: Path
 ) -> None:
     root = Path(tempfile.mkdtemp(prefix="loyalty-restart-kafka-"))
     cluster = KafkaCluster(root, [NodeSpec(1, free_port(), free_port())])
@@ -60,7 +61,7 @@ async def test_a_broker_restarted_mid_stream_loses_nothing(
         service = start_service("points", env, tmp_path)
         await wait_ready(service)
 
-        async def send(chunk: list[dict]) -> None:  # type: ignore[type-arg]
+        async def send(chunk: list[dict[str, Any]]) -> None:
             producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
             await producer.start()
             try:

@@ -24,7 +24,7 @@ from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
 from tests.support.counting import wait_until
 from tests.support.dlq import read_topic
-from tests.support.infra import Infra
+from tests.support.infra import Databases, Infra
 from tests.support.services import start_service, wait_ready
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def _purchase(customer: str, at: datetime) -> dict[str, object]:
 
 
 async def test_expiry_and_lapse_scans_in_two_instances_each_apply_once(
-    infra: Infra, apache_kafka: str, databases, unique: str, tmp_path: Path
+    infra: Infra, apache_kafka: str, databases: Databases, unique: str, tmp_path: Path
 ) -> None:
     topics = {
         "purchases": f"pos.purchases.{unique}",

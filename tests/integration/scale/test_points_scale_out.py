@@ -32,7 +32,7 @@ from tests.integration.scale.support import (
     wait_for_owners,
 )
 from tests.support.counting import wait_until
-from tests.support.infra import Infra
+from tests.support.infra import Databases, Infra
 from tests.support.services import group_assignment
 
 pytestmark = pytest.mark.integration
@@ -115,7 +115,7 @@ def build_stream(
 
 
 async def test_three_points_instances_survive_a_crash_and_a_stop_with_exact_balances(
-    infra: Infra, apache_kafka: str, databases, unique: str, tmp_path: Path
+    infra: Infra, apache_kafka: str, databases: Databases, unique: str, tmp_path: Path
 ) -> None:
     db_url = await databases.fresh("points")
     names = {

@@ -24,7 +24,6 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -36,7 +35,7 @@ from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
 from tests.support.counting import wait_until
 from tests.support.dlq import read_topic
-from tests.support.infra import Infra
+from tests.support.infra import Databases, Infra
 from tests.support.services import ServiceProcess, start_service, wait_ready
 
 pytestmark = pytest.mark.integration
@@ -130,7 +129,7 @@ async def _assert_ready(service: ServiceProcess) -> None:
 
 
 async def test_rewards_due_jobs_in_two_instances_each_apply_once(
-    infra: Infra, apache_kafka: str, databases: Any, unique: str, tmp_path: Path
+    infra: Infra, apache_kafka: str, databases: Databases, unique: str, tmp_path: Path
 ) -> None:
     topics = {
         "points": f"loyalty.points.{unique}",

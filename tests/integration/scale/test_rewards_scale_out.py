@@ -30,7 +30,7 @@ from tests.integration.scale.support import (
     wait_for_owners,
 )
 from tests.support.counting import wait_until
-from tests.support.infra import Infra
+from tests.support.infra import Databases, Infra
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def build_incidents(
 
 
 async def test_three_rewards_instances_compensate_each_breach_once_through_a_crash(
-    infra: Infra, apache_kafka: str, databases, unique: str, tmp_path: Path
+    infra: Infra, apache_kafka: str, databases: Databases, unique: str, tmp_path: Path
 ) -> None:
     db_url = await databases.fresh("rewards")
     names = {

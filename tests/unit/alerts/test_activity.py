@@ -165,6 +165,7 @@ def test_naive_purchase_time_is_rejected() -> None:
 
 @pytest.mark.parametrize("amount", [-1, 1.5, True])
 def test_amount_that_is_not_a_whole_non_negative_minor_unit_is_rejected(amount: object) -> None:
+    # Wrong types on purpose (a float, a bool): the rule refuses them at run time too.
     with pytest.raises(ActivityError):
         apply_purchase(ActivitySummary(), START, amount, "cafe")  # type: ignore[arg-type]
     with pytest.raises(ActivityError):

@@ -163,6 +163,7 @@ def test_cdnow_backtest_reproduces_the_published_fit_and_scores_every_rule() -> 
     assert model.log_likelihood == pytest.approx(-9582.43, abs=0.01)
     assert (card.customers, card.lapsed) == (2_357, 1_673)
     base = card.base_rate
+    assert base is not None, "the score card has a base rate"
     assert base == pytest.approx(0.7098, abs=1e-4), "71% make no purchase in weeks 40-78"
     window = rule(card, "inactivity")
     assert (window.flagged, round(window.precision or 0, 2), round(window.recall or 0, 2)) == (

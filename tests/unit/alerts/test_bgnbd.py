@@ -223,8 +223,12 @@ def test_parameters_must_be_positive() -> None:
 def test_summary_converts_to_frequency_recency_and_age_in_weeks() -> None:
     first = datetime(2024, 1, 1, tzinfo=UTC)
     last, now = first + timedelta(days=21), first + timedelta(days=35)
-    assert summary_to_rfm(first, last, 4, now) == (3, pytest.approx(3.0), pytest.approx(5.0))
-    assert summary_to_rfm(first, first, 1, now, unit_days=1.0) == (0, 0.0, pytest.approx(35.0))
+    frequency, recency, age = summary_to_rfm(first, last, 4, now)
+    assert frequency == 3
+    assert (recency, age) == pytest.approx((3.0, 5.0))
+    frequency, recency, age = summary_to_rfm(first, first, 1, now, unit_days=1.0)
+    assert (frequency, recency) == (0, 0.0)
+    assert age == pytest.approx(35.0)
     skewed = summary_to_rfm(first, last, 4, last - timedelta(hours=1))
     assert skewed[2] == skewed[1], "a clock slightly behind the last purchase means age = recency"
     with pytest.raises(ActivityError):

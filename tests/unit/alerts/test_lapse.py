@@ -256,4 +256,5 @@ def test_naive_evaluation_time_is_rejected() -> None:
 )
 def test_rules_that_make_no_sense_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
+        # Each value has its field's type; mypy sees only the dict's common `object`.
         LapseRules(**bad)  # type: ignore[arg-type]

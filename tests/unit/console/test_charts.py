@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from xml.etree import ElementTree
 
 from console.charts import Series, bars_against_limits, grouped_columns
@@ -35,7 +36,7 @@ def test_a_bar_over_its_limit_is_marked() -> None:
 
 def test_weekly_alerts_count_openings_and_reactivations_by_week() -> None:
     now = datetime(2026, 12, 6, tzinfo=UTC)  # a Sunday
-    alerts = [
+    alerts: list[dict[str, Any]] = [
         {"opened_at": "2026-12-01T10:00:00Z", "closed_at": None},
         {"opened_at": "2026-11-30T10:00:00Z", "closed_at": "2026-12-02T09:00:00+00:00"},
         {"opened_at": "2026-11-27T10:00:00Z", "closed_at": None},

@@ -29,7 +29,9 @@ def test_runs_keep_order_and_group_consecutive_types() -> None:
     returned = purchase("c1", type="purchase.returned")
     raw = [purchase("c1"), purchase("c1"), returned, purchase("c1")]
     items = [decode(_record(i, orjson.dumps(e))) for i, e in enumerate(raw)]
-    items[2].event = items[0].event.model_copy(update={"type": "purchase.returned"})
+    first = items[0].event
+    assert first is not None, "a valid purchase decodes to an event"
+    items[2].event = first.model_copy(update={"type": "purchase.returned"})
     runs = _runs_by_type(items, [0, 1, 2, 3], singles=False)
     assert [[i for i, _ in run] for run in runs] == [[0, 1], [2], [3]]
     assert len(_runs_by_type(items, [0, 1, 2, 3], singles=True)) == 4

@@ -20,9 +20,10 @@ from tests.support.counting import purchase
 def _with(event: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     changed = copy.deepcopy(event)
     *parents, last = path.split(".")
-    target = changed
+    target: dict[str, Any] | list[Any] = changed
     for part in parents:
-        target = target[int(part)] if part.isdigit() else target[part]
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    assert isinstance(target, dict), f"{path} must name a field of an object"
     if value is _DELETE:
         del target[last]
     else:

@@ -29,16 +29,17 @@ def _matches(schema: dict[str, Any], value: object) -> bool:
             hits = sum(_matches(branch, value) for branch in schema[combinator])
             return hits >= 1 if combinator == "anyOf" else hits == 1
     kind = schema.get("type")
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if kind == "integer" and not (is_number and float(value).is_integer()):  # type: ignore[arg-type]
+    # A JSON number: bool is an int to Python, never a number to JSON Schema.
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if kind == "integer" and not (number is not None and float(number).is_integer()):
         return False
-    if kind == "number" and not is_number:
+    if kind == "number" and number is None:
         return False
     if kind == "string" and not isinstance(value, str):
         return False
-    if is_number and "minimum" in schema and value < schema["minimum"]:  # type: ignore[operator]
+    if number is not None and "minimum" in schema and number < schema["minimum"]:
         return False
-    if is_number and "maximum" in schema and value > schema["maximum"]:  # type: ignore[operator]
+    if number is not None and "maximum" in schema and number > schema["maximum"]:
         return False
     if isinstance(value, str) and "pattern" in schema:
         return re.search(schema["pattern"], value) is not None

@@ -228,6 +228,7 @@ class TestRuleVersions:
 class TestRefusedInput:
     def test_float_multiplier_is_refused(self) -> None:
         with pytest.raises(InvalidRuleError):
+            # The float a careless caller passes anyway: refused at run time too.
             ItemMultiplier(ItemScope.SKU, "x", 1.5)  # type: ignore[arg-type]
 
     def test_naive_purchase_time_is_refused(self) -> None:

@@ -160,6 +160,7 @@ def do_return(world: World, kind: str, which: int, lined: bool, pick: int) -> No
     remaining = order.amount - order.refunded
     if remaining <= 0:
         return
+    items: tuple[ReturnedLine, ...]
     if kind == "full":
         refund, items = remaining, ()
         if lined:

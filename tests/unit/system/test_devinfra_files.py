@@ -69,7 +69,9 @@ def test_kafka_uses_a_controller_port_beside_the_broker_port(tmp_path: Path) -> 
     assert infra.wanted.environment()["LOYALTY_BROKER"] == "kafka"
 
 
-def test_services_json_is_owner_only_from_its_first_byte(tmp_path: Path, monkeypatch) -> None:
+def test_services_json_is_owner_only_from_its_first_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """It holds admin keys: the mode is 0600 when the content is written, not after."""
     from tooling import run
 

@@ -11,13 +11,15 @@ import pytest
 from tooling.devkafka import KafkaCluster, KafkaSetupError, NodeSpec, new_cluster_id, resolve_jars
 
 
-def test_no_mvn_and_no_cached_jars_names_maven(tmp_path: Path, monkeypatch) -> None:
+def test_no_mvn_and_no_cached_jars_names_maven(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(KafkaSetupError, match=r"`mvn`.*apt-get install maven"):
         resolve_jars(cache=tmp_path / "cache")
 
 
-def test_cached_jars_need_no_maven(tmp_path: Path, monkeypatch) -> None:
+def test_cached_jars_need_no_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     descriptor = tmp_path / "pom.xml"
     descriptor.write_text("<project/>")
     import hashlib
@@ -30,7 +32,7 @@ def test_cached_jars_need_no_maven(tmp_path: Path, monkeypatch) -> None:
     assert resolve_jars(descriptor, tmp_path / "cache") == libs
 
 
-def test_no_java_names_the_jdk(tmp_path: Path, monkeypatch) -> None:
+def test_no_java_names_the_jdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = KafkaCluster(tmp_path, [NodeSpec(1, 1, 2)])
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(KafkaSetupError, match=r"`java`.*openjdk"):

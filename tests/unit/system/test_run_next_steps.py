@@ -18,6 +18,7 @@ STATE = InfraState(pg_port=15432, kafka_port=19092)
 
 def _alerts(tmp_path: Path) -> RunningService:
     plan = ServicePlan("alerts", "127.0.0.1", 8003, tmp_path / "alerts.log")
+    # No process: next_steps reads the plan, the key and the paths only.
     service = RunningService(plan, process=None, admin_key="lk_key")  # type: ignore[arg-type]
     service.paths = ["/v1/alerts", "/v1/customers/{customer_id}/activity"]
     return service

@@ -76,6 +76,7 @@ class _Process:
 
 def _service(tmp_path: Path, process: _Process) -> RunningService:
     plan = ServicePlan("points", "127.0.0.1", 8001, tmp_path / "points.log")
+    # A stand-in for subprocess.Popen: the supervisor only ever calls poll().
     return RunningService(plan, process)  # type: ignore[arg-type]
 
 
