@@ -39,7 +39,7 @@ MAX_PAGES = 10_000  # a bound on cursor-following, so a faulty server cannot loo
 
 # service -> "module:function(conn) -> list of what is out of balance"
 DIRECT_CHECKS: dict[str, str] = {
-    "points": "services.points.queries:customers_out_of_balance",
+    "points": "services.points.invariants:invariant_violations",
     "rewards": "services.rewards.invariants:invariant_violations",
     "alerts": "services.alerts.invariants:invariant_violations",
 }

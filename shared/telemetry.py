@@ -33,8 +33,3 @@ ALERTS_OPEN = Gauge(
     "Open alerts by kind and status, as last counted in the alerts database",
     ["kind", "status"],
 )
-POINTS_OUTSTANDING = Gauge(
-    "loyalty_points_outstanding",
-    "Live points per merchant and state (available, pending), as last counted",
-    ["merchant", "state"],
-)
