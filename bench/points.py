@@ -39,11 +39,11 @@ from bench.infra import BenchInfra, free_port
 from bench.phases import POLL, PhaseClock, print_phases, runtime_phases
 from bench.report import Progress, Rate, garbage_collection_time, print_table, verdict
 from bench.workload import make_purchases, produce
+from services.points.accounts.repository import AccountRepository
 from services.points.accrual import handlers as accrual_handlers
 from services.points.accrual import service as accrual
 from services.points.accrual.repository import OrderRepository
 from services.points.handlers import points_registry
-from services.points.ledger.repository import AccountRepository
 from services.points.returns.repository import ReturnRepository
 from shared.auth import Scope, create_key
 from shared.db import asyncpg_dsn, create_engine

@@ -18,12 +18,12 @@ from typing import Any, Self
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.points.accounts.repository import AccountRepository
 from services.points.accrual.repository import OrderRepository
 from services.points.adjustments.repository import AdjustmentRepository
 from services.points.audit.repository import AuditRepository
 from services.points.domain.book import Account, Changes
 from services.points.expiry.repository import ExpiryRepository
-from services.points.ledger.repository import AccountRepository
 from services.points.liability.repository import LiabilityRepository
 from services.points.redemptions.repository import RedemptionRepository
 from services.points.returns.repository import ReturnRepository

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.points.accounts.repository import among, insert_columns
 from services.points.db import (
     ledger,
     lines_from_json,
@@ -22,7 +23,6 @@ from services.points.db import (
 from services.points.domain.book import Account, Changes, StoredOrder
 from services.points.domain.ledger import EntryKind
 from services.points.domain.returns import OrderEarning
-from services.points.ledger.repository import among, insert_columns
 
 
 class OrderRepository:

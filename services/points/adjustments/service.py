@@ -101,20 +101,7 @@ def adjust(
 ) -> list[EventEnvelope]:
     """Add points (a lot available at once) or take them (pending first; debt if spent)."""
     if adjustment.points > 0:
-        lot = credit_lot(
-            str(derived_event_id(f"adjustment:{adjustment.adjustment_id}", "lot")),
-            adjustment.points,
-            now,
-            adjustment.adjustment_id,
-            adjustment.merchant_id,
-            source=EntryKind.ADJUSTMENT,
-            validity_months=rules.earning.validity_months,
-        )
-        changes.add_lot(account, lot)
-        if account.debt:
-            settled = settle_debt(account.lots, account.debt, now)
-            changes.move_lots(account, settled)
-            account.debt = settled.debt
+        _add_points(account, adjustment, rules, now, changes)
     else:
         taken = claw_back(account.lots, -adjustment.points, now, account.debt)
         changes.move_lots(account, taken)
@@ -139,3 +126,27 @@ def adjust(
         "merchant_id": adjustment.merchant_id,
     }
     return [points_adjusted(account, fields, now)]
+
+
+def _add_points(
+    account: Account,
+    adjustment: Adjustment,
+    rules: ProgrammeRules,
+    now: datetime,
+    changes: Changes,
+) -> None:
+    """A lot available at once; a customer in debt repays it from the new points first."""
+    lot = credit_lot(
+        str(derived_event_id(f"adjustment:{adjustment.adjustment_id}", "lot")),
+        adjustment.points,
+        now,
+        adjustment.adjustment_id,
+        adjustment.merchant_id,
+        source=EntryKind.ADJUSTMENT,
+        validity_months=rules.earning.validity_months,
+    )
+    changes.add_lot(account, lot)
+    if account.debt:
+        settled = settle_debt(account.lots, account.debt, now)
+        changes.move_lots(account, settled)
+        account.debt = settled.debt

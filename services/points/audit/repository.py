@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.points.accounts.repository import among, entry_from_row, lot_from_row
 from services.points.db import accounts, ledger, lots, redemptions
 from services.points.domain.invariants import InvariantViolation, RedemptionRecord, check_account
 from services.points.domain.lots import LotDraw
-from services.points.ledger.repository import among, entry_from_row, lot_from_row
 
 _T = TypeVar("_T")
 

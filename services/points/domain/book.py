@@ -1,6 +1,6 @@
 """A customer's books in memory while one run of events is applied.
 
-The ledger repository loads the accounts a run touches (locked), their live lots and the
+The accounts repository loads the accounts a run touches (locked), their live lots and the
 orders that matter; each concept's use cases change them with the pure rules and note
 every change in `Changes`; the repository writes the changes back in a handful of
 set-based statements. Nothing here does I/O.

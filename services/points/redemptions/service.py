@@ -183,15 +183,7 @@ async def cancel_redemption(
     """
     now = now or uow.now
     wanted = _redemption_uuid(redemption_id)
-    found = await uow.redemptions.get(wanted)
-    if found is None or (accounts is not None and found.customer_id not in accounts):
-        raise RedemptionNotFound(f"no redemption {redemption_id}")
-    if found.claim_id != claim_id:
-        raise ClaimDebitNotCancellable(
-            f"redemption {redemption_id} paid for catalogue claim {found.claim_id}; cancel "
-            "the claim in the rewards service instead",
-            claim_id=found.claim_id,
-        )
+    found = await _cancellable(uow, redemption_id, claim_id, accounts)
     accounts = accounts if accounts is not None else await uow.accounts.lock([found.customer_id])
     account = accounts[found.customer_id]
     stored = await uow.redemptions.get(wanted, lock=True)
@@ -279,6 +271,25 @@ async def reverse_claim_debits(
             continue
         answer = points_debit_reversed(account, event, redemption_id, outcome.points, now)
         uow.emit(points_topic, answer)
+
+
+async def _cancellable(
+    uow: PointsUnitOfWork,
+    redemption_id: str,
+    claim_id: str | None,
+    accounts: dict[str, Account] | None,
+) -> StoredRedemption:
+    """The redemption to give back, if this caller may: a claim's debit only for its claim."""
+    found = await uow.redemptions.get(_redemption_uuid(redemption_id))
+    if found is None or (accounts is not None and found.customer_id not in accounts):
+        raise RedemptionNotFound(f"no redemption {redemption_id}")
+    if found.claim_id != claim_id:
+        raise ClaimDebitNotCancellable(
+            f"redemption {redemption_id} paid for catalogue claim {found.claim_id}; cancel "
+            "the claim in the rewards service instead",
+            claim_id=found.claim_id,
+        )
+    return found
 
 
 def _check(request: RedemptionRequest) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.points.accounts.repository import among
 from services.points.db import items_from_json, order_returns
 from services.points.domain.book import Changes, ReturnRecord
-from services.points.ledger.repository import among
 
 
 class ReturnRepository:

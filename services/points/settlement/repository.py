@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.points.accounts.repository import claim_due
 from services.points.db import order_earnings
-from services.points.ledger.repository import claim_due
 
 
 class SettlementRepository:

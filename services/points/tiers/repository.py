@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.points.accounts.repository import claim_due
 from services.points.db import accounts
-from services.points.ledger.repository import claim_due
 
 
 class TierRepository:
