@@ -39,8 +39,12 @@ from bench.infra import BenchInfra, free_port
 from bench.phases import POLL, PhaseClock, print_phases, runtime_phases
 from bench.report import Progress, Rate, garbage_collection_time, print_table, verdict
 from bench.workload import make_purchases, produce
-from services.points import handlers, writes
+from services.points.accounts.repository import AccountRepository
+from services.points.accrual import handlers as accrual_handlers
+from services.points.accrual import service as accrual
+from services.points.accrual.repository import OrderRepository
 from services.points.handlers import points_registry
+from services.points.returns.repository import ReturnRepository
 from services.points.scopes import POINTS_READ, SCOPES
 from shared.auth import create_key, register_scopes
 from shared.db import asyncpg_dsn, create_engine
@@ -108,21 +112,21 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
     before, after = runtime_phases()
     return [
         *before,
-        (handlers, "apply_purchases", "domain: accrual rules (handlers, accounting)"),
-        (handlers, "rule_book", "read: rule book"),
-        (handlers, "lock_accounts", "read: lock + load accounts"),
-        (handlers, "load_orders", "read: orders named"),
-        (handlers, "load_returns", "read: parked returns"),
-        (handlers, "load_daily_points", "read: daily points"),
-        (handlers, "_emit", "encode outgoing events (outbox.emit)"),
-        (writes, "_save_accounts", "write: accounts"),
-        (writes, "_insert_lots", "write: lots"),
-        (writes, "_update_lot_counters", "write: lot counters"),
-        (writes, "_insert_ledger", "write: ledger"),
-        (writes, "_insert_orders", "write: order_earnings"),
-        (writes, "_update_orders", "write: order updates"),
-        (writes, "_insert_returns", "write: returns"),
-        (writes, "_add_daily_points", "write: daily_earnings"),
+        (accrual_handlers, "accrue_purchases", "domain: accrual rules (accrual.service)"),
+        (accrual, "rule_book", "read: rule book"),
+        (AccountRepository, "lock", "read: lock + load accounts"),
+        (OrderRepository, "load", "read: orders named"),
+        (ReturnRepository, "load", "read: parked returns"),
+        (OrderRepository, "daily_points", "read: daily points"),
+        (accrual, "emit_all", "encode outgoing events (outbox.emit)"),
+        (AccountRepository, "_save_accounts", "write: accounts"),
+        (AccountRepository, "_insert_lots", "write: lots"),
+        (AccountRepository, "_update_lot_counters", "write: lot counters"),
+        (AccountRepository, "_insert_ledger", "write: ledger"),
+        (OrderRepository, "_insert_orders", "write: order_earnings"),
+        (OrderRepository, "_update_orders", "write: order updates"),
+        (ReturnRepository, "save", "write: returns"),
+        (OrderRepository, "add_daily_points", "write: daily_earnings"),
         *after,
         (OutboxRelay, "_publish", "relay: produce to the broker"),
     ]

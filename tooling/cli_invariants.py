@@ -43,7 +43,7 @@ def direct_checks() -> dict[str, InvariantCheck]:
     """Each service's invariant checks (imported when first needed: the alerts service brings
     scipy, which `loyalty` should not load for every command)."""
     from services.alerts.invariants import invariant_violations as alerts_violations
-    from services.points.queries import customers_out_of_balance as points_violations
+    from services.points.invariants import invariant_violations as points_violations
     from services.rewards.invariants import invariant_violations as rewards_violations
 
     return {"points": points_violations, "rewards": rewards_violations, "alerts": alerts_violations}

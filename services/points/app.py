@@ -4,32 +4,38 @@
 `settings.run_workers` (the default) its lifespan also runs, as asyncio tasks:
 - the consumer of `pos.purchases` and `loyalty.rewards` (exactly once, see shared.kafka);
 - the outbox relay publishing to `loyalty.points`, woken after every committed batch;
-- the due-time jobs (settlement, expiry, yearly tier review) every `jobs_interval_seconds`;
-- the `loyalty_points_outstanding` gauge, recounted every `outstanding_gauge_interval_seconds`.
+- the periodic jobs of `jobs`: the due-time work (settlement, expiry, yearly tier review)
+  every `jobs_interval_seconds`, and the `loyalty_points_outstanding` gauge recounted every
+  `outstanding_gauge_interval_seconds`.
 On shutdown (SIGTERM through uvicorn) the consumer finishes and commits its batch in
 flight, then the jobs and the relay stop, then the engine is disposed by the chassis.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.points.api import router as partner_router
-from services.points.api_admin import router as admin_router
-from services.points.api_support import Clock, RuleBookCache
-from services.points.expiry import JobBatches, run_due_jobs
-from services.points.metrics import keep_outstanding_gauge
-from services.points.service import build_consumer
+from services.points.adjustments.endpoints import router as adjustments_router
+from services.points.audit.endpoints import router as audit_router
+from services.points.handlers import points_registry
+from services.points.jobs import points_jobs
+from services.points.ledger.endpoints import router as ledger_router
+from services.points.liability.endpoints import router as liability_router
+from services.points.redemptions.endpoints import router as redemptions_router
+from services.points.returns.endpoints import router as returns_router
+from services.points.rules.endpoints import router as rules_router
+from services.points.rules.service import RuleBookCache
 from services.points.settings import PointsSettings
 from shared.db import create_read_pool
 from shared.http.app import create_service_app
 from shared.http.workers import Worker, service_workers
-from shared.kafka.runtime import utc_now
+from shared.kafka.runtime import EventConsumer, utc_now
 from shared.outbox import OutboxRelay
 from shared.settings import KafkaSettings
 
@@ -38,7 +44,7 @@ def build_app(
     settings: PointsSettings | None = None,
     *,
     kafka: KafkaSettings | None = None,
-    clock: Clock | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
     """The points service app; `clock` (default: the real UTC clock) drives every rule."""
     settings = settings or PointsSettings()  # the environment supplies the URL
@@ -47,7 +53,7 @@ def build_app(
         "points",
         settings,
         kafka=kafka,
-        routers=[partner_router, admin_router],
+        routers=ROUTERS,
         lifespan_extras=[
             _reads(settings),
             *([_workers(settings, kafka)] if settings.run_workers else []),
@@ -75,35 +81,15 @@ def _workers(settings: PointsSettings, kafka: KafkaSettings) -> Any:
     @asynccontextmanager
     async def run_workers(app: FastAPI) -> AsyncIterator[None]:
         engine, clock = app.state.engine, app.state.clock
-        stopping = asyncio.Event()
 
         def workers(relay: OutboxRelay) -> list[Worker]:
             consumer = build_consumer(
                 settings, engine, kafka.bootstrap_servers, clock, after_commit=relay.wakeup.set
             )
+            jobs = points_jobs(engine, clock, settings)
             return [
                 Worker("consumer", consumer.run, consumer.request_stop),
-                Worker(
-                    "jobs",
-                    lambda: run_due_jobs(
-                        engine,
-                        clock,
-                        stopping,
-                        points_topic=settings.points_topic,
-                        interval_seconds=settings.jobs_interval_seconds,
-                        batches=JobBatches(
-                            settings.settlement_batch, settings.expiry_batch, settings.review_batch
-                        ),
-                    ),
-                    stopping.set,
-                ),
-                Worker(
-                    "outstanding-gauge",
-                    lambda: keep_outstanding_gauge(
-                        engine, clock, stopping, settings.outstanding_gauge_interval_seconds
-                    ),
-                    stopping.set,
-                ),
+                *(Worker(job.name, job.run, job.stop) for job in jobs),
             ]
 
         async with service_workers(
@@ -117,3 +103,39 @@ def _workers(settings: PointsSettings, kafka: KafkaSettings) -> Any:
             yield
 
     return run_workers
+
+
+def build_consumer(
+    settings: PointsSettings,
+    engine: AsyncEngine,
+    bootstrap_servers: str,
+    clock: Callable[[], datetime] = utc_now,
+    *,
+    after_commit: Callable[[], None] | None = None,
+) -> EventConsumer:
+    """The points consumer: purchases and returns, and the requests of rewards.
+
+    `after_commit` runs after each committed batch (the app wakes its outbox relay).
+    """
+    return EventConsumer(
+        group_id=settings.consumer_group,
+        topics=[settings.purchases_topic, settings.rewards_topic],
+        bootstrap_servers=bootstrap_servers,
+        engine=engine,
+        registry=points_registry(points_topic=settings.points_topic),
+        clock=clock,
+        max_batch=settings.max_batch,
+        after_commit=after_commit,
+    )
+
+
+# Partner routes first, then admin, in the order the README's route table lists them.
+ROUTERS = [
+    ledger_router,
+    redemptions_router,
+    rules_router,
+    adjustments_router,
+    liability_router,
+    returns_router,
+    audit_router,
+]

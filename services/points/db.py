@@ -21,9 +21,15 @@ redemption and a return) of one customer are applied one after the other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from services.points.domain.returns import EarningLine, ReturnedLine
 from shared.db import new_metadata
 
 metadata = new_metadata()
@@ -265,3 +271,52 @@ redemptions = sa.Table(
     ),
     sa.CheckConstraint("points > 0", name="points_positive"),
 )
+
+
+# How the JSONB columns of orders and returns are stored: exact fractions as text, so a
+# later return takes back exactly what the lines earned.
+
+
+def _json(value: Any) -> Any:
+    # The read pool's bare asyncpg connection hands JSONB over as text.
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def lines_to_json(lines: Sequence[EarningLine]) -> str | None:
+    """Receipt lines as stored (weights as exact fractions in text); None when unlined."""
+    if not lines:
+        return None
+    return orjson.dumps(
+        [
+            {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price_minor": line.unit_price_minor,
+                "weight": str(line.weight),
+            }
+            for line in lines
+        ]
+    ).decode()
+
+
+def lines_from_json(value: Any) -> tuple[EarningLine, ...]:
+    raw = _json(value) or ()
+    return tuple(
+        EarningLine(
+            line["sku"], line["quantity"], line["unit_price_minor"], Fraction(line["weight"])
+        )
+        for line in raw
+    )
+
+
+def returned_to_json(returned: Sequence[Fraction]) -> str | None:
+    """Returned value per line as exact fractions in text; None when nothing came back."""
+    return orjson.dumps([str(r) for r in returned]).decode() if returned else None
+
+
+def returned_from_json(value: Any) -> tuple[Fraction, ...]:
+    return tuple(Fraction(r) for r in (_json(value) or ()))
+
+
+def items_from_json(value: Any) -> tuple[ReturnedLine, ...]:
+    return tuple(ReturnedLine(i["sku"], i["quantity"]) for i in (_json(value) or ()))

@@ -1,6 +1,7 @@
-"""The `loyalty_points_outstanding` gauge: live points per merchant, available or pending.
+"""The points service's own gauge: `loyalty_points_outstanding`, live points per merchant,
+available or pending.
 
-Counted by a periodic job rather than on every scrape, from the same query as
+Counted by a periodic job (`jobs`) rather than on every scrape, from the same query as
 `/v1/admin/liability` (live lots only: remaining > 0 and not yet expired), so a scrape
 costs nothing and the figure matches what the liability report says. Every instance that
 runs the workers reports the same database-wide figure: aggregate instances with `max`.
@@ -8,18 +9,13 @@ runs the workers reports the same database-wide figure: aggregate instances with
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.points.queries import liability_by_merchant
-from shared.errors import is_transient
+from services.points.liability.repository import LiabilityRepository
 
-log = logging.getLogger(__name__)
 POINTS_OUTSTANDING = Gauge(
     "loyalty_points_outstanding",
     "Live points per merchant and state (available, pending), as last counted",
@@ -33,7 +29,7 @@ async def refresh_outstanding_gauge(
 ) -> dict[tuple[str, str], int]:
     """Publish live points per (merchant, state) on the gauge; returns what was set."""
     async with engine.connect() as conn:
-        rows = await liability_by_merchant(conn, now)
+        rows = await LiabilityRepository(conn).by_merchant(now)
     figures: dict[tuple[str, str], int] = {}
     for row in rows:
         merchant = row.merchant_id or PROGRAMME_WIDE
@@ -43,23 +39,3 @@ async def refresh_outstanding_gauge(
     for (merchant, state), points in figures.items():
         POINTS_OUTSTANDING.labels(merchant=merchant, state=state).set(points)
     return figures
-
-
-async def keep_outstanding_gauge(
-    engine: AsyncEngine,
-    clock: Callable[[], datetime],
-    stopping: asyncio.Event,
-    interval_seconds: float,
-) -> None:
-    """Refresh the gauge every `interval_seconds` until `stopping` is set."""
-    while not stopping.is_set():
-        try:
-            await refresh_outstanding_gauge(engine, clock())
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("points outstanding gauge not refreshed: %s", exc)
-        try:
-            await asyncio.wait_for(stopping.wait(), interval_seconds)
-        except TimeoutError:
-            pass

@@ -61,6 +61,47 @@ class ReturnedLine:
     quantity: int
 
 
+def earning_lines(amount_minor: int, lines: tuple[EarningLine, ...]) -> tuple[EarningLine, ...]:
+    """An order's lines; an order kept without lines is one line of weight 1."""
+    return lines or (EarningLine(UNITEMISED, 1, amount_minor),)
+
+
+def returned_face(
+    amount_minor: int,
+    refunded_minor: int,
+    lines: tuple[EarningLine, ...],
+    returned: tuple[Fraction, ...],
+) -> tuple[Fraction, ...]:
+    """Returned value per line (order-currency minor units, exact): as kept, or the
+    refunds so far spread proportionally over the lines."""
+    if returned:
+        return returned
+    kept = earning_lines(amount_minor, lines)
+    face = sum(line.face_minor for line in kept)
+    refunded = min(max(refunded_minor, 0), face)
+    if face == 0:
+        return tuple(Fraction(0) for _ in kept)
+    return tuple(Fraction(line.face_minor * refunded, face) for line in kept)
+
+
+def is_fully_returned(
+    amount_minor: int,
+    refunded_minor: int,
+    lines: tuple[EarningLine, ...],
+    returned: tuple[Fraction, ...],
+) -> bool:
+    """Every unit of an order came back (an order of value 0 never does).
+
+    Takes only what a stored order row holds about its refunds, so a read that never
+    loads what the order earned can still judge it exactly as the consumer does.
+    """
+    kept = earning_lines(amount_minor, lines)
+    if sum(line.face_minor for line in kept) == 0:
+        return False
+    face = returned_face(amount_minor, refunded_minor, lines, returned)
+    return all(r >= line.face_minor for line, r in zip(kept, face, strict=True))
+
+
 @dataclass(frozen=True)
 class OrderEarning:
     """What one order earned and what its returns took back so far (one stored row).
@@ -86,23 +127,12 @@ class OrderEarning:
 
     def returned_face(self) -> tuple[Fraction, ...]:
         """Returned value per line (order-currency minor units, exact)."""
-        lines = self.earning_lines()
-        if self.returned:
-            return self.returned
-        face = sum(line.face_minor for line in lines)
-        refunded = min(max(self.refunded_minor, 0), face)
-        if face == 0:
-            return tuple(Fraction(0) for _ in lines)
-        return tuple(Fraction(line.face_minor * refunded, face) for line in lines)
+        return returned_face(self.amount_minor, self.refunded_minor, self.lines, self.returned)
 
     @property
     def fully_returned(self) -> bool:
         """Every unit of the order came back (an order of value 0 never does)."""
-        lines = self.earning_lines()
-        if sum(line.face_minor for line in lines) == 0:
-            return False
-        returned = self.returned_face()
-        return all(r >= line.face_minor for line, r in zip(lines, returned, strict=True))
+        return is_fully_returned(self.amount_minor, self.refunded_minor, self.lines, self.returned)
 
 
 @dataclass(frozen=True)

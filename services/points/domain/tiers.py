@@ -118,6 +118,40 @@ class QualifyingPurchase:
         return max(self.amount_minor - self.refunded_minor, 0)
 
 
+def net_spend_minor(
+    spend_minor: int, amount_minor: int, refunded_minor: int, fully_returned: bool
+) -> int:
+    """An order's spend (programme currency) net of refunds; 0 once every unit came back.
+
+    Refunds are in the order's own currency: they take the same proportion of the spend.
+    """
+    if fully_returned or refunded_minor >= amount_minor:
+        return 0
+    return spend_minor - spend_minor * refunded_minor // amount_minor
+
+
+def qualifying_purchase(
+    order_id: str,
+    occurred_at: datetime,
+    spend_minor: int,
+    amount_minor: int,
+    refunded_minor: int,
+    *,
+    settles_at: datetime | None,
+    fully_returned: bool,
+) -> QualifyingPurchase:
+    """A recorded order as tier qualification sees it: spend net of refunds, in programme money."""
+    net = net_spend_minor(spend_minor, amount_minor, refunded_minor, fully_returned)
+    return QualifyingPurchase(
+        order_id,
+        occurred_at,
+        spend_minor,
+        spend_minor - net,
+        settles_at=settles_at,
+        fully_returned=fully_returned,
+    )
+
+
 @dataclass(frozen=True)
 class QualifyingActivity:
     """Purchases and spend that count in the window ending at some moment."""

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.points.handlers import points_registry
-from services.points.queries import AccountView, account_violations, read_account
+from services.points.invariants import account_violations
+from services.points.ledger.service import AccountView, read_account
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.registry import decode_event
 from shared.contracts.topics import dead_letter_topic

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from services.points.domain.earning import EarningRuleSet
-from services.points.rules import ProgrammeRules, add_rule_version
+from services.points.domain.programme import ProgrammeRules
+from services.points.rules.repository import RuleRepository
 from shared.contracts.points import PointsAccrued, PointsCredited
 from tests.integration.points.helpers import (
     PointsStack,
@@ -138,7 +139,7 @@ async def test_rules_in_force_at_the_purchase_apply_with_the_daily_cap(
         morning = days_ago(2).replace(hour=9, minute=0, second=0)
         capped = EarningRuleSet(effective_from=morning - timedelta(days=1), daily_cap_points=150)
         async with stack.engine.begin() as conn:
-            await add_rule_version(conn, ProgrammeRules(earning=capped), created_by="test")
+            await RuleRepository(conn).add(ProgrammeRules(earning=capped), created_by="test")
         sales = [
             purchase("ned", f"o-{n}", "100.00", morning + timedelta(hours=n)) for n in range(3)
         ]

@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
+from services.points.adjustments.service import Adjustment, adjust_points
 from services.points.app import build_app
-from services.points.commands import Adjustment
-from services.points.service import adjust_points
 from services.points.settings import PointsSettings
+from services.points.uow import PointsUnitOfWork
 from shared.auth import Scope, create_key
 from shared.db import create_engine
 from shared.settings import KafkaSettings
@@ -48,11 +48,11 @@ async def fuzz_target(databases: Databases) -> AsyncIterator[tuple[str, str]]:
     url = await databases.fresh("points")
     engine = create_engine(url, pool_size=1)
     try:
-        async with engine.begin() as conn:
-            token = (await create_key(conn, "fuzzer", [Scope.ADMIN])).plaintext
+        async with PointsUnitOfWork.begin(engine, lambda: datetime.now(UTC)) as uow:
+            token = (await create_key(uow.conn, "fuzzer", [Scope.ADMIN])).plaintext
             for customer in ("a", "0", "fuzz-1"):
                 gift = Adjustment(f"seed-{customer}", 1_000, "fuzz seed", "fuzzer")
-                await adjust_points(conn, customer, gift, datetime.now(UTC))
+                await adjust_points(uow, customer, gift)
     finally:
         await engine.dispose()
     yield url, token

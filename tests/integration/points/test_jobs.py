@@ -10,8 +10,9 @@ import pytest
 
 from services.points.domain.moments import add_months
 from services.points.domain.tiers import Tier
-from services.points.expiry import expire_due_points, review_due_tiers
-from services.points.settlement import settle_due_orders
+from services.points.expiry.service import expire_due_points
+from services.points.settlement.service import settle_due_orders
+from services.points.tiers.service import review_due_tiers
 from shared.contracts.points import PointsExpired, PointsSettled, TierChanged
 from tests.integration.points.helpers import NOW, credit, days_ago, points_stack, purchase
 from tests.support.counting import publish

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from services.points.domain.earning import EarningRuleSet, ItemScope, exclusion
-from services.points.rules import ProgrammeRules, add_rule_version
+from services.points.domain.programme import ProgrammeRules
+from services.points.rules.repository import RuleRepository
 from shared.contracts.points import PointsAccrued
 from tests.integration.points.helpers import PointsStack, days_ago, points_stack, purchase, returned
 from tests.support.counting import publish
@@ -53,8 +54,8 @@ async def test_returned_lines_take_back_what_they_earned(
             item_multipliers=(exclusion(ItemScope.CATEGORY, "gift_card"),),
         )
         async with stack.engine.begin() as conn:
-            await add_rule_version(
-                conn, ProgrammeRules(earning=gift_cards_excluded), created_by="test"
+            await RuleRepository(conn).add(
+                ProgrammeRules(earning=gift_cards_excluded), created_by="test"
             )
         later = at + timedelta(days=1)
         events = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.points.queries import parked_returns
+from services.points.returns.repository import ReturnRepository
 from shared.contracts.points import PointsAccrued, PointsReversed
 from tests.integration.points.helpers import days_ago, points_stack, purchase, returned
 from tests.support.counting import publish
@@ -66,7 +66,7 @@ async def test_return_before_its_purchase_is_parked_then_applied(
             await publish(infra.bootstrap_servers, stack.inbound, [early])
             await stack.wait_handled(1)
             async with stack.engine.connect() as conn:
-                waiting = await parked_returns(conn)
+                waiting = await ReturnRepository(conn).unresolved(100)
             assert [(r.return_id, r.status) for r in waiting] == [("r-7", "parked")], (
                 "a return for an unseen order must wait, not be dropped"
             )
@@ -81,7 +81,9 @@ async def test_return_before_its_purchase_is_parked_then_applied(
         account = await stack.account("bea")
         assert account.balance.pending == 60, "100 points earned, 40 reversed by the parked return"
         async with stack.engine.connect() as conn:
-            assert await parked_returns(conn) == [], "the parked return was applied"
+            assert await ReturnRepository(conn).unresolved(100) == [], (
+                "the parked return was applied"
+            )
         assert [e.type for e in out] == ["points.accrued", "points.reversed"]
         assert out[1].event_id != early["event_id"]
         await stack.sound("bea")

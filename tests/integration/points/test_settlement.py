@@ -10,9 +10,10 @@ from decimal import Decimal
 import pytest
 
 from services.points.domain.earning import EarningRuleSet
+from services.points.domain.programme import ProgrammeRules
 from services.points.domain.tiers import Tier
-from services.points.rules import ProgrammeRules, add_rule_version
-from services.points.settlement import settle_due_orders
+from services.points.rules.repository import RuleRepository
+from services.points.settlement.service import settle_due_orders
 from shared.contracts.points import PointsAccrued, PointsSettled, TierChanged
 from tests.integration.points.helpers import NOW, days_ago, points_stack, purchase, returned
 from tests.support.counting import publish
@@ -78,7 +79,7 @@ async def test_settlement_waits_for_each_merchants_window_and_counts_net_of_retu
             effective_from=at - timedelta(days=1), merchant_return_window_days={"books": 30}
         )
         async with stack.engine.begin() as conn:
-            await add_rule_version(conn, ProgrammeRules(earning=books_window), created_by="test")
+            await RuleRepository(conn).add(ProgrammeRules(earning=books_window), created_by="test")
         events = [
             purchase("gus", "g-1", "200.00", at),
             returned("gus", "g-1", "g-r1", "50.00", at + timedelta(days=1)),

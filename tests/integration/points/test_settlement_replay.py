@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services.points.book import ReturnRecord
-from services.points.rules import add_rule_version
-from services.points.settlement import settle_due_orders
+from services.points.domain.book import ReturnRecord
+from services.points.rules.repository import RuleRepository
+from services.points.settlement.service import settle_due_orders
 from shared.contracts.points import PointsSettled
 from shared.contracts.pos import PurchaseCompleted
 from tests.integration.points.helpers import PointsStack, points_stack
@@ -104,7 +104,7 @@ async def test_random_interleavings_through_the_consumer_match_the_oracle(
     assert world.orders and settled_orders == len(world.orders)
     async with points_stack(infra, points_db, unique) as stack:
         async with stack.engine.begin() as conn:
-            await add_rule_version(conn, RULES, created_by="test")
+            await RuleRepository(conn).add(RULES, created_by="test")
         async with stack.consumer():
             published = await _replay(stack, infra, world)
             out = await stack.emitted(published)

@@ -168,3 +168,52 @@ async def test_a_return_of_someone_elses_order_or_a_replayed_one_takes_nothing_t
             "the return applied once, the order recorded once"
         )
         await stack.sound("ned")
+
+
+async def test_the_sagas_debit_is_a_redemption_answered_once_and_only_for_its_customer(
+    infra: Infra, points_db: str, unique: str
+) -> None:
+    """A claim's debit and its reversal run the redemption use cases themselves: announced
+    only by the saga's answers (never points.redeemed / points.redemption_cancelled), applied
+    once per debit id whatever the replay says, and a reversal sent for someone else's claim
+    gives nothing back."""
+    first = {"debit_id": "claim-1", "points": 30, "merchant_id": "cinema", "reference": "c:1"}
+    inflated = {**first, "points": 5}  # the same debit id asking for other points
+    too_dear = {"debit_id": "claim-2", "points": 500, "merchant_id": "cinema", "reference": "c:2"}
+    cancel_1 = {"debit_id": "claim-1", "reason": "claim cancelled"}
+    cancel_2 = {"debit_id": "claim-2", "reason": "claim cancelled"}
+    requests = [
+        credit("kim", "c-1", 100, days_ago(1)),
+        _saga("points.debit_requested", "kim", first),
+        _saga("points.debit_requested", "kim", inflated),
+        _saga("points.debit_requested", "kim", too_dear),
+        _saga("points.debit_reversal_requested", "kim", cancel_2),
+        _saga("points.debit_reversal_requested", "eve", cancel_1),
+        _saga("points.debit_reversal_requested", "kim", cancel_1),
+        _saga("points.debit_reversal_requested", "kim", cancel_1),
+        credit("kim", "c-2", 1, days_ago(0.01)),  # a sentinel: every answer before it is out
+    ]
+    async with points_stack(infra, points_db, unique) as stack:
+        async with stack.consumer():
+            await publish(infra.bootstrap_servers, stack.credits, requests)
+            await stack.wait_handled(len(requests))
+            out = await stack.emitted(7)
+        answers = [(e.type, e.customer_id, getattr(e.data, "reason", None)) for e in out]
+        assert answers == [
+            ("points.credited", "kim", "compensation: late dish"),
+            ("points.debited", "kim", None),
+            ("points.debit_rejected", "kim", "insufficient_points"),
+            ("points.debit_rejected", "kim", "not_debited"),
+            ("points.debit_rejected", "eve", "not_debited"),
+            ("points.debit_reversed", "kim", None),
+            ("points.credited", "kim", "compensation: late dish"),
+        ], "one answer per debit and reversal; replays answer nothing; no partner events"
+        debited = out[1]
+        assert isinstance(debited, PointsDebited) and debited.data.points == 30
+        stored = await stack.scalar(
+            "SELECT string_agg(claim_id || ' ' || points || ' ' || (cancelled_at IS NOT NULL),"
+            " ', ') FROM redemptions"
+        )
+        assert stored == "claim-1 30 true", "the first request stands, stored as a redemption"
+        assert (await stack.account("kim")).balance.available == 101
+        await stack.sound("kim")

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from services.points.settlement import settle_due_orders
+from services.points.settlement.service import settle_due_orders
 from shared.contracts.points import PointsAccrued, PointsSettled
 from tests.integration.points.helpers import NOW, days_ago, points_stack, purchase
 from tests.support.counting import publish

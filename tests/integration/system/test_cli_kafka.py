@@ -119,5 +119,5 @@ async def test_invariants_fall_back_to_the_direct_check_when_the_service_is_not_
     monkeypatch.setenv("POINTS_URL", f"http://127.0.0.1:{free_port()}")
     result = await check_service("points", points_db, 2.0)
     assert result.sound is True, result.line()
-    assert "customers_out_of_balance (direct)" in result.how
+    assert "services.points.invariants:invariant_violations (direct)" in result.how
     assert "0 out of balance" in result.detail

@@ -15,16 +15,16 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from services.points.accounting import PurchaseSetting, record_purchase
-from services.points.book import Account, Changes, StoredOrder
+from services.points.accrual.events import points_accrued
+from services.points.accrual.service import PurchaseSetting, record_purchase
 from services.points.domain.balances import available_and_pending, balance_at
+from services.points.domain.book import Account, Changes, StoredOrder
 from services.points.domain.earning import EarnedPoints
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, accrual_lot
+from services.points.domain.programme import DEFAULT_PROGRAMME_RULES
 from services.points.domain.returns import OrderEarning
 from services.points.domain.tiers import Tier
-from services.points.events import points_accrued
-from services.points.rules import DEFAULT_PROGRAMME_RULES
 from shared.contracts.envelope import derived_event_id
 from shared.contracts.points import PointsAccrued
 from shared.contracts.pos import PurchaseCompleted

@@ -19,19 +19,16 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from services.points.accounting import (
-    PurchaseSetting,
-    record_purchase,
-    reverse_for_return,
-    settle_order,
-)
-from services.points.book import Account, Changes, ReturnRecord, StoredOrder
+from services.points.accrual.service import PurchaseSetting, record_purchase
+from services.points.domain.book import Account, Changes, ReturnRecord, StoredOrder
 from services.points.domain.earning import EarningRuleSet, ItemMultiplier, ItemScope, exclusion
 from services.points.domain.ledger import EntryKind
 from services.points.domain.moments import add_months
+from services.points.domain.programme import ProgrammeRules
 from services.points.domain.returns import ReturnedLine
 from services.points.domain.tiers import DEFAULT_THRESHOLDS, Tier
-from services.points.rules import ProgrammeRules
+from services.points.returns.service import reverse_for_return
+from services.points.settlement.service import settle_order
 from shared.contracts.points import PointsSettled, TierChanged
 from shared.contracts.pos import PurchaseCompleted
 

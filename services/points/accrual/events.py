@@ -1,0 +1,46 @@
+"""Events of accrual: points earned by a purchase, or credited on request."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from services.points.domain.book import Account, StoredOrder
+from services.points.domain.earning import EarnedPoints
+from services.points.domain.lots import Lot
+from services.points.ledger.events import points_event, snapshot
+from shared.contracts.points import PointsAccrued, PointsCredited
+
+
+def points_accrued(
+    cause: uuid.UUID,
+    account: Account,
+    order: StoredOrder,
+    lot: Lot | None,
+    earned: EarnedPoints,
+    first_purchase: bool,
+    as_of: datetime,
+) -> PointsAccrued:
+    data = snapshot(account, as_of, first_purchase=first_purchase)
+    data.update(
+        order_id=order.order_id,
+        merchant_id=order.merchant_id,
+        points=order.earning.points,
+        pending_until=lot.pending_until if lot else None,
+        expires_at=lot.expires_at if lot else None,
+        campaign_ids=list(earned.campaign_ids),
+        capped=earned.capped,
+    )
+    return points_event(PointsAccrued, "points.accrued", cause, account, order.occurred_at, data)
+
+
+def points_credited(
+    cause: uuid.UUID,
+    account: Account,
+    credit: dict[str, Any],
+    at: datetime,
+    as_of: datetime,
+) -> PointsCredited:
+    data = {**snapshot(account, as_of), **credit}
+    return points_event(PointsCredited, "points.credited", cause, account, at, data)

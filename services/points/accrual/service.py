@@ -1,0 +1,320 @@
+"""Accrual: a purchase earns points (0 included), and rewards' credits add points.
+
+`accrue_purchases` and `credit_points` take a run of consecutive events of their type (the
+consumer's batch, deduplicated by event id): they lock the accounts the run touches, load
+what the rules need in a few set-based queries, apply the events in order in memory, write
+the changes back in a few statements and queue the outgoing events. An order or credit
+seen before under another event id is a no-op when the content matches, and dead-lettered
+when it does not.
+
+Moments: rules, lots and tiers follow the event's own `occurred_at`, so a late event
+earns what it would have earned on time; `as_of` (the later of `occurred_at` and the
+consumer's clock) decides what is pending or available now, for the balances the
+outgoing events carry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from services.points.accrual.events import points_accrued, points_credited
+from services.points.domain.book import Account, Changes, LedgerLine, ReturnRecord, StoredOrder
+from services.points.domain.currency import CurrencyRates
+from services.points.domain.earning import (
+    EarningRuleSet,
+    OrderLine,
+    Purchase,
+    earning_day,
+    points_for_order,
+)
+from services.points.domain.errors import InvalidPurchaseError
+from services.points.domain.ledger import EntryKind
+from services.points.domain.lots import Lot, accrual_lot, credit_lot, settle_debt
+from services.points.domain.programme import ProgrammeRules, RuleBook
+from services.points.domain.returns import UNITEMISED, EarningLine, OrderEarning
+from services.points.ledger.service import RejectedEvent, as_of, emit_all, rejecting
+from services.points.returns.service import apply_parked_return
+from services.points.rules.service import rule_book
+from services.points.uow import PointsUnitOfWork
+from shared.contracts.envelope import EventEnvelope, derived_event_id
+from shared.contracts.pos import PurchaseCompleted
+from shared.contracts.rewards import PointsCreditRequested
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PurchaseSetting:
+    """What the handler loaded for one purchase."""
+
+    rules: ProgrammeRules
+    earned_today: int
+    parked_returns: tuple[ReturnRecord, ...]
+    as_of: datetime
+
+
+async def accrue_purchases(
+    uow: PointsUnitOfWork, events: Sequence[PurchaseCompleted], points_topic: str
+) -> None:
+    """purchase.completed -> accrual (0 points included), parked returns applied."""
+    book = await rule_book(uow)
+    accounts = await uow.accounts.lock(e.customer_id for e in events)
+    order_ids = [e.data.order_id for e in events]
+    # Only the orders named (to tell a replay from a conflict): tiers move at settlement,
+    # so a purchase needs none of the customer's other orders.
+    orders = await uow.orders.load(accounts, order_ids)
+    parked = _by_order((await uow.returns.load(parked_for=order_ids)).values())
+    daily = await uow.orders.daily_points(_cap_days(book, events)) if book.has_daily_cap else {}
+    changes, emitted = Changes(), []
+    for event in events:
+        known = orders.get(event.data.order_id)
+        if known is not None:
+            _check_same_order(event, known)
+            continue
+        account = accounts[event.customer_id]
+        rules = book.in_force(event.occurred_at)
+        key = (event.customer_id, earning_day(rules.earning, event.occurred_at))
+        setting = PurchaseSetting(
+            rules=rules,
+            earned_today=daily.get(key, 0) + changes.daily_points[key],
+            parked_returns=tuple(parked.get(event.data.order_id, ())),
+            as_of=as_of(uow, event),
+        )
+        with rejecting(event):
+            emitted += record_purchase(account, event, setting, changes)
+        orders[event.data.order_id] = account.orders[event.data.order_id]
+    if not book.has_daily_cap:
+        changes.daily_points.clear()  # counted only once some rule version caps earning
+    await uow.save(accounts, changes)
+    emit_all(uow, points_topic, emitted)
+
+
+async def credit_points(
+    uow: PointsUnitOfWork, events: Sequence[PointsCreditRequested], points_topic: str
+) -> None:
+    """points.credit_requested -> a lot available at once, applied once per credit id."""
+    book = await rule_book(uow)
+    accounts = await uow.accounts.lock(e.customer_id for e in events)
+    applied = await uow.orders.credits([e.data.credit_id for e in events])
+    changes, emitted = Changes(), []
+    for event in events:
+        seen = applied.get(event.data.credit_id)
+        if seen is not None:
+            if seen != (event.customer_id, event.data.points):
+                raise RejectedEvent(
+                    event,
+                    "credit_conflict",
+                    f"credit {event.data.credit_id} was already applied with other content",
+                )
+            continue
+        rules = book.in_force(event.occurred_at)
+        account = accounts[event.customer_id]
+        emitted += record_credit(account, event, rules, as_of(uow, event), changes)
+        applied[event.data.credit_id] = (event.customer_id, event.data.points)
+    await uow.save(accounts, changes)
+    emit_all(uow, points_topic, emitted)
+
+
+def purchase_from_event(event: PurchaseCompleted, rates: CurrencyRates) -> Purchase:
+    """The order as the earning rules see it.
+
+    Lines earn with their own category/SKU weights; an amount paid beyond the lines (a
+    service charge) earns as one unweighted line; lines adding up to MORE than was paid
+    cannot be trusted to earn points and are refused.
+    """
+    data = event.data
+    exponent = rates.exponent(data.currency)
+    lines = [
+        OrderLine(item.sku, item.quantity, _minor(item.unit_price, exponent), item.category)
+        for item in data.items
+    ]
+    paid = _minor(data.amount, exponent)
+    itemised = sum(line.amount_minor for line in lines)
+    if itemised > paid:
+        raise InvalidPurchaseError(
+            f"order {data.order_id}: lines add up to {itemised} minor units, more than the "
+            f"{paid} paid"
+        )
+    if paid > itemised:
+        lines.append(OrderLine(UNITEMISED, 1, paid - itemised))
+    return Purchase(data.order_id, data.merchant_id, event.occurred_at, data.currency, tuple(lines))
+
+
+def record_purchase(
+    account: Account, event: PurchaseCompleted, setting: PurchaseSetting, changes: Changes
+) -> list[EventEnvelope]:
+    """Accrue an order's points (0 included) and apply returns that waited for it.
+
+    Every recorded order is saved and counted, whatever it earned. Tiers do not move here:
+    an order counts for them when it settles (`settle_order`), net of its returns.
+    """
+    rules = setting.rules.earning
+    purchase = purchase_from_event(event, rules.currency_rates)
+    earned = points_for_order(purchase, account.tier, rules, setting.earned_today)
+    lot = None
+    if earned.points > 0:
+        lot = accrual_lot(
+            str(derived_event_id(event.event_id, "lot")),
+            earned.points,
+            event.occurred_at,
+            purchase.merchant_id,
+            purchase.order_id,
+            rules.return_window_for(purchase.merchant_id),
+            rules.validity_months,
+        )
+        _grant(account, lot, event, changes, setting.as_of)
+        day = earning_day(rules, event.occurred_at)
+        changes.daily_points[(account.customer_id, day)] += earned.points
+    order = _new_order(account, event, earned.points, lot, rules, purchase)
+    changes.new_orders.add(order.order_id)
+    first = _count_purchase(account, event.occurred_at, changes)
+    events: list[EventEnvelope] = [
+        points_accrued(event.event_id, account, order, lot, earned, first, setting.as_of)
+    ]
+    for parked in sorted(setting.parked_returns, key=lambda r: (r.occurred_at, r.return_id)):
+        events += apply_parked_return(account, order, parked, setting.as_of, changes)
+    return events
+
+
+def record_credit(
+    account: Account,
+    event: PointsCreditRequested,
+    rules: ProgrammeRules,
+    as_of: datetime,
+    changes: Changes,
+) -> list[EventEnvelope]:
+    """Credit points requested by rewards: a lot available at once."""
+    data = event.data
+    lot = credit_lot(
+        str(derived_event_id(event.event_id, "lot")),
+        data.points,
+        event.occurred_at,
+        data.credit_id,
+        data.merchant_id,
+        validity_months=rules.earning.validity_months,
+    )
+    _grant(account, lot, event, changes, as_of, reason=data.reason)
+    credit = {
+        "credit_id": data.credit_id,
+        "points": data.points,
+        "reason": data.reason,
+        "merchant_id": data.merchant_id,
+    }
+    return [points_credited(event.event_id, account, credit, event.occurred_at, as_of)]
+
+
+def _grant(
+    account: Account,
+    lot: Lot,
+    event: EventEnvelope,
+    changes: Changes,
+    as_of: datetime,
+    reason: str | None = None,
+) -> None:
+    """A new lot and its ledger entry; a customer in debt repays it from the new points."""
+    kind = EntryKind.ACCRUAL if lot.source is EntryKind.ACCRUAL else EntryKind.CREDIT
+    changes.add_lot(account, lot)
+    changes.write(
+        LedgerLine(
+            account.customer_id,
+            kind,
+            lot.points,
+            lot.reference or lot.lot_id,
+            event.occurred_at,
+            merchant_id=lot.merchant_id,
+            reason=reason,
+            event_id=event.event_id,
+        )
+    )
+    account.lifetime_earned += lot.points
+    if account.debt:
+        settled = settle_debt(account.lots, account.debt, as_of)
+        changes.move_lots(account, settled)
+        account.debt = settled.debt
+
+
+def _new_order(
+    account: Account,
+    event: PurchaseCompleted,
+    points: int,
+    lot: Lot | None,
+    rules: EarningRuleSet,
+    purchase: Purchase,
+) -> StoredOrder:
+    data = event.data
+    # Lines are kept with the weights they earned with, so a return of some of them takes
+    # back what they earned under the rule version of the purchase, not of the return.
+    lines = (
+        tuple(
+            EarningLine(line.sku, line.quantity, line.unit_price_minor, rules.line_weight(line))
+            for line in purchase.lines
+        )
+        if data.items
+        else ()
+    )
+    earning = OrderEarning(
+        data.order_id, points, data.amount_minor, lot_id=lot.lot_id if lot else None, lines=lines
+    )
+    order = StoredOrder(
+        earning=earning,
+        customer_id=account.customer_id,
+        merchant_id=data.merchant_id,
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        currency=data.currency,
+        spend_minor=rules.currency_rates.to_programme_minor(purchase.amount_minor, data.currency),
+        settles_at=event.occurred_at + rules.return_window_for(data.merchant_id),
+    )
+    account.orders[order.order_id] = order
+    return order
+
+
+def _count_purchase(account: Account, occurred_at: datetime, changes: Changes) -> bool:
+    """Count the purchase (the account is saved even when it earned nothing); True if first."""
+    changes.accounts.add(account.customer_id)
+    first = account.purchase_count == 0
+    account.purchase_count += 1
+    if account.first_purchase_at is None or occurred_at < account.first_purchase_at:
+        account.first_purchase_at = occurred_at
+    return first
+
+
+def _check_same_order(event: PurchaseCompleted, known: StoredOrder) -> None:
+    same = (
+        known.customer_id == event.customer_id
+        and known.merchant_id == event.data.merchant_id
+        and known.earning.amount_minor == event.data.amount_minor
+    )
+    if not same:
+        raise RejectedEvent(
+            event,
+            "order_conflict",
+            f"order {known.order_id} was already recorded by event {known.event_id} "
+            "with a different customer, merchant or amount",
+        )
+    log.info("order %s already recorded; event %s is a no-op", known.order_id, event.event_id)
+
+
+def _by_order(records: Iterable[ReturnRecord]) -> dict[str, list[ReturnRecord]]:
+    grouped: dict[str, list[ReturnRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.order_id, []).append(record)
+    return grouped
+
+
+def _cap_days(book: RuleBook, events: Sequence[PurchaseCompleted]) -> list[tuple[str, date]]:
+    return [
+        (e.customer_id, earning_day(book.in_force(e.occurred_at).earning, e.occurred_at))
+        for e in events
+    ]
+
+
+def _minor(amount: Decimal, exponent: int) -> int:
+    scaled = amount.scaleb(exponent)
+    if scaled != scaled.to_integral_value():
+        raise InvalidPurchaseError(f"{amount} has more decimals than its currency allows")
+    return int(scaled)

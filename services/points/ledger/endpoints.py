@@ -1,0 +1,113 @@
+"""Partner routes of the books: balance and ledger history (scope `points:read`).
+
+A key bound to a merchant reads the coalition balance (points are earned into one account
+at every partner), but sees only its own merchant's ledger entries. Both read through the
+read pool, without a transaction: at READ COMMITTED each statement sees its own snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.points.domain.ledger import EntryKind
+from services.points.ledger.repository import LedgerFilter
+from services.points.ledger.schemas import (
+    BalanceOut,
+    CustomerPath,
+    LedgerPage,
+    Moment,
+    OptionalQueryId,
+    balance_out,
+    decode_cursor,
+    encode_cursor,
+    entry_out,
+    problems,
+)
+from services.points.ledger.service import account_view, ledger_page
+from services.points.rules.service import RuleBookCache
+from services.points.scopes import POINTS_READ
+from services.points.uow import ServiceUnavailable
+from shared.auth import ApiPrincipal
+from shared.errors import DomainError, NotFound, Unprocessable, is_transient
+from shared.http.security import ensure_merchant, require
+
+router = APIRouter(prefix="/v1", tags=["partner"])
+
+LEDGER_PAGE_DEFAULT, LEDGER_PAGE_MAX = 50, 200
+Reader = Annotated[ApiPrincipal, Depends(require(POINTS_READ))]
+
+
+class CustomerNotFound(NotFound):
+    code, title = "customer_not_found", "No points account for this customer"
+
+
+@asynccontextmanager
+async def reading(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the read pool (see `shared.db.create_read_pool`); a database outage
+    becomes 503."""
+    pool: asyncpg.Pool = request.app.state.read_pool
+    try:
+        async with pool.acquire() as conn:
+            yield conn
+    except DomainError:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            raise ServiceUnavailable("the points database did not answer; retry later") from exc
+        raise
+
+
+@router.get(
+    "/customers/{customer_id}/balance",
+    response_model=BalanceOut,
+    responses=problems(401, 403, 404, 422, 503),
+    summary="Available, pending and expiring points, tier and progress to the next tier",
+)
+async def get_balance(request: Request, customer_id: CustomerPath, principal: Reader) -> BalanceOut:
+    now = request.app.state.clock()
+    cache: RuleBookCache = request.app.state.rule_cache
+    async with reading(request) as conn:
+        book = await cache.get(request.app.state.engine)
+        view = await account_view(conn, customer_id, now, book)
+    if view is None:
+        raise CustomerNotFound(f"customer {customer_id} has no points account")
+    return balance_out(view, book.in_force(now), now)
+
+
+@router.get(
+    "/customers/{customer_id}/ledger",
+    response_model=LedgerPage,
+    responses=problems(401, 403, 422, 503),
+    summary="Ledger entries, newest first; filter by kind, time range and merchant",
+)
+async def get_ledger(
+    request: Request,
+    customer_id: CustomerPath,
+    principal: Reader,
+    kind: Annotated[list[EntryKind] | None, Query(description="Any of these kinds")] = None,
+    since: Annotated[Moment | None, Query(alias="from", description="Included")] = None,
+    until: Annotated[Moment | None, Query(alias="to", description="Excluded")] = None,
+    merchant_id: OptionalQueryId = None,
+    limit: Annotated[int, Query(ge=1, le=LEDGER_PAGE_MAX)] = LEDGER_PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> LedgerPage:
+    if since is not None and until is not None and until <= since:
+        raise Unprocessable("`to` must be later than `from`", code="invalid_range", field="to")
+    if principal.merchant_id is not None:
+        ensure_merchant(principal, merchant_id or principal.merchant_id)
+        merchant_id = principal.merchant_id
+    before = decode_cursor(cursor, "before", int) if cursor is not None else None
+    wanted = LedgerFilter(tuple(kind or ()), since, until, merchant_id)
+    async with reading(request) as conn:
+        entries = await ledger_page(conn, customer_id, wanted, limit + 1, before)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return LedgerPage(
+        entries=[entry_out(entry) for entry in entries],
+        next_cursor=encode_cursor({"before": entries[-1].sequence}) if more else None,
+    )

@@ -1,0 +1,141 @@
+"""The customer's account as a partner app sees it, and what every use case of the books shares.
+
+Reads take no locks. A balance is derived from the live lots at the moment asked, so
+points whose expiry date has passed never show, whether or not the expiry job has run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.points.domain.balances import Balance, balance_at
+from services.points.domain.errors import PointsRuleError
+from services.points.domain.ledger import LedgerEntry
+from services.points.domain.moments import add_months
+from services.points.domain.programme import RuleBook
+from services.points.domain.tiers import (
+    Tier,
+    TierProgress,
+    progress_to_next_tier,
+    qualifying_activity,
+)
+from services.points.ledger.repository import BookReader, LedgerFilter
+from services.points.rules.repository import RuleRepository
+from services.points.uow import PointsUnitOfWork
+from shared.contracts.envelope import EventEnvelope
+from shared.db import driver_connection
+from shared.errors import PoisonEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """A customer's account as a partner app shows it."""
+
+    customer_id: str
+    balance: Balance
+    tier: Tier
+    lifetime_earned: int
+    purchase_count: int
+    first_purchase_at: datetime | None
+    ledger_balance: int
+    progress: TierProgress
+
+
+async def account_view(
+    conn: asyncpg.Connection, customer_id: str, now: datetime, rules: RuleBook
+) -> AccountView | None:
+    """Balance (available, pending with dates, expiring soon), tier and progress; None if
+    unknown. On a bare asyncpg connection (the partner API's read pool)."""
+    policy = rules.in_force(now).tiers
+    books = await BookReader(conn).books(customer_id, add_months(now, -policy.window_months))
+    if books is None:
+        return None
+    activity = qualifying_activity(books.purchases, now, policy)
+    return AccountView(
+        customer_id=customer_id,
+        balance=balance_at(books.lots, now, books.debt),
+        tier=books.tier,
+        lifetime_earned=books.lifetime_earned,
+        purchase_count=books.purchase_count,
+        first_purchase_at=books.first_purchase_at,
+        ledger_balance=books.ledger_balance,
+        progress=progress_to_next_tier(books.tier, activity, policy),
+    )
+
+
+async def ledger_page(
+    conn: asyncpg.Connection,
+    customer_id: str,
+    wanted: LedgerFilter,
+    limit: int,
+    before: int | None = None,
+) -> list[LedgerEntry]:
+    """Newest entries first, at most `limit`, older than entry `before` (keyset cursor)."""
+    return await BookReader(conn).page(customer_id, wanted, limit, before)
+
+
+async def read_account(
+    conn: AsyncConnection, customer_id: str, now: datetime, rules: RuleBook | None = None
+) -> AccountView | None:
+    """`account_view` on a SQLAlchemy connection; pass `rules` (cached by the caller) to save
+    reading the rule versions on every call."""
+    book = rules if rules is not None else await RuleRepository(conn).book()
+    return await account_view(await driver_connection(conn), customer_id, now, book)
+
+
+class RejectedEvent(PoisonEvent):
+    """An event that can never be applied; names itself so only it is dead-lettered."""
+
+    def __init__(self, event: EventEnvelope, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.event_id = event.event_id
+
+
+@contextmanager
+def rejecting(event: EventEnvelope) -> Iterator[None]:
+    """A broken business rule (unknown currency...) dead-letters the event with its code."""
+    try:
+        yield
+    except PointsRuleError as error:
+        raise RejectedEvent(event, error.code, str(error)) from error
+
+
+def as_of(uow: PointsUnitOfWork, event: EventEnvelope) -> datetime:
+    """The moment that decides pending/available: now, or the event's time if later."""
+    return max(event.occurred_at, uow.now)
+
+
+def emit_all(uow: PointsUnitOfWork, topic: str, events: Sequence[EventEnvelope]) -> None:
+    """Queue a run's outgoing events on the unit of work's outbox, in order."""
+    for event in events:
+        uow.emit(topic, event)
+
+
+DueBatch = Callable[[PointsUnitOfWork], Awaitable[tuple[int, int]]]
+"""Claims and applies one batch of due work; returns (applied, claimed)."""
+
+
+async def run_in_batches(
+    engine: AsyncEngine, now: datetime, apply_batch: DueBatch, batch_size: int
+) -> int:
+    """Run `apply_batch`, one unit of work (transaction) each, until nothing more is due.
+
+    Stops after a short batch (nothing left) or one that applied nothing (everything left
+    is busy and waits for the next run); returns the rows applied.
+    """
+    total = 0
+    while True:
+        async with PointsUnitOfWork.begin(engine, lambda: now) as uow:
+            applied, claimed = await apply_batch(uow)
+        total += applied
+        if claimed < batch_size or applied == 0:
+            return total
