@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards.domain.guarantee import GuaranteePolicy, Measurement, evaluate
-from services.rewards.policies import policy_from_document
+from services.rewards.policies.service import policy_from_document
 
 UNSETTLED_AFTER = timedelta(days=1)
 
