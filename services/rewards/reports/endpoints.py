@@ -20,7 +20,7 @@ from services.rewards.reports.schemas import BudgetLine, Budgets, InvariantRepor
 from services.rewards.scopes import Admin
 from services.rewards.uow import RewardsUnitOfWork, request_uow
 from services.rewards.vouchers.schemas import Cursor
-from shared.http.pagination import aware_datetime, decode_cursor, encode_cursor
+from shared.http.pagination import aware_datetime, decode_cursor, encode_cursor, text
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 _OVERDUE_CURSOR: dict[str, Callable[[Any], Any]] = {
@@ -29,17 +29,30 @@ _OVERDUE_CURSOR: dict[str, Callable[[Any], Any]] = {
 }
 
 
-@router.get("/reports/budgets", summary="Each merchant's compensation spend this month")
-async def budgets(request: Request, _: Admin) -> Budgets:
+@router.get("/reports/budgets", summary="Each merchant's compensation spend this month (paged)")
+async def budgets(
+    request: Request,
+    _: Admin,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Merchants per page")] = 500,
+    cursor: Cursor = None,
+) -> Budgets:
+    """Merchants in id order; follow `next_cursor` for more."""
+    after = decode_cursor(cursor, {"after": text})["after"] if cursor is not None else None
     async with request_uow(request) as uow:
         start, end = budget_month(uow.now)
-        merchants = sorted(
-            set(await uow.compensations.merchants()) | set(await uow.policies.limit_merchants())
-        )
-        merchants = [m for m in merchants if m != DEFAULT_LIMITS_MERCHANT]
-        effective = await uow.policies.limits_of(set(merchants))
-        report = [await _budget_line(uow, m, effective[m]) for m in merchants]
-    return Budgets(month_start=start, month_end=end, merchants=report)
+        known = set(await uow.compensations.merchants()) | set(await uow.policies.limit_merchants())
+        merchants = sorted(m for m in known if m != DEFAULT_LIMITS_MERCHANT)
+        later = [m for m in merchants if after is None or m > after]
+        page = later[:limit]
+        effective = await uow.policies.limits_of(set(page))
+        report = [await _budget_line(uow, m, effective[m]) for m in page]
+    more = len(later) > limit
+    return Budgets(
+        month_start=start,
+        month_end=end,
+        merchants=report,
+        next_cursor=encode_cursor({"after": page[-1]}) if more else None,
+    )
 
 
 async def _budget_line(

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from services.rewards.vouchers.schemas import Timestamp, View
+from services.rewards.vouchers.schemas import NEXT_CURSOR, Timestamp, View
 
 
 class BudgetLine(View):
@@ -24,6 +24,7 @@ class Budgets(View):
     month_start: Timestamp
     month_end: Timestamp
     merchants: list[BudgetLine]
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 class ViolationView(View):

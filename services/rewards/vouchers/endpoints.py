@@ -75,7 +75,7 @@ _REWARDS_CURSOR = {"vouchers": _position, "claims": _position}
 
 @router.get(
     "/customers/{customer_id}/rewards",
-    summary="A customer's vouchers and points view (paged: follow next_cursor)",
+    summary="A customer's vouchers and points view (paged)",
 )
 async def customer_rewards(
     request: Request,
@@ -135,9 +135,7 @@ async def redeem(
     return voucher_view(row, uow.now)
 
 
-@admin_router.get(
-    "/reward-definitions", summary="Every reward definition (paged: follow next_cursor)"
-)
+@admin_router.get("/reward-definitions", summary="Every reward definition (paged)")
 async def definitions(
     request: Request,
     _: Admin,

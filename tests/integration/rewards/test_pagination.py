@@ -142,6 +142,7 @@ async def test_every_list_route_walks_every_item_exactly_once(
                     "voucher_valid_days": 5,
                 }
                 assert (await client.put(f"/v1/admin/catalogue/i-{i}", json=item)).is_success
+                assert (await client.put(f"/v1/admin/limits/m-{i}", json={})).is_success
                 policy = {"unit": "minutes", "tiers": [{"over": 10, "points": 5}]}
                 kind = ["dish_wait_time", "check_in_time"][i % 2]
                 assert (
@@ -161,6 +162,10 @@ async def test_every_list_route_walks_every_item_exactly_once(
             assert created == sorted(created), "oldest held compensation first"
             overdue, _ = await _walk(client, "/v1/admin/reports/overdue-claims", "claims", 2)
             assert len({c["claim_id"] for c in overdue}) == len(overdue) == 5
+            budgets, pages = await _walk(client, "/v1/admin/reports/budgets", "merchants", 3)
+            merchants = [line["merchant_id"] for line in budgets]
+            assert merchants == sorted({*(f"m-{i}" for i in range(7)), BISTRO}), merchants
+            assert pages == 3
             for path, key, table in [
                 ("/v1/admin/reward-definitions", "rewards", "reward_definitions"),
                 ("/v1/admin/milestone-rules", "rules", "milestone_rules"),
@@ -218,6 +223,7 @@ async def test_a_cursor_the_api_did_not_issue_is_a_422_naming_cursor(
                 "/v1/admin/milestone-rules",
                 "/v1/admin/reward-definitions",
                 "/v1/admin/reports/overdue-claims",
+                "/v1/admin/reports/budgets",
             ):
                 answer = await client.get(path, params={"cursor": cursor})
                 assert answer.status_code == 422, (path, answer.text)
