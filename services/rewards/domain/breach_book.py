@@ -1,22 +1,17 @@
-"""Guarantee compensation for a whole batch: read in sets, judged in memory, written in sets.
+"""Guarantee compensation for a whole batch, judged in memory (pure: no I/O).
 
-One incident used to cost about six statements one after another (policy, breach, limits,
-two sums, inserts) plus an advisory lock per customer. A batch of N incidents now costs a
-fixed handful whatever N is:
+A `BreachBook` holds what a run of reports needs: the breaches they touch, the caps'
+usage (the customers' grants in their 30-day windows, the merchants' spend per budget
+month) and the held self-reported parts. `compensation.repository` loads it (locking the
+breach rows, in a fixed handful of statements whatever the batch holds) and writes what
+it changed (`drain`) with one statement per table. Each report is judged in order
+against the book as the earlier reports of the batch left it, so a top-up in the same
+batch sees the first payment, and the caps count what the batch already granted.
 
-1. one statement takes every merchant, then every customer advisory lock, in sorted order
-   (`compensation.lock_parties`: the same order HTTP claims and admin decisions use);
-2. one statement reads and locks every breach row the batch touches (`FOR UPDATE`, sorted);
-3. at most two statements read what the caps need: the customers' granted compensations
-   in the 30-day windows, and the merchants' refunds per budget month;
-4. each report is then judged in order in memory, against the book as the earlier reports
-   of the batch left it (so a top-up in the same batch sees the first payment, and the
-   caps count what the batch already granted);
-5. breaches, compensations and vouchers are written with one statement each.
-
-The guarantees are the ones `assess_breach` always gave: the locks are held until commit,
-so caps and budgets are exact under concurrency; `(breach, tier)` stays unique in the
-database; a replayed event never reaches here (processed events).
+The guarantees are the ones `assess_breach` always gave: the caller holds the merchant and
+customer locks until commit, so caps and budgets are exact under concurrency;
+`(breach, tier)` stays unique in the database; a replayed event never reaches here
+(processed events).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -60,13 +61,51 @@ class ClaimFiling:
 
 async def file_claim(uow: RewardsUnitOfWork, filing: ClaimFiling) -> Any:
     """Screen and judge a claim in the caller's transaction; returns the stored claim."""
-    now = uow.now
     kind = promise_kind(filing.promise_kind)
     measured, amount_minor = _edge_values(filing)
     await uow.compensations.lock_parties([filing.merchant_id], [filing.customer_id])
     policy = await uow.policies.policy(filing.merchant_id, kind) if kind else None
-    claim_id = uuid.uuid4()
-    values: dict[str, Any] = {
+    values = _claim_row(filing, uuid.uuid4(), measured, amount_minor, uow.now)
+    if kind is None or policy is None:
+        explanation = f"merchant {filing.merchant_id} makes no {filing.promise_kind} promise"
+        return await _store(uow, values, "rejected", "no_such_promise", explanation, None)
+    order = (await uow.orders.recorded([filing.order_id])).get(filing.order_id)
+    claim_id = values["claim_id"]
+    domain_claim = GuaranteeClaim(
+        str(claim_id), filing.customer_id, filing.merchant_id, filing.order_id, kind, uow.now
+    )
+    screening = screen_claim(domain_claim, order, policy)
+    if order is not None and screening.outcome is ScreeningOutcome.ACCEPT:
+        screening = stated_amount_problem(amount_minor, filing.currency, order) or screening
+    reason = screening.reason.value if screening.reason else None
+    if screening.outcome is ScreeningOutcome.REJECT:
+        return await _store(uow, values, "rejected", reason, screening.explanation, None)
+    if order is None:
+        held = held_values(
+            f"claim:{claim_id}", filing.order_id, filing.customer_id, filing.merchant_id,
+            kind.value, measured, "claim", uow.now, claim_id,
+        )  # fmt: skip
+        await uow.orders.hold(held)
+        return await _store(uow, values, "in_review", reason, screening.explanation, None)
+    values.update(order_amount_minor=order.amount_minor, currency=order.currency)
+    report = BreachReport(
+        filing.customer_id, filing.merchant_id, filing.order_id, kind, measured,
+        order.net_amount_minor, order.currency, "claim", f"claim:{claim_id}", uow.now,
+    )  # fmt: skip
+    assessment = await assess_breach(uow, report, policy)
+    status, explanation = await outcome(uow, assessment)
+    return await _store(uow, values, status, None, explanation, assessment.compensation_id)
+
+
+def _claim_row(
+    filing: ClaimFiling,
+    claim_id: uuid.UUID,
+    measured: Measurement,
+    amount_minor: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The claim's columns as filed (its decision is added when it is stored)."""
+    return {
         "claim_id": claim_id,
         "customer_id": filing.customer_id,
         "merchant_id": filing.merchant_id,
@@ -78,42 +117,6 @@ async def file_claim(uow: RewardsUnitOfWork, filing: ClaimFiling) -> Any:
         "currency": filing.currency,
         "filed_at": now,
     }
-    if kind is None or policy is None:
-        explanation = f"merchant {filing.merchant_id} makes no {filing.promise_kind} promise"
-        return await _store(uow, values, "rejected", "no_such_promise", explanation, None)
-    order = (await uow.orders.recorded([filing.order_id])).get(filing.order_id)
-    domain_claim = GuaranteeClaim(
-        str(claim_id), filing.customer_id, filing.merchant_id, filing.order_id, kind, now
-    )
-    screening = screen_claim(domain_claim, order, policy)
-    if order is not None and screening.outcome is ScreeningOutcome.ACCEPT:
-        screening = stated_amount_problem(amount_minor, filing.currency, order) or screening
-    reason = screening.reason.value if screening.reason else None
-    if screening.outcome is ScreeningOutcome.REJECT:
-        return await _store(uow, values, "rejected", reason, screening.explanation, None)
-    if order is None:
-        held = held_values(
-            f"claim:{claim_id}", filing.order_id, filing.customer_id, filing.merchant_id,
-            kind.value, measured, "claim", now, claim_id,
-        )  # fmt: skip
-        await uow.orders.hold(held)
-        return await _store(uow, values, "in_review", reason, screening.explanation, None)
-    values.update(order_amount_minor=order.amount_minor, currency=order.currency)
-    report = BreachReport(
-        filing.customer_id,
-        filing.merchant_id,
-        filing.order_id,
-        kind,
-        measured,
-        order.net_amount_minor,
-        order.currency,
-        "claim",
-        f"claim:{claim_id}",
-        now,
-    )
-    assessment = await assess_breach(uow, report, policy)
-    status, explanation = await outcome(uow, assessment)
-    return await _store(uow, values, status, None, explanation, assessment.compensation_id)
 
 
 def _edge_values(filing: ClaimFiling) -> tuple[Measurement, int | None]:
