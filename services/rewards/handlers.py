@@ -22,13 +22,6 @@ from shared.kafka.handlers import BatchContext, BatchHandler, HandlerRegistry
 
 Handler = Callable[[RewardsUnitOfWork, Sequence[Any]], Awaitable[None]]
 
-HANDLERS: dict[str, Handler] = {
-    **{model.model_fields["type"].annotation.__args__[0]: points_events for model in POINTS_EVENTS},  # type: ignore[union-attr]
-    "service.incident": incidents,
-    "purchase.completed": purchases,
-    "purchase.returned": returns,
-}
-
 
 def rewards_registry(
     topics: RewardsTopics | None = None, default_voucher_days: int = 30
@@ -47,3 +40,11 @@ def rewards_registry(
     for event_type, handler in HANDLERS.items():
         registry.batch(event_type)(in_batch(handler))
     return registry
+
+
+HANDLERS: dict[str, Handler] = {
+    **{model.model_fields["type"].annotation.__args__[0]: points_events for model in POINTS_EVENTS},  # type: ignore[union-attr]
+    "service.incident": incidents,
+    "purchase.completed": purchases,
+    "purchase.returned": returns,
+}

@@ -12,7 +12,7 @@ recorded yet is held (`order_unknown`) and judged on
 the recorded amount when the purchase arrives (`release_held_reports`), exactly once.
 
 A run of incidents is judged as one batch (`domain.breach_book.BreachBook`): policies and limits
-are read once per consumer batch (kept in `ctx.state`), every party is locked in one
+are read once per consumer batch (kept in `uow.state`), every party is locked in one
 statement, every breach read in one, and the results written with one statement per
 table, in the order the incidents arrived.
 """
