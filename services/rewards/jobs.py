@@ -1,8 +1,9 @@
 """Every periodic job of the rewards service, each a `shared.jobs.PeriodicJob`.
 
 - `voucher-expiry`: vouchers past their expiry (`voucher.expired`);
-- `green-channel`: claims and held compensations escalated at 12 hours, announced overdue
-  at 24 (`green_channel`);
+- `escalation`: claims and held compensations undecided 12 hours on, escalated to
+  operations (`green_channel`);
+- `overdue-reviews`: the same still undecided at 24 hours, announced once (`green_channel`);
 - `claim-timeouts`: catalogue claims the points service never answered (`claims`).
 
 Each pass claims due rows with SKIP LOCKED in its own transaction, batch after batch until
@@ -40,9 +41,11 @@ def _steps(claim_timeout: timedelta) -> dict[str, dict[str, Step]]:
 
     return {
         "voucher-expiry": {"vouchers_expired": expire_due_vouchers},
-        "green-channel": {
+        "escalation": {
             "claims_escalated": escalate_due_claims,
             "compensations_escalated": escalate_held_compensations,
+        },
+        "overdue-reviews": {
             "claims_overdue": announce_overdue_claims,
             "compensations_overdue": announce_overdue_compensations,
         },

@@ -21,7 +21,12 @@ async def test_a_job_pass_sets_the_waiting_gauges_from_the_books(
         await _claims(stack, "ann", "m-bistro", 3)
         REVIEWS_WAITING.labels(subject="compensation").set(-1)
         jobs = due_jobs(stack.engine, stack.topics, lambda: NOW, 3600, 100)
-        assert [job.name for job in jobs] == ["voucher-expiry", "green-channel", "claim-timeouts"]
+        assert [job.name for job in jobs] == [
+            "voucher-expiry",
+            "escalation",
+            "overdue-reviews",
+            "claim-timeouts",
+        ]
         await jobs[0].tick()
     assert REVIEWS_WAITING.labels(subject="compensation")._value.get() == 4
     assert REVIEWS_WAITING.labels(subject="claim")._value.get() == 3
