@@ -4,6 +4,7 @@ undecided after 24 hours, and the rows that break an invariant."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
@@ -101,9 +102,21 @@ async def overdue(
     "/invariants",
     summary="Rows that break what must always hold (empty when the books are sound)",
 )
-async def invariants(request: Request, _: Admin) -> InvariantReport:
+async def invariants(
+    request: Request,
+    _: Admin,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Rows listed per invariant")] = 100,
+) -> InvariantReport:
+    """Each invariant lists at most `limit` breaking rows; `truncated` names those that had
+    more (fix these, or ask with a larger `limit`)."""
     async with request_uow(request) as uow:
-        found = await invariant_violations(uow.conn, uow.now)
+        found = await invariant_violations(uow.conn, uow.now, limit + 1)
+    listed: Counter[str] = Counter()
+    shown = []
+    for violation in found:
+        listed[violation.invariant] += 1
+        if listed[violation.invariant] <= limit:
+            shown.append(violation)
     return InvariantReport(
         ok=not found,
         as_of=uow.now,
@@ -112,6 +125,7 @@ async def invariants(request: Request, _: Admin) -> InvariantReport:
             ViolationView(
                 invariant=v.invariant, subject=v.subject, detail=jsonable_encoder(v.detail)
             )
-            for v in found
+            for v in shown
         ],
+        truncated=sorted(name for name, n in listed.items() if n > limit),
     )

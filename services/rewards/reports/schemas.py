@@ -38,3 +38,6 @@ class InvariantReport(View):
     as_of: Timestamp
     checked: list[str]
     violations: list[ViolationView]
+    truncated: list[str] = Field(
+        description="Invariants with more than `limit` breaking rows (only `limit` listed)"
+    )

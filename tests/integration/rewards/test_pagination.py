@@ -264,3 +264,29 @@ async def test_a_merchant_bound_key_pages_through_its_merchant_only(
             "SELECT claim_id::text AS id FROM guarantee_claims WHERE merchant_id = :m", m=BISTRO
         )
         assert set(claims) == {row.id for row in filed}, "only the bistro's claims"
+
+
+async def test_the_invariant_report_says_which_checks_it_cut(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """It lists `limit` rows per invariant, as before, but no longer drops the rest silently."""
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        for i in range(3):  # redeemed at another merchant: voucher_redeemed_invalidly
+            await stack.execute(
+                "INSERT INTO vouchers (voucher_id, code, customer_id, reward_code, origin,"
+                " origin_ref, merchant_id, issued_at, expires_at, redeemed_at, redeemed_by)"
+                " VALUES (:id, :code, 'ann', 'coffee', 'milestone', :ref, 'm2', :at, :until,"
+                " :at, 'm1')",
+                id=uuid.uuid4(),
+                code=new_voucher_code(),
+                ref=f"invalid:{i}",
+                at=NOW - timedelta(days=1),
+                until=NOW + timedelta(days=1),
+            )
+        async with serving(stack, infra, workers=False, clock=lambda: NOW) as client:
+            cut = (await client.get("/v1/admin/invariants", params={"limit": 2})).json()
+            whole = (await client.get("/v1/admin/invariants", params={"limit": 3})).json()
+            default = (await client.get("/v1/admin/invariants")).json()
+    assert len(cut["violations"]) == 2 and cut["truncated"] == ["voucher_redeemed_invalidly"]
+    assert len(whole["violations"]) == 3 and whole["truncated"] == []
+    assert len(default["violations"]) == 3 and not default["ok"]
