@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.infra import BenchInfra
 from services.rewards.handlers import rewards_registry
-from services.rewards.topics import RewardsTopics
+from services.rewards.settings import RewardsTopics
 from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
 from shared.kafka.runtime import EventConsumer

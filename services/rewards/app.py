@@ -1,9 +1,10 @@
 """Wiring: the rewards HTTP app, its consumer, outbox relay and due-time jobs.
 
 `build_app` follows the convention every service shares: the lifespan starts the
-consumer (loyalty.points, ops.service-incidents and pos.purchases), the outbox relay and the jobs
-as asyncio tasks, and stops them in reverse on shutdown (the consumer finishes and
-commits its batch first). `settings.run_workers = False` builds the app for HTTP only.
+consumer (loyalty.points, ops.service-incidents and pos.purchases), the outbox relay and
+the periodic jobs (`jobs.py`) as asyncio tasks, and stops them in reverse on shutdown (the
+consumer finishes and commits its batch first). `settings.run_workers = False` builds the
+app for HTTP only.
 """
 
 from __future__ import annotations
@@ -14,19 +15,40 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
-from services.rewards.admin_api import router as admin_router
-from services.rewards.api import router as partner_router
+from services.rewards.catalogue import endpoints as catalogue
+from services.rewards.claims import endpoints as claims
+from services.rewards.guarantee_claims import endpoints as guarantee_claims
 from services.rewards.handlers import rewards_registry
-from services.rewards.jobs import DueJobs
-from services.rewards.referral_api import admin_router as referral_admin_router
-from services.rewards.referral_api import router as referral_router
-from services.rewards.settings import RewardsSettings
-from services.rewards.topics import RewardsTopics
+from services.rewards.jobs import due_jobs
+from services.rewards.milestones import endpoints as milestones
+from services.rewards.policies import endpoints as policies
+from services.rewards.referrals import endpoints as referrals
+from services.rewards.reports import endpoints as reports
+from services.rewards.reviews import endpoints as reviews
+from services.rewards.settings import RewardsSettings, RewardsTopics
+from services.rewards.vouchers import endpoints as vouchers
 from shared.http.app import create_service_app
 from shared.http.workers import Worker, service_workers
 from shared.kafka.runtime import EventConsumer, utc_now
 from shared.outbox import OutboxRelay
 from shared.settings import KafkaSettings
+
+# Partner routes first, then admin routes, in the order the OpenAPI lists them.
+ROUTERS = [
+    catalogue.router,
+    claims.router,
+    vouchers.router,
+    guarantee_claims.router,
+    referrals.router,
+    policies.router,
+    catalogue.admin_router,
+    milestones.router,
+    reviews.router,
+    guarantee_claims.admin_router,
+    reports.router,
+    referrals.admin_router,
+    vouchers.admin_router,
+]
 
 
 def _workers(
@@ -47,18 +69,19 @@ def _workers(
                 max_batch=settings.max_batch,
                 after_commit=relay.wakeup.set,
             )
-            jobs = DueJobs(
+            jobs = due_jobs(
                 app.state.engine,
                 topics,
                 clock,
                 settings.jobs_interval_seconds,
                 settings.jobs_batch,
-                after_pass=relay.wakeup.set,
+                after_work=relay.wakeup.set,
                 claim_timeout=settings.claim_timeout,
             )
+            app.state.jobs = jobs
             return [
                 Worker("consumer", consumer.run, consumer.request_stop),
-                Worker("jobs", jobs.run, jobs.stop),
+                *(Worker(job.name, job.run, job.stop) for job in jobs),
             ]
 
         async with service_workers(
@@ -84,7 +107,7 @@ def build_app(
         "rewards",
         settings,
         kafka=kafka,
-        routers=[partner_router, referral_router, admin_router, referral_admin_router],
+        routers=ROUTERS,
         lifespan_extras=extras,
     )
     app.state.clock = now

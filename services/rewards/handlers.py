@@ -1,29 +1,26 @@
-"""Event -> rules -> database for the rewards consumer, and its registry.
+"""The rewards consumer's registry: event type -> the concept handler that takes it.
 
-Consumed: every `loyalty.points` event (the projection, milestones, referrals, and the
-points side's answers in the catalogue saga), `service.incident` from operations, and
-`purchase.completed` / `purchase.returned` from `pos.purchases` (the order record that
-compensation is paid on, `orders.py`).
+Consumed: every `loyalty.points` event (`customers.handlers`: the projection, milestones,
+referrals, and the points side's answers in the catalogue saga), `service.incident` from
+operations (`incidents.handlers`), and `purchase.completed` / `purchase.returned` from
+`pos.purchases` (`orders.handlers`: the order record compensation is paid on). Each
+handler gets the batch's unit of work (`RewardsUnitOfWork.of_batch`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from services.rewards.catalogue import apply_debit_answers
-from services.rewards.compensation import Delivery
-from services.rewards.incidents import apply_incidents
-from services.rewards.milestones import on_projection_change
-from services.rewards.projection import project
-from services.rewards.purchases import apply_purchases, apply_returns
-from services.rewards.returned_points import record_returned_redemptions
-from services.rewards.topics import RewardsTopics
-from shared.contracts.envelope import EventEnvelope
+from services.rewards.customers.handlers import points_events
+from services.rewards.incidents.handlers import incidents
+from services.rewards.orders.handlers import purchases, returns
+from services.rewards.settings import RewardsTopics
+from services.rewards.uow import RewardsUnitOfWork
 from shared.contracts.points import POINTS_EVENTS
-from shared.contracts.pos import PurchaseCompleted, PurchaseReturned, ServiceIncident
-from shared.kafka.handlers import BatchContext, HandlerRegistry
+from shared.kafka.handlers import BatchContext, BatchHandler, HandlerRegistry
 
-_SAGA_ANSWERS = ("points.debited", "points.debit_rejected", "points.debit_reversed")
+Handler = Callable[[RewardsUnitOfWork, Sequence[Any]], Awaitable[None]]
 
 
 def rewards_registry(
@@ -33,29 +30,21 @@ def rewards_registry(
     where = topics or RewardsTopics()
     registry = HandlerRegistry()
 
-    def delivery(ctx: BatchContext) -> Delivery:
-        return Delivery(ctx.outbox, where, default_voucher_days)
+    def in_batch(handler: Handler) -> BatchHandler:
+        async def run(ctx: BatchContext, events: Sequence[Any]) -> None:
+            uow = RewardsUnitOfWork.of_batch(ctx).configured(where, default_voucher_days)
+            await handler(uow, events)
 
-    async def points_events(ctx: BatchContext, events: Sequence[EventEnvelope]) -> None:
-        await project(ctx, events, on_projection_change(delivery(ctx)))
-        if events[0].type in _SAGA_ANSWERS:
-            await apply_debit_answers(ctx, events, delivery(ctx))
-        elif events[0].type == "points.redemption_cancelled":
-            await record_returned_redemptions(ctx, events)
+        return run
 
-    for model in POINTS_EVENTS:
-        registry.batch(model.model_fields["type"].annotation.__args__[0])(points_events)  # type: ignore[union-attr]
-
-    @registry.batch("service.incident")
-    async def incidents(ctx: BatchContext, events: Sequence[ServiceIncident]) -> None:
-        await apply_incidents(ctx, events, delivery(ctx))
-
-    @registry.batch("purchase.completed")
-    async def purchases(ctx: BatchContext, events: Sequence[PurchaseCompleted]) -> None:
-        await apply_purchases(ctx, events, delivery(ctx))
-
-    @registry.batch("purchase.returned")
-    async def returns(ctx: BatchContext, events: Sequence[PurchaseReturned]) -> None:
-        await apply_returns(ctx, events)
-
+    for event_type, handler in HANDLERS.items():
+        registry.batch(event_type)(in_batch(handler))
     return registry
+
+
+HANDLERS: dict[str, Handler] = {
+    **{model.model_fields["type"].annotation.__args__[0]: points_events for model in POINTS_EVENTS},  # type: ignore[union-attr]
+    "service.incident": incidents,
+    "purchase.completed": purchases,
+    "purchase.returned": returns,
+}

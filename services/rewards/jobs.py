@@ -1,33 +1,69 @@
-"""Due-time jobs: voucher expiry, the green channel (claims and held compensations escalated
-at 12 hours, announced overdue at 24: `green_channel`), and catalogue claims the points
-service never answered (`claim_timeouts`).
+"""Every periodic job of the rewards service, each a `shared.jobs.PeriodicJob`.
 
-Each pass claims due rows with SKIP LOCKED in its own transaction and costs O(rows due)
-through partial indexes, so N instances can run it side by side. The clock is injected.
+- `voucher-expiry`: vouchers past their expiry (`voucher.expired`);
+- `escalation`: claims and held compensations undecided 12 hours on, escalated to
+  operations (`green_channel`);
+- `overdue-reviews`: the same still undecided at 24 hours, announced once (`green_channel`);
+- `claim-timeouts`: catalogue claims the points service never answered (`claims`).
+
+Each pass claims due rows with SKIP LOCKED in its own transaction, batch after batch until
+a batch comes back short, and costs O(rows due) through partial indexes, so N instances
+can run it side by side. The clock is injected; after a pass that did work the outbox
+relay is woken, and the service's gauges are refreshed (`metrics`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.rewards.claim_timeouts import DEFAULT_CLAIM_TIMEOUT, time_out_claims
-from services.rewards.claims import escalate_due_claims
-from services.rewards.green_channel import (
+from services.rewards import metrics
+from services.rewards.claims.service import DEFAULT_CLAIM_TIMEOUT, time_out_claims
+from services.rewards.green_channel.service import (
     announce_overdue_claims,
     announce_overdue_compensations,
+    escalate_due_claims,
     escalate_held_compensations,
 )
-from services.rewards.issuing import expire_due_vouchers
-from services.rewards.topics import RewardsTopics
-from shared.errors import is_transient
-from shared.outbox import OutboxWriter
+from services.rewards.settings import RewardsTopics
+from services.rewards.uow import RewardsUnitOfWork
+from services.rewards.vouchers.service import expire_due_vouchers
+from shared.jobs import PeriodicJob
 
-log = logging.getLogger(__name__)
+Step = Callable[[RewardsUnitOfWork, int], Awaitable[int]]
+
+
+def _steps(claim_timeout: timedelta) -> dict[str, dict[str, Step]]:
+    async def time_out(uow: RewardsUnitOfWork, n: int) -> int:
+        return await time_out_claims(uow, n, claim_timeout)
+
+    return {
+        "voucher-expiry": {"vouchers_expired": expire_due_vouchers},
+        "escalation": {
+            "claims_escalated": escalate_due_claims,
+            "compensations_escalated": escalate_held_compensations,
+        },
+        "overdue-reviews": {
+            "claims_overdue": announce_overdue_claims,
+            "compensations_overdue": announce_overdue_compensations,
+        },
+        "claim-timeouts": {"claims_timed_out": time_out},
+    }
+
+
+async def _drain(
+    engine: AsyncEngine, topics: RewardsTopics, now: datetime, batch: int, step: Step
+) -> int:
+    """Run one step batch after batch, each in its own transaction, until one is short."""
+    total = 0
+    while True:
+        async with RewardsUnitOfWork.begin(engine, lambda: now) as uow:
+            count = await step(uow.configured(topics, uow.default_voucher_days), batch)
+        total += count
+        if count < batch:
+            return total
 
 
 async def run_due_jobs_once(
@@ -37,102 +73,35 @@ async def run_due_jobs_once(
     batch: int,
     claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT,
 ) -> dict[str, int]:
-    """One pass of every job; returns how many rows each handled."""
-
-    async def time_out(
-        conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, n: int
-    ) -> int:
-        return await time_out_claims(conn, outbox, topics, now, n, claim_timeout)
-
+    """One pass of every job at `now`; returns how many rows each step handled."""
     done: dict[str, int] = {}
-    jobs = (
-        ("vouchers_expired", _expire),
-        ("claims_escalated", _escalate),
-        ("compensations_escalated", _escalate_held),
-        ("claims_overdue", _overdue_claims),
-        ("compensations_overdue", _overdue_held),
-        ("claims_timed_out", time_out),
-    )
-    for name, job in jobs:
-        total = 0
-        while True:
-            async with engine.begin() as conn:
-                outbox = OutboxWriter()
-                count = await job(conn, outbox, topics, now, batch)
-                await outbox.flush(conn)
-            total += count
-            if count < batch:
-                break
-        done[name] = total
+    for steps in _steps(claim_timeout).values():
+        for name, step in steps.items():
+            done[name] = await _drain(engine, topics, now, batch, step)
     return done
 
 
-async def _expire(
-    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
-) -> int:
-    return await expire_due_vouchers(conn, outbox, topics.rewards, now, batch)
+def due_jobs(
+    engine: AsyncEngine,
+    topics: RewardsTopics,
+    clock: Callable[[], datetime],
+    interval_seconds: float,
+    batch: int,
+    *,
+    after_work: Callable[[], None] | None = None,
+    claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT,
+) -> list[PeriodicJob]:
+    """The service's periodic jobs, each ticking every `interval_seconds`."""
 
+    def job(name: str, steps: dict[str, Step]) -> PeriodicJob:
+        async def tick() -> None:
+            now = clock()
+            done = [await _drain(engine, topics, now, batch, step) for step in steps.values()]
+            if any(done) and after_work is not None:
+                after_work()
+            async with engine.connect() as conn:
+                await metrics.refresh(conn)
 
-async def _escalate(
-    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
-) -> int:
-    return await escalate_due_claims(conn, outbox, topics.ops, now, batch)
+        return PeriodicJob(name, tick, interval_seconds)
 
-
-async def _escalate_held(
-    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
-) -> int:
-    return await escalate_held_compensations(conn, outbox, topics.ops, now, batch)
-
-
-async def _overdue_claims(
-    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
-) -> int:
-    return await announce_overdue_claims(conn, outbox, topics.rewards, now, batch)
-
-
-async def _overdue_held(
-    conn: AsyncConnection, outbox: OutboxWriter, topics: RewardsTopics, now: datetime, batch: int
-) -> int:
-    return await announce_overdue_compensations(conn, outbox, topics.rewards, now, batch)
-
-
-class DueJobs:
-    """Runs the jobs every `interval` seconds until stopped; transient faults wait a pass."""
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        topics: RewardsTopics,
-        clock: Callable[[], datetime],
-        interval: float,
-        batch: int,
-        after_pass: Callable[[], None] | None = None,
-        claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT,
-    ) -> None:
-        self.engine, self.topics, self.clock = engine, topics, clock
-        self.interval, self.batch, self.after_pass = interval, batch, after_pass
-        self.claim_timeout = claim_timeout
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                done = await run_due_jobs_once(
-                    self.engine, self.topics, self.clock(), self.batch, self.claim_timeout
-                )
-                if any(done.values()) and self.after_pass is not None:
-                    self.after_pass()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning(
-                    "rewards jobs: transient fault, next pass in %.0fs: %s", self.interval, exc
-                )
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+    return [job(name, steps) for name, steps in _steps(claim_timeout).items()]

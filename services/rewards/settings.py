@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import Field
@@ -29,9 +30,17 @@ class RewardsSettings(ServiceSettings):
     claim_wait_seconds: float = Field(default=2.0, ge=0, le=30)
     default_voucher_days: int = Field(default=30, ge=1, le=3650)
     # A catalogue claim the points service has not answered in this long is cancelled and
-    # its debit reversed (see services/rewards/claim_timeouts.py).
+    # its debit reversed (see services/rewards/claims/service.py).
     claim_timeout_seconds: float = Field(default=300.0, ge=5, le=7 * 86_400)
 
     @property
     def claim_timeout(self) -> timedelta:
         return timedelta(seconds=self.claim_timeout_seconds)
+
+
+@dataclass(frozen=True)
+class RewardsTopics:
+    """Outgoing topics: facts and commands on `rewards`, escalations on `ops`."""
+
+    rewards: str = Topics.REWARDS
+    ops: str = Topics.SERVICE_INCIDENTS

@@ -11,11 +11,13 @@ authenticated API.
 
 from __future__ import annotations
 
-from typing import Literal
+import uuid
+from datetime import datetime
+from typing import Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts.envelope import EventEnvelope
+from shared.contracts.envelope import EventEnvelope, derived_event_id
 from shared.contracts.fields import Currency, Identifier, Money, minor_units
 
 RewardOrigin = Literal["guarantee", "catalogue", "milestone", "referral"]
@@ -252,3 +254,28 @@ REWARDS_EVENTS: tuple[type[EventEnvelope], ...] = (
     CompensationEscalated,
     ReviewOverdue,
 )
+
+
+E = TypeVar("E", bound=EventEnvelope)
+
+
+def rewards_envelope(
+    model: type[E], customer_id: str, cause: uuid.UUID | str, at: datetime, data: BaseModel
+) -> E:
+    """An event of `model` from the rewards service, its id derived from `cause` and its type.
+
+    Re-deriving an event from the same cause (a replay, a retried job) gives the same id,
+    so downstream consumers deduplicate it.
+    """
+    event_type = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    return model.model_validate(
+        {
+            "event_id": derived_event_id(cause, event_type),
+            "type": event_type,
+            "version": 1,
+            "occurred_at": at,
+            "source": "rewards",
+            "customer_id": customer_id,
+            "data": data,
+        }
+    )

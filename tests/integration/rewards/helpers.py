@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.rewards.app import build_app
 from services.rewards.handlers import rewards_registry
-from services.rewards.settings import RewardsSettings
-from services.rewards.topics import RewardsTopics
+from services.rewards.settings import RewardsSettings, RewardsTopics
 from shared.auth import create_key
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.registry import decode_event

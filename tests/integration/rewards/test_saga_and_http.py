@@ -15,10 +15,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.rewards.catalogue import request_claim
+from services.rewards.claims.service import request_claim
 from services.rewards.jobs import run_due_jobs_once
+from services.rewards.uow import RewardsUnitOfWork
 from shared.kafka.admin import ensure_topics
-from shared.outbox import OutboxRelay, OutboxWriter
+from shared.outbox import OutboxRelay
 from tests.integration.points.helpers import PointsStack, credit, points_stack
 from tests.integration.rewards.helpers import (
     NOW,
@@ -158,10 +159,8 @@ async def test_a_crash_between_debit_and_voucher_finishes_after_restart(
                 start=days_ago(1),
                 end=NOW + timedelta(days=3),
             )
-            async with rewards.engine.begin() as conn:
-                outbox = OutboxWriter()
-                claim = await request_claim(conn, outbox, rewards.topics, "lou", "tea", NOW)
-                await outbox.flush(conn)
+            async with RewardsUnitOfWork.begin(rewards.engine, lambda: NOW) as uow:
+                claim = await request_claim(uow.configured(rewards.topics, 30), "lou", "tea")
             # Rewards is "down": only its outbox relay runs, so the debit is asked for and made.
             producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers)
             await producer.start()

@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 import pytest
 
-from services.rewards.catalogue import request_claim
+from services.rewards.claims.service import request_claim
 from services.rewards.invariants import invariant_violations
 from services.rewards.jobs import run_due_jobs_once
+from services.rewards.uow import RewardsUnitOfWork
 from shared.auth import create_key
-from shared.outbox import OutboxWriter
 from tests.integration.points.helpers import PointsStack, credit, points_stack
 from tests.integration.rewards.helpers import NOW, RewardsStack, days_ago, rewards_stack
 from tests.support.counting import publish, wait_until
@@ -157,10 +157,8 @@ def _balance(points: PointsStack, customer: str, expected: int) -> Callable[[], 
 
 
 async def _claim(rewards: RewardsStack, customer: str) -> uuid.UUID:
-    async with rewards.engine.begin() as conn:
-        outbox = OutboxWriter()
-        claim = await request_claim(conn, outbox, rewards.topics, customer, "tea", NOW)
-        await outbox.flush(conn)
+    async with RewardsUnitOfWork.begin(rewards.engine, lambda: NOW) as uow:
+        claim = await request_claim(uow.configured(rewards.topics, 30), customer, "tea")
     return uuid.UUID(str(claim.claim_id))
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.rewards.admin_api import (
-    ItemDocument,
-    LimitsDocument,
-    MilestoneDocument,
-    PolicyDocument,
-)
-from services.rewards.referral_api import ProgrammeDocument, RewardDefinition
+from services.rewards.catalogue.schemas import ItemDocument
+from services.rewards.milestones.schemas import MilestoneDocument
+from services.rewards.policies.schemas import LimitsDocument, PolicyDocument
+from services.rewards.referrals.schemas import ProgrammeDocument
+from services.rewards.vouchers.schemas import RewardDefinition
 from shared.contracts.registry import EVENT_MODELS
 from tooling.simulator.population import COALITION
 from tooling.simulator.programme import (

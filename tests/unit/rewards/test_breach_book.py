@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.rewards.breach_book import BreachBook, BreachReport, compensation_id_for
-from services.rewards.breach_ledger import _Granted
-from services.rewards.compensation import party_lock_keys
+from services.rewards.compensation.repository import party_lock_keys
+from services.rewards.domain.breach_book import (
+    BreachBook,
+    BreachReport,
+    _Granted,
+    compensation_id_for,
+)
 from services.rewards.domain.guarantee import (
     Measurement,
     PromiseKind,

@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.rewards.breach_book import BreachBook, BreachReport
+from services.rewards.domain.breach_book import BreachBook, BreachReport
 from services.rewards.domain.guarantee import (
     GuaranteePolicy,
     GuaranteeTier,
@@ -32,8 +32,8 @@ from services.rewards.domain.guarantee import (
 )
 from services.rewards.domain.guarantee_claims import KnownOrder
 from services.rewards.domain.guarantee_limits import CompensationLimits
-from services.rewards.incidents import on_record
-from services.rewards.orders import ORDER_UNKNOWN
+from services.rewards.incidents.service import on_record
+from services.rewards.orders.repository import ORDER_UNKNOWN
 
 START = datetime(2026, 6, 1, 12, tzinfo=UTC)
 MERCHANT, CUSTOMER, ORDER = "m-prop", "c-prop", "o-prop"

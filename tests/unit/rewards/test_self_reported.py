@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from services.rewards.breach_book import BreachBook, BreachReport
-from services.rewards.breach_ledger import SELF_REPORTED
+from services.rewards.domain.breach_book import SELF_REPORTED, BreachBook, BreachReport
 from services.rewards.domain.guarantee import (
     Measurement,
     PromiseKind,
