@@ -30,12 +30,14 @@ screenshots: $(STAMP)
 
 ## lint: ruff (complexity included), mypy strict on every package (tests included), and the
 ##       import layering ([tool.importlinter] in pyproject.toml: shared imports no service,
-##       the services none of each other, each domain nothing of its service)
+##       the services none of each other, each domain nothing of its service), and the
+##       service template (python -m tooling.shape: the same role modules in every service)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared tooling services bench console tests
 	$(BIN)/lint-imports
+	$(BIN)/python -m tooling.shape
 
 ## test: lint, then every test (unit, integration on the embedded broker + PostgreSQL, e2e)
 test: lint
