@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 
 class DomainError(Exception):
@@ -53,6 +53,20 @@ class PoisonEvent(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class RejectedEvent(PoisonEvent):
+    """One event a handler can never apply, named so the runtime dead-letters only it and
+    applies the rest of the batch."""
+
+    def __init__(self, event: HasEventId, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.event_id = str(event.event_id)
+
+
+class HasEventId(Protocol):
+    @property
+    def event_id(self) -> object: ...
 
 
 _TRANSIENT_SQLSTATES = {

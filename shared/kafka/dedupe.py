@@ -33,7 +33,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import processed_events
-from shared.errors import is_transient
+from shared.jobs import PeriodicJob
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,8 @@ class ProcessedEventsPruner:
         self.interval = interval
         self.batch = batch
         self._check = check
-        self._stopping = asyncio.Event()
+        self._stopping = asyncio.Event()  # also ends a pass between batches
+        self._job = PeriodicJob("dedupe-pruner", self.prune_once, interval, before_first_tick=check)
 
     def cutoff(self) -> datetime:
         """Ids processed before this instant can no longer meet a duplicate."""
@@ -151,22 +152,11 @@ class ProcessedEventsPruner:
 
     async def run(self) -> None:
         """Check the retention against the topics, then prune every `interval` until stopped."""
-        if self._check is not None:
-            await self._check()
-        while not self._stopping.is_set():
-            try:
-                await self.prune_once()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning("processed events not pruned this time: %s", exc)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
-            except TimeoutError:
-                pass
+        await self._job.run()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._job.stop()
 
 
 def named_topics(settings: ServiceSettings) -> list[str]:

@@ -33,15 +33,7 @@ from shared.contracts.envelope import EventEnvelope
 from shared.contracts.fields import minor_units
 from shared.contracts.points import AccountSnapshot
 from shared.contracts.pos import PurchaseCompleted, PurchaseCompletedData, PurchaseReturned
-from shared.errors import PoisonEvent
-
-
-class UnusableEvent(PoisonEvent):
-    """An event this service can never apply; names the event so only it is dead-lettered."""
-
-    def __init__(self, event: EventEnvelope, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.event_id = str(event.event_id)
+from shared.errors import RejectedEvent
 
 
 async def record_snapshot_tiers(uow: AlertsUnitOfWork, events: Sequence[EventEnvelope]) -> None:
@@ -197,7 +189,7 @@ def _counted(before: CustomerActivity, event: PurchaseCompleted) -> CustomerActi
             before.summary, event.occurred_at, data.amount_minor, data.merchant_id
         )
     except ActivityError as exc:
-        raise UnusableEvent(event, "unusable_purchase", str(exc)) from exc
+        raise RejectedEvent(event, "unusable_purchase", str(exc)) from exc
     first_so_far = before.summary.first_purchase_at
     is_first = first_so_far is None or event.occurred_at < first_so_far
     return replace(
@@ -232,7 +224,7 @@ def _plus(totals: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
 def _require_same_currency(activity: CustomerActivity, event: EventEnvelope, currency: str) -> None:
     # Spend is one integer per customer: adding yen to euros would corrupt every figure.
     if activity.currency is not None and activity.currency != currency:
-        raise UnusableEvent(
+        raise RejectedEvent(
             event,
             "currency_mismatch",
             f"customer {activity.customer_id} buys in {activity.currency}, "

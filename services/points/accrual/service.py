@@ -36,13 +36,14 @@ from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, accrual_lot, credit_lot, settle_debt
 from services.points.domain.programme import ProgrammeRules, RuleBook
 from services.points.domain.returns import UNITEMISED, EarningLine, OrderEarning
-from services.points.ledger.service import RejectedEvent, as_of, emit_all, rejecting
+from services.points.ledger.service import as_of, emit_all, rejecting
 from services.points.returns.service import apply_parked_return
 from services.points.rules.service import rule_book
 from services.points.uow import PointsUnitOfWork
 from shared.contracts.envelope import EventEnvelope, derived_event_id
 from shared.contracts.pos import PurchaseCompleted
 from shared.contracts.rewards import PointsCreditRequested
+from shared.errors import RejectedEvent
 
 log = logging.getLogger(__name__)
 

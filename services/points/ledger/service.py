@@ -31,7 +31,7 @@ from services.points.rules.repository import RuleRepository
 from services.points.uow import PointsUnitOfWork
 from shared.contracts.envelope import EventEnvelope
 from shared.db import driver_connection
-from shared.errors import PoisonEvent
+from shared.errors import RejectedEvent
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,6 @@ async def read_account(
     reading the rule versions on every call."""
     book = rules if rules is not None else await RuleRepository(conn).book()
     return await account_view(await driver_connection(conn), customer_id, now, book)
-
-
-class RejectedEvent(PoisonEvent):
-    """An event that can never be applied; names itself so only it is dead-lettered."""
-
-    def __init__(self, event: EventEnvelope, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.event_id = event.event_id
 
 
 @contextmanager

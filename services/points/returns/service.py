@@ -16,11 +16,12 @@ from datetime import datetime
 from services.points.domain.book import Account, Changes, LedgerLine, ReturnRecord, StoredOrder
 from services.points.domain.ledger import EntryKind
 from services.points.domain.returns import ReturnedLine, apply_return
-from services.points.ledger.service import RejectedEvent, as_of, emit_all
+from services.points.ledger.service import as_of, emit_all
 from services.points.returns.events import points_reversed
 from services.points.uow import PointsUnitOfWork
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.pos import PurchaseReturned
+from shared.errors import RejectedEvent
 
 log = logging.getLogger(__name__)
 

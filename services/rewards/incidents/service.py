@@ -33,7 +33,7 @@ from services.rewards.domain.guarantee_limits import CompensationLimits
 from services.rewards.orders.repository import held_values
 from services.rewards.policies.service import measurement, promise_kind
 from shared.contracts.pos import ServiceIncident
-from shared.errors import DomainError, PoisonEvent
+from shared.errors import DomainError, RejectedEvent
 
 if TYPE_CHECKING:
     from services.rewards.uow import RewardsUnitOfWork
@@ -41,14 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _POLICIES = "rewards.guarantee_policies"
 _LIMITS = "rewards.compensation_limits"
-
-
-class RejectedIncident(PoisonEvent):
-    """An incident that can never be judged; names itself so only it is dead-lettered."""
-
-    def __init__(self, event: ServiceIncident, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.event_id = event.event_id
 
 
 def report_of(event: ServiceIncident) -> BreachReport | None:
@@ -60,7 +52,7 @@ def report_of(event: ServiceIncident) -> BreachReport | None:
     try:
         measured = measurement(data.measured.value, data.measured.unit.value)
     except (DomainError, RewardsRuleError) as error:
-        raise RejectedIncident(event, "measurement_invalid", str(error)) from error
+        raise RejectedEvent(event, "measurement_invalid", str(error)) from error
     return BreachReport(
         customer_id=event.customer_id,
         merchant_id=data.merchant_id,
@@ -137,7 +129,7 @@ async def apply_incidents(uow: RewardsUnitOfWork, events: Sequence[ServiceIncide
             problem = order_problem(report.customer_id, report.merchant_id, report.order_id, order)
             if problem is not None:
                 assert problem.reason is not None
-                raise RejectedIncident(event, problem.reason.value, problem.explanation)
+                raise RejectedEvent(event, problem.reason.value, problem.explanation)
             if order.returned_in_full:
                 log.info(
                     "incident %s: order %s was returned in full", event.event_id, order.order_id
@@ -175,6 +167,6 @@ async def judge(uow: RewardsUnitOfWork, judged: Sequence[Judgement]) -> list[Ass
         except RewardsRuleError as error:
             if item.event is None:
                 raise
-            raise RejectedIncident(item.event, error.code, str(error)) from error
+            raise RejectedEvent(item.event, error.code, str(error)) from error
     await deliver_assessed(uow, await uow.compensations.write_book(book))
     return assessments
