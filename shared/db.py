@@ -88,16 +88,62 @@ api_keys = sa.Table(
 
 
 def create_foundation_tables(op: Any) -> None:
-    """Called from each service's first Alembic revision (`op` is alembic.op)."""
-    bind = op.get_bind()
-    for table in foundation.sorted_tables:
-        table.create(bind)
+    """Called from each service's first Alembic revision (`op` is alembic.op).
+
+    Written out, not built from the tables above: a revision must keep building what it
+    built when it was released, so a change to a table above needs a new revision in every
+    service, and the drift tests (tests/support/schema_drift.py) catch a change without one.
+    """
+    now = sa.func.now()
+    op.create_table(
+        "processed_events",
+        sa.Column("event_id", pg.UUID(as_uuid=True), nullable=False),
+        sa.Column("fingerprint", pg.BYTEA, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("partition", sa.Integer, nullable=False),
+        sa.Column("offset", sa.BigInteger, nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=now),
+        sa.PrimaryKeyConstraint("event_id", name="pk_processed_events"),
+    )
+    op.create_table(
+        "dead_letters",
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("partition", sa.Integer, nullable=False),
+        sa.Column("offset", sa.BigInteger, nullable=False),
+        sa.Column("error_code", sa.Text, nullable=False),
+        sa.Column("error_message", sa.Text, nullable=False),
+        sa.Column("event_id", sa.Text),
+        sa.Column(
+            "dead_lettered_at", sa.DateTime(timezone=True), nullable=False, server_default=now
+        ),
+        sa.PrimaryKeyConstraint("topic", "partition", "offset", name="pk_dead_letters"),
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", pg.BYTEA),
+        sa.Column("value", pg.BYTEA, nullable=False),
+        sa.Column("headers", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=now),
+        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
+    )
+    op.create_table(
+        "api_keys",
+        sa.Column("key_id", sa.Text, nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("secret_hash", pg.BYTEA, nullable=False),
+        sa.Column("scopes", pg.ARRAY(sa.Text), nullable=False),
+        sa.Column("merchant_id", sa.Text),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=now),
+        sa.Column("revoked_at", sa.DateTime(timezone=True)),
+        sa.PrimaryKeyConstraint("key_id", name="pk_api_keys"),
+    )
 
 
 def drop_foundation_tables(op: Any) -> None:
-    bind = op.get_bind()
-    for table in reversed(foundation.sorted_tables):
-        table.drop(bind)
+    for name in ("api_keys", "outbox", "dead_letters", "processed_events"):
+        op.drop_table(name)
 
 
 def asyncpg_dsn(url: str) -> str:
