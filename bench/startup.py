@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GROUP_REQUESTS = ("FindCoordinator", "JoinGroup", "SyncGroup")
-FETCH_REQUESTS = ("OffsetFetch", "ListOffsets", "Fetch")
+FETCH_REQUESTS = ("OffsetFetch", "Offset", "ListOffsets", "Fetch")  # aiokafka: OffsetRequest
 _VERSION = re.compile(r"(Request|Response)?(_v\d+)?$")
 
 
