@@ -11,8 +11,11 @@
    (cheap enough not to steal the server's CPU); latency is measured from each request's
    due time, so a stall also delays the requests queued behind it (no coordinated
    omission).
-Targets (reported, never failing): >= 10,000 purchase events/s; balance GET p99 < 20 ms
-at 500 requests/s.
+Targets (issue 12; reported, never failing): accrual, topic -> balances -> relayed,
+>= 10,000 events/s steady (stretch 25,000): the events after the first 10%, from the
+batch that passed 10% until the outbox was empty; balance GET p99 < 10 ms at 1,000
+requests/s offered with one server process (two processes: a figure, no target). The
+consumer's start to first applied batch is printed split (bench.startup).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from aiokafka import AIOKafkaProducer
 from bench.foundation import TimedConsumer
 from bench.infra import BenchInfra, free_port
 from bench.phases import POLL, PhaseClock, print_phases, runtime_phases
-from bench.report import Progress, Rate, garbage_collection_time, print_table, verdict
+from bench.report import Progress, Rate, garbage_collection_time, print_table, target_line
+from bench.startup import StartupTimeline
 from bench.workload import make_purchases, produce
 from services.points.accounts.repository import AccountRepository
 from services.points.accrual import handlers as accrual_handlers
@@ -54,9 +58,10 @@ from shared.outbox import OutboxRelay
 SECTION = "points"
 PARTITIONS = 8
 BATCH = 2000  # the service's default max_batch
-TARGET_EPS = 10_000
-TARGET_P99_MS = 20.0
-RATE = 500  # balance GETs per second
+TARGET_EPS = 10_000  # accrual end to end, steady
+STRETCH_EPS = 25_000
+TARGET_P99_MS = 10.0
+RATE = 1_000  # balance GETs per second offered
 DURATION = 10.0  # seconds measured, after WARM_UP seconds at the same rate
 WARM_UP = 2.0
 SERVER_PROCESSES = (1, 2)  # uvicorn processes of one instance (POINTS_HTTP_WORKERS)
@@ -72,6 +77,7 @@ class AccrualFigures:
     database_url: str
     customers: list[str]
     phases: PhaseClock
+    startup: StartupTimeline
 
 
 class CountingRelay(OutboxRelay):
@@ -101,10 +107,10 @@ async def measure_accrual(infra: BenchInfra, count: int) -> AccrualFigures:
     print("measuring points accrual: consumer + outbox relay, one instance ...")
     clock = PhaseClock()
     with clock.patch(_hot_path_phases()):
-        committed, relayed, messages = await _run_accrual(
+        committed, relayed, messages, startup = await _run_accrual(
             infra, url, inbound, outbound, count, clock
         )
-    return AccrualFigures(committed, relayed, messages, url, customers, clock)
+    return AccrualFigures(committed, relayed, messages, url, customers, clock, startup)
 
 
 def _hot_path_phases() -> list[tuple[Any, str, str]]:
@@ -134,7 +140,7 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
 
 async def _run_accrual(
     infra: BenchInfra, url: str, inbound: str, outbound: str, count: int, clock: PhaseClock
-) -> tuple[Rate, Rate, int]:
+) -> tuple[Rate, Rate, int, StartupTimeline]:
     engine = create_engine(url)
     producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, linger_ms=5)
     await producer.start()
@@ -142,6 +148,7 @@ async def _run_accrual(
     progress = Progress(count)
     consumer = TimedConsumer(
         progress,
+        infra.broker,
         group_id=f"bench-points-{uuid.uuid4().hex[:8]}",
         topics=[inbound],
         bootstrap_servers=infra.bootstrap_servers,
@@ -163,7 +170,8 @@ async def _run_accrual(
                 note=f"{consumer.batches} batches; gc {gc_seconds[0]:.1f}s",
             )
             await _until_outbox_empty(url, tasks)
-            relayed_at = time.perf_counter() - progress.started
+            relayed_end = time.perf_counter()
+            relayed_at = relayed_end - progress.started
             consumer.request_stop()
             relay.stop()
             await asyncio.gather(*tasks)
@@ -174,11 +182,12 @@ async def _run_accrual(
         "accrual: events -> outbox relayed to loyalty.points",
         count,
         relayed_at,
-        count / relayed_at,  # not measured separately: the whole run
+        # after warm-up: from the batch that passed 10% committed until the outbox was empty
+        progress.steady_until(relayed_end),
         committed.first_batch_s,
         note=f"{relay.published:,} messages relayed",
     )
-    return committed, relayed, relay.published
+    return committed, relayed, relay.published, consumer.startup
 
 
 async def _until(done: Any, tasks: list[asyncio.Task[None]], what: str) -> None:
@@ -409,6 +418,24 @@ def _latency_ok(latency: Latency) -> bool:
     return latency.p99_ms < TARGET_P99_MS and latency.errors == 0
 
 
+def _accrual_targets(relayed: Rate) -> list[tuple[str, str, bool]]:
+    """(key, what, met) of the accrual targets, on the end-to-end steady rate."""
+    steady = relayed.steady_eps
+    what = "points accrual (topic -> balances -> relayed)"
+    return [
+        (
+            "target_accrual_steady_eps_pass",
+            f"{what} >= {TARGET_EPS:,} events/s steady",
+            steady >= TARGET_EPS,
+        ),
+        (
+            "target_accrual_stretch_steady_eps_pass",
+            f"{what} stretch >= {STRETCH_EPS:,} events/s steady",
+            steady >= STRETCH_EPS,
+        ),
+    ]
+
+
 def report(
     infra: BenchInfra, count: int, accrual: AccrualFigures, latencies: dict[int, Latency]
 ) -> dict[str, Any]:
@@ -420,15 +447,24 @@ def report(
     phases = print_phases(f"{SECTION} accrual", accrual.phases, count)
     end_to_end = accrual.relayed.eps
     print(
-        f"target accrual >= {TARGET_EPS:,} events/s (events in the topic -> balances committed "
-        f"-> outbox relayed): {end_to_end:,.0f} {verdict(end_to_end >= TARGET_EPS)} "
-        f"(committed {accrual.committed.eps:,.0f}/s, steady {accrual.committed.steady_eps:,.0f}/s)"
+        f"accrual end to end {end_to_end:,.0f} events/s from start, "
+        f"{accrual.relayed.steady_eps:,.0f} steady (balances committed "
+        f"{accrual.committed.eps:,.0f}/s, steady {accrual.committed.steady_eps:,.0f}/s)"
     )
+    for _, what, met in _accrual_targets(accrual.relayed):
+        print(target_line(what, f"{accrual.relayed.steady_eps:,.0f}", met))
+    print(accrual.startup.line("points accrual"))
     for processes, latency in latencies.items():
         print(_latency_line(processes, latency))
+    if 1 in latencies:
+        one = latencies[1]
         print(
-            f"target balance GET p99 < {TARGET_P99_MS:g} ms at {RATE}/s, {processes} process(es): "
-            f"{verdict(_latency_ok(latency))}"
+            target_line(
+                f"points balance GET p99 < {TARGET_P99_MS:g} ms at {RATE:,}/s offered, "
+                "1 server process, no errors",
+                f"{one.p99_ms:.1f} ms ({one.errors} errors, achieved {one.achieved_rps:,.0f}/s)",
+                _latency_ok(one),
+            )
         )
     p = f"{SECTION}."
     figures: dict[str, Any] = {
@@ -440,11 +476,13 @@ def report(
         p + "accrual_committed_eps": round(accrual.committed.eps),
         p + "accrual_committed_steady_eps": round(accrual.committed.steady_eps),
         p + "accrual_relayed_eps": round(end_to_end),
+        p + "accrual_relayed_steady_eps": round(accrual.relayed.steady_eps),
         p + "accrual_messages_relayed": accrual.messages_relayed,
-        p + "target_accrual_eps_pass": end_to_end >= TARGET_EPS,
         p + "balance_rate_rps": RATE,
         p + "accrual_cpu_us_per_event": round(sum(phases.values()), 1),
     }
+    figures.update({p + key: met for key, _, met in _accrual_targets(accrual.relayed)})
+    figures.update(accrual.startup.figures(p + "accrual_"))
     figures.update({f"{p}accrual_cpu_us_per_event.{phase}": us for phase, us in phases.items()})
     for processes, latency in latencies.items():
         # One process is the headline figure (`balance_*`, read by bench.summary).
@@ -458,11 +496,10 @@ def report(
                 q + "p95_ms": round(latency.p95_ms, 2),
                 q + "p99_ms": round(latency.p99_ms, 2),
                 q + "max_ms": round(latency.max_ms, 2),
-                (p + "target_balance_p99_pass" if processes == 1 else q + "target_p99_pass"): (
-                    _latency_ok(latency)
-                ),
             }
         )
+        if processes == 1:  # two processes: a figure without a target
+            figures[p + "target_balance_p99_pass"] = _latency_ok(latency)
     return figures
 
 

@@ -60,7 +60,15 @@ class Progress:
 
     def _steady(self) -> float:
         """Rate between the batch that passed the warm-up share and the last batch."""
-        end, total = self.marks[-1]
+        return self.steady_until(self.marks[-1][0])
+
+    def steady_until(self, end: float) -> float:
+        """Rate of the events after the warm-up share: from the batch that passed it until
+        `end`, a perf_counter time at or after the last batch (e.g. when the output of
+        every event had been relayed)."""
+        if not self.marks:
+            return 0.0
+        total = self.marks[-1][1]
         threshold = self.target * WARM_UP_SHARE
         begin, counted = next((m for m in self.marks if m[1] >= threshold), self.marks[-1])
         if end <= begin:
@@ -116,6 +124,11 @@ def print_table(title: str, rates: list[Rate], baseline: float) -> None:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def target_line(what: str, figure: str, ok: bool) -> str:
+    """The one printed line of a target: `target <what>: <figure> PASS|MISS`."""
+    return f"target {what}: {figure} {verdict(ok)}"
 
 
 def json_safe(value: Any) -> Any:
