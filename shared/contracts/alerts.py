@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.envelope import EventEnvelope
-from shared.contracts.fields import Currency, Identifier, Money, minor_units
+from shared.contracts.fields import Currency, Identifier, Money, check_minor_units
 
 AlertKind = Literal["lapse"]
 AlertStatus = Literal["at_risk", "lapsed"]
@@ -59,7 +59,7 @@ class _AlertFacts(_Data):
 
     @model_validator(mode="after")
     def _precision_fits_currency(self) -> _AlertFacts:
-        minor_units(self.value_at_risk, self.currency)
+        check_minor_units(self.value_at_risk, self.currency)
         return self
 
 

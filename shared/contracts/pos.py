@@ -18,7 +18,14 @@ from pydantic import (
 )
 
 from shared.contracts.envelope import EventEnvelope
-from shared.contracts.fields import Currency, Identifier, Money, Quantity, minor_units
+from shared.contracts.fields import (
+    Currency,
+    Identifier,
+    Money,
+    Quantity,
+    check_minor_units,
+    minor_units,
+)
 
 
 class _Data(BaseModel):
@@ -51,9 +58,9 @@ class PurchaseCompletedData(_Data):
 
     @model_validator(mode="after")
     def _precision_fits_currency(self) -> PurchaseCompletedData:
-        minor_units(self.amount, self.currency)
+        check_minor_units(self.amount, self.currency)
         for item in self.items:
-            minor_units(item.unit_price, self.currency)
+            check_minor_units(item.unit_price, self.currency)
         return self
 
     @property
@@ -77,7 +84,7 @@ class PurchaseReturnedData(_Data):
 
     @model_validator(mode="after")
     def _precision_fits_currency(self) -> PurchaseReturnedData:
-        minor_units(self.refunded_amount, self.currency)
+        check_minor_units(self.refunded_amount, self.currency)
         return self
 
     @property
@@ -154,7 +161,7 @@ class ServiceIncidentData(_Data):
 
     @model_validator(mode="after")
     def _precision_fits_currency(self) -> ServiceIncidentData:
-        minor_units(self.order_amount, self.currency)
+        check_minor_units(self.order_amount, self.currency)
         return self
 
     @property

@@ -18,7 +18,7 @@ from typing import Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.envelope import EventEnvelope, derived_event_id
-from shared.contracts.fields import Currency, Identifier, Money, minor_units
+from shared.contracts.fields import Currency, Identifier, Money, check_minor_units
 
 RewardOrigin = Literal["guarantee", "catalogue", "milestone", "referral"]
 
@@ -134,7 +134,7 @@ class _BreachFacts(_Data):
 
     @model_validator(mode="after")
     def _precision_fits_currency(self) -> _BreachFacts:
-        minor_units(self.refund_amount, self.currency)
+        check_minor_units(self.refund_amount, self.currency)
         return self
 
 
@@ -171,7 +171,7 @@ class RefundInstructedData(_Data):
 
     @model_validator(mode="after")
     def _precision_fits_currency(self) -> RefundInstructedData:
-        minor_units(self.amount, self.currency)
+        check_minor_units(self.amount, self.currency)
         return self
 
 
