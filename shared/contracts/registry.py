@@ -84,6 +84,12 @@ def decode_event(raw: bytes | str | dict[str, Any]) -> EventEnvelope:
             raise ContractError("not_json", f"message is not JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise ContractError("schema_violation", "an event must be a JSON object")
+    return decode_document(document)
+
+
+def decode_document(document: dict[str, Any]) -> EventEnvelope:
+    """Validate one parsed JSON object (the consumer's path: it parses once, for the
+    fingerprint too); raises ContractError naming the rule broken."""
     model = _model_for(document)
     try:
         return model.model_validate(document)
