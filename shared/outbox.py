@@ -109,9 +109,25 @@ async def write_to_outbox(
 
 
 _PARTITIONER = DefaultPartitioner()
-# One array parameter: `id IN (...)` renders a placeholder per row, so each batch size
-# is a new statement to compile and prepare.
-_DELETE_SENT = sa.text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
+_TRY_LEAD = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
+# The oldest rows, taken out in the relay's transaction (a rollback puts them back).
+_TAKE_BATCH = (
+    "DELETE FROM outbox WHERE id IN"
+    " (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    " RETURNING id, topic, key, value, headers"
+)
+
+
+def _outbox_id(row: Any) -> int:
+    return int(row[0])
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    """The headers column as the producer takes them; asyncpg hands JSONB over as text."""
+    if raw is None or raw == "[]":
+        return []
+    pairs = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    return [(name, value.encode()) for name, value in pairs]
 
 
 _PRODUCER_ID_PROBE_SECONDS = 10
@@ -217,57 +233,63 @@ class OutboxRelay:
         self.wakeup.set()
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many rows were sent (0 if none or not the leader)."""
+        """Publish one batch; returns how many rows were sent (0 if none or not the leader).
+
+        The rows are taken (deleted, returning their content) and published inside one
+        transaction: if publishing fails the transaction rolls back and the rows are back;
+        a crash after publishing and before the commit re-sends them (at least once, as
+        the module says). Statements go to asyncpg directly: through SQLAlchemy, a row
+        object per message and a second statement to delete cost ~10 µs per message
+        (`python -m bench points`, phase "relay: select + delete rows").
+        """
         async with self.engine.begin() as conn:
-            leader = await conn.scalar(
-                sa.select(sa.func.pg_try_advisory_xact_lock(_RELAY_LOCK_KEY))
-            )
-            if not leader:
+            # Through SQLAlchemy first: it begins its transaction on its first statement,
+            # and the driver's statements must run inside that one.
+            if not await conn.scalar(_TRY_LEAD, {"key": _RELAY_LOCK_KEY}):
                 return 0
-            rows = (
-                await conn.execute(
-                    sa.select(
-                        outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers
-                    )
-                    .order_by(outbox.c.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            driver = await driver_connection(conn)
+            rows = await driver.fetch(_TAKE_BATCH, self.batch_size)
             if not rows:
                 return 0
+            # DELETE ... RETURNING gives no order; publishing must follow the outbox's.
+            rows.sort(key=_outbox_id)
             await self._publish(rows)
-            await conn.execute(_DELETE_SENT, {"ids": [r.id for r in rows]})
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
 
     async def _publish(self, rows: Sequence[Any]) -> None:
-        """Send the rows as record batches, one open batch per partition, in id order.
+        """Send the rows (id, topic, key, value, headers) as record batches, one open batch
+        per partition, in id order.
 
         A key goes to the partition the producer's default partitioner gives it (murmur2 of
         the key, as Java clients do), so a customer's events keep their order. Batches of a
         partition are queued in order, and the producer sends them in that order.
         `producer.send` costs ~30 µs of CPU per message (a future, the partitioner and the
         accumulator each time); appending to a batch ~9 µs (20,000 messages, this machine).
+        murmur2 is pure Python (~3 µs for a customer id), and one customer's events come
+        together, so the partition of each (topic, key) is computed once per call.
         """
         producer: Any = self.producer
         partitions: dict[str, list[int]] = {}
+        placed: dict[tuple[str, bytes | None], tuple[str, int]] = {}
         open_batches: dict[tuple[str, int], Any] = {}
         futures = []
-        for row in rows:
-            every = partitions.get(row.topic)
-            if every is None:
-                every = partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
-            target = (row.topic, _PARTITIONER(row.key, every, every))
-            headers = [(name, value.encode()) for name, value in row.headers]
+        for _, topic, key, value, raw_headers in rows:
+            target = placed.get((topic, key))
+            if target is None:
+                every = partitions.get(topic)
+                if every is None:
+                    every = partitions[topic] = sorted(await producer.partitions_for(topic))
+                target = placed[(topic, key)] = (topic, _PARTITIONER(key, every, every))
+            headers = _headers(raw_headers)
             batch = open_batches.get(target)
             if batch is None:
                 batch = open_batches[target] = producer.create_batch()
-            if batch.append(key=row.key, value=row.value, timestamp=None, headers=headers) is None:
-                futures.append(await producer.send_batch(batch, target[0], partition=target[1]))
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=target[1]))
                 batch = open_batches[target] = producer.create_batch()
                 # An empty batch always takes its first record, whatever its size.
-                batch.append(key=row.key, value=row.value, timestamp=None, headers=headers)
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
         for (topic, partition), batch in open_batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
