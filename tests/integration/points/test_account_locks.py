@@ -21,7 +21,7 @@ _TAKE_NOW = "SELECT customer_id FROM accounts WHERE customer_id = $1 FOR UPDATE 
 async def _someone_else_can_lock(other: asyncpg.Connection, customer_id: str) -> bool:
     try:
         async with other.transaction():
-            return await other.fetchval(_TAKE_NOW, customer_id) == customer_id
+            return bool(await other.fetchval(_TAKE_NOW, customer_id) == customer_id)
     except asyncpg.LockNotAvailableError:
         return False
 
