@@ -48,19 +48,6 @@ _LIVE_LOTS = (
     " merchant_id, reference, redeemed, clawed_back, expired "
     "FROM lots WHERE customer_id = ANY($1::text[]) AND remaining > 0"
 )
-_LOT_FIELDS = (
-    "lot_id",
-    "source",
-    "points",
-    "earned_at",
-    "pending_until",
-    "expires_at",
-    "merchant_id",
-    "reference",
-    "redeemed",
-    "clawed_back",
-    "expired",
-)
 _SOURCES = {kind.value: kind for kind in EntryKind}
 
 
@@ -320,19 +307,44 @@ def restored_lot(row: Sequence[Any]) -> Lot:
     every live lot of its customer; a lot changed afterwards (`dataclasses.replace`)
     goes through the constructor as always.
     """
-    values = dict(zip(_LOT_FIELDS, row[1:], strict=True))
-    values["source"] = _SOURCES[values["source"]]
+    values = {
+        "lot_id": row[1],
+        "source": _SOURCES[row[2]],
+        "points": row[3],
+        "earned_at": row[4],
+        "pending_until": row[5],
+        "expires_at": row[6],
+        "merchant_id": row[7],
+        "reference": row[8],
+        "redeemed": row[9],
+        "clawed_back": row[10],
+        "expired": row[11],
+    }
     if _LOT_RESTORABLE:
-        lot = object.__new__(Lot)
+        lot = _new(Lot)
         lot.__dict__.update(values)
         return lot
     return Lot(**values)
 
 
+_new = object.__new__
 # Restoring needs a __dict__ (no __slots__) and exactly these fields; a Lot that changes
 # shape is built by its constructor instead, which fails loudly on a field it lacks.
-_LOT_RESTORABLE = not hasattr(Lot, "__slots__") and {f.name for f in fields(Lot)} == set(
-    _LOT_FIELDS
+_RESTORED_FIELDS = {
+    "lot_id",
+    "source",
+    "points",
+    "earned_at",
+    "pending_until",
+    "expires_at",
+    "merchant_id",
+    "reference",
+    "redeemed",
+    "clawed_back",
+    "expired",
+}  # the keys `restored_lot` sets
+_LOT_RESTORABLE = not hasattr(Lot, "__slots__") and {f.name for f in fields(Lot)} == (
+    _RESTORED_FIELDS
 )
 
 
