@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,6 +50,19 @@ _LIVE_LOTS = (
     "FROM lots WHERE customer_id = ANY($1::text[]) AND remaining > 0"
 )
 _SOURCES = {kind.value: kind for kind in EntryKind}
+# Absolute values, safe because the writer holds the rows' locks (see the module).
+_SAVE_ACCOUNTS = (
+    "UPDATE accounts AS a SET tier = v.tier, debt = v.debt,"
+    " lifetime_earned = v.lifetime_earned, purchase_count = v.purchase_count,"
+    " first_purchase_at = v.first_purchase_at, tier_changed_at = v.tier_changed_at,"
+    " next_review_at = v.next_review_at, settled_points = v.settled_points,"
+    " settled_purchase_count = v.settled_purchase_count "
+    "FROM json_to_recordset($1::json) AS v(customer_id text, tier text, debt bigint,"
+    " lifetime_earned bigint, purchase_count integer, first_purchase_at timestamptz,"
+    " tier_changed_at timestamptz, next_review_at timestamptz, settled_points bigint,"
+    " settled_purchase_count integer) "
+    "WHERE a.customer_id = v.customer_id"
+)
 
 
 def among(column: sa.ColumnElement[Any], values: Iterable[Any]) -> sa.ColumnElement[bool]:
@@ -126,38 +140,33 @@ class AccountRepository:
         await self._insert_ledger(changes)
 
     async def _save_accounts(self, changed: list[Account]) -> None:
+        """The accounts' values as they are now in memory, as one JSON document.
+
+        Ten bound arrays of a batch's accounts cost the driver an isinstance check against
+        abstract base classes per element (3.3 µs per purchase, `python -m bench points`);
+        orjson writes the document in C and PostgreSQL reads it back by column type.
+        """
         if not changed:
             return
-        await self.conn.execute(
-            sa.text(
-                "UPDATE accounts AS a SET tier = v.tier, debt = v.debt,"
-                " lifetime_earned = v.lifetime_earned, purchase_count = v.purchase_count,"
-                " first_purchase_at = v.first_purchase_at, tier_changed_at = v.tier_changed_at,"
-                " next_review_at = v.next_review_at, settled_points = v.settled_points,"
-                " settled_purchase_count = v.settled_count "
-                "FROM unnest(CAST(:ids AS text[]), CAST(:tiers AS text[]),"
-                " CAST(:debts AS bigint[]),"
-                " CAST(:lifetimes AS bigint[]), CAST(:counts AS integer[]),"
-                " CAST(:firsts AS timestamptz[]), CAST(:changed AS timestamptz[]),"
-                " CAST(:reviews AS timestamptz[]), CAST(:settled AS bigint[]),"
-                " CAST(:settled_counts AS integer[]))"
-                " AS v(customer_id, tier, debt, lifetime_earned, purchase_count, first_purchase_at,"
-                " tier_changed_at, next_review_at, settled_points, settled_count) "
-                "WHERE a.customer_id = v.customer_id"
-            ),
-            {
-                "ids": [a.customer_id for a in changed],
-                "tiers": [a.tier.value for a in changed],
-                "debts": [a.debt for a in changed],
-                "lifetimes": [a.lifetime_earned for a in changed],
-                "counts": [a.purchase_count for a in changed],
-                "firsts": [a.first_purchase_at for a in changed],
-                "changed": [a.tier_changed_at for a in changed],
-                "reviews": [a.next_review_at for a in changed],
-                "settled": [a.settled_points for a in changed],
-                "settled_counts": [a.settled_purchase_count for a in changed],
-            },
-        )
+        document = orjson.dumps(
+            [
+                {
+                    "customer_id": a.customer_id,
+                    "tier": a.tier.value,
+                    "debt": a.debt,
+                    "lifetime_earned": a.lifetime_earned,
+                    "purchase_count": a.purchase_count,
+                    "first_purchase_at": a.first_purchase_at,
+                    "tier_changed_at": a.tier_changed_at,
+                    "next_review_at": a.next_review_at,
+                    "settled_points": a.settled_points,
+                    "settled_purchase_count": a.settled_purchase_count,
+                }
+                for a in changed
+            ]
+        ).decode()
+        driver = await transaction_driver(self.conn)
+        await driver.execute(_SAVE_ACCOUNTS, document)
 
     async def _insert_lots(self, new: list[tuple[str, Lot]]) -> None:
         if not new:
