@@ -57,7 +57,9 @@ class PointsUnitOfWork(UnitOfWork):
     @classmethod
     @asynccontextmanager
     async def for_request(cls, request: Request) -> AsyncIterator[Self]:
-        """`begin` on the app's engine and clock; a database outage becomes 503, not 500."""
+        """`begin` on the app's engine and clock; a database outage becomes 503, not 500.
+        After the commit, the process's outbox relay (if it runs one) is woken, so the
+        request's events leave at once instead of at the relay's next poll."""
         try:
             async with cls.begin(request.app.state.engine, request.app.state.clock) as uow:
                 yield uow
@@ -67,6 +69,9 @@ class PointsUnitOfWork(UnitOfWork):
             if is_transient(exc):
                 raise ServiceUnavailable("the points database did not answer; retry later") from exc
             raise
+        relay = getattr(request.app.state, "outbox_relay", None)
+        if relay is not None:
+            relay.wakeup.set()
 
     @cached_property
     def accounts(self) -> AccountRepository:

@@ -3,7 +3,6 @@ and the credits already applied. Repositories never commit: the unit of work doe
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.points.accounts.repository import among, insert_columns
+from services.points.accounts.repository import among, insert_records
 from services.points.db import (
     ledger,
     lines_from_json,
@@ -64,30 +63,8 @@ class OrderRepository:
     async def _insert_orders(self, new: list[StoredOrder]) -> None:
         if not new:
             return
-        await insert_columns(
-            self.conn,
-            "order_earnings",
-            {
-                "order_id": ("text", [o.order_id for o in new]),
-                "customer_id": ("text", [o.customer_id for o in new]),
-                "merchant_id": ("text", [o.merchant_id for o in new]),
-                "event_id": ("uuid", [o.event_id for o in new]),
-                "occurred_at": ("timestamptz", [o.occurred_at for o in new]),
-                "currency": ("text", [o.currency for o in new]),
-                "amount_minor": ("bigint", [o.earning.amount_minor for o in new]),
-                "spend_minor": ("bigint", [o.spend_minor for o in new]),
-                "points": ("bigint", [o.earning.points for o in new]),
-                "refunded_minor": ("bigint", [o.earning.refunded_minor for o in new]),
-                "reversed_points": ("bigint", [o.earning.reversed_points for o in new]),
-                "lot_id": (
-                    "uuid",
-                    [uuid.UUID(o.earning.lot_id) if o.earning.lot_id else None for o in new],
-                ),
-                "lines": ("jsonb", [lines_to_json(o.earning.lines) for o in new]),
-                "returned": ("jsonb", [returned_to_json(o.earning.returned) for o in new]),
-                "settles_at": ("timestamptz", [o.settles_at or o.occurred_at for o in new]),
-                "settled_at": ("timestamptz", [o.settled_at for o in new]),
-            },
+        await insert_records(
+            self.conn, "order_earnings", _ORDER_COLUMNS, [_order_record(o) for o in new]
         )
 
     async def _update_orders(self, changed: list[StoredOrder]) -> None:
@@ -156,6 +133,49 @@ class OrderRepository:
             )
         )
         return {row.reference: (row.customer_id, row.points) for row in rows}
+
+
+_ORDER_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "merchant_id",
+    "event_id",
+    "occurred_at",
+    "currency",
+    "amount_minor",
+    "spend_minor",
+    "points",
+    "refunded_minor",
+    "reversed_points",
+    "lot_id",
+    "lines",
+    "returned",
+    "settles_at",
+    "settled_at",
+)
+
+
+def _order_record(order: StoredOrder) -> tuple[Any, ...]:
+    """A new order in the order of `_ORDER_COLUMNS` (JSON as text, the lot id as text)."""
+    earning = order.earning
+    return (
+        earning.order_id,
+        order.customer_id,
+        order.merchant_id,
+        order.event_id,
+        order.occurred_at,
+        order.currency,
+        earning.amount_minor,
+        order.spend_minor,
+        earning.points,
+        earning.refunded_minor,
+        earning.reversed_points,
+        earning.lot_id,
+        lines_to_json(earning.lines),
+        returned_to_json(earning.returned),
+        order.settles_at or order.occurred_at,
+        order.settled_at,
+    )
 
 
 def order_from_row(row: Any) -> StoredOrder:

@@ -4,6 +4,7 @@ headers, whatever the batch boundaries (many small messages, one larger than a b
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import defaultdict
 
@@ -14,6 +15,7 @@ from aiokafka.partitioner import murmur2
 from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
 from shared.outbox import OutboxMessage, OutboxRelay, OutboxWriter
+from tests.support.counting import wait_until
 from tests.support.dlq import read_topic
 from tests.support.infra import Databases, Infra
 
@@ -73,3 +75,55 @@ async def test_relayed_batches_keep_partitions_order_and_headers(
             got[(topic, record.key)].append(record.value)
         mine = {k: v for k, v in expected.items() if k[0] == topic}
         assert got == mine, "per key, messages arrive in outbox order"
+
+
+class _WokenDuringFirstBatch(OutboxRelay):
+    """A relay whose first batch overlaps a local commit (the commit sets `wakeup`)."""
+
+    calls = 0
+
+    async def relay_once(self) -> int:
+        self.calls += 1
+        sent = await super().relay_once()
+        if self.calls == 1:
+            self.wakeup.set()
+        return sent
+
+
+async def test_the_relay_polls_less_when_idle_but_never_misses_a_wakeup(
+    infra: Infra, databases: Databases, unique: str
+) -> None:
+    """Idle polls back off, so only a wakeup can bring the relay back within this test: one
+    set while a batch was being published is kept, and one set later cuts the wait short."""
+    url = await databases.fresh("points")
+    topic = f"relay-wake.{unique}"
+    await ensure_topics(infra.bootstrap_servers, [topic], 2)
+    engine = create_engine(url)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers)
+    await producer.start()
+    relay = _WokenDuringFirstBatch(
+        engine, producer, service="relay-wake", idle_interval=600, idle_max=600
+    )
+    task = asyncio.create_task(relay.run())
+
+    async def polled_again() -> bool:
+        return relay.calls >= 2
+
+    async def outbox_empty() -> bool:
+        return await relay.backlog() == 0
+
+    try:
+        await wait_until(polled_again, timeout=30)
+        writer = OutboxWriter()
+        writer.emit_raw(OutboxMessage(topic, b"customer-1", b"late"))
+        async with engine.begin() as conn:
+            await writer.flush(conn)
+        relay.wakeup.set()
+        await wait_until(outbox_empty, timeout=30)
+    finally:
+        relay.stop()
+        await task
+        await producer.stop()
+        await engine.dispose()
+    records = await read_topic(infra.bootstrap_servers, topic, expected=1)
+    assert [r.value for r in records] == [b"late"], "the row written after the wakeup"
