@@ -29,7 +29,6 @@ How one order's points are computed, with a single floor at the very end:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -157,6 +156,31 @@ class EarningRuleSet:
             weights[rule.scope][rule.key] = Fraction(rule.multiplier)
         return weights
 
+    @cached_property
+    def _order_factors(self) -> dict[tuple[str | None, Tier, str, tuple[Campaign, ...]], Fraction]:
+        return {}
+
+    def order_factor(
+        self, merchant_id: str, tier: Tier, currency: str, campaigns: tuple[Campaign, ...]
+    ) -> Fraction:
+        """Everything an order's weighted minor units are multiplied by before the floor:
+        1/10^exponent x currency rate x base rate x tier multiplier x the campaigns.
+
+        Exact, and computed once per combination and rule version (the formula multiplies
+        the same few Decimals for every purchase). The key names a merchant only when it has
+        its own base rate, so the cache is bounded by the configuration, not the traffic.
+        """
+        own_rate = merchant_id if merchant_id in self.merchant_base_rates else None
+        key = (own_rate, tier, currency, campaigns)
+        factor = self._order_factors.get(key)
+        if factor is None:
+            factor = self.currency_rates.to_programme_units(1, currency)
+            factor *= _exact(self.base_rate_for(merchant_id)) * _exact(self.tier_multipliers[tier])
+            for campaign in campaigns:
+                factor *= _exact(campaign.multiplier)
+            self._order_factors[key] = factor
+        return factor
+
     def line_weight(self, line: OrderLine) -> Fraction:
         """Weight of a line: its SKU rule, else its category rule, else 1 (0 means excluded)."""
         by_sku = self._weights_by_scope[ItemScope.SKU]
@@ -258,19 +282,17 @@ def points_for_order(
     campaigns = tuple(
         c for c in rules.campaigns if c.applies_to(purchase.merchant_id, purchase.occurred_at)
     )
-    order_factor = _exact(rules.base_rate_for(purchase.merchant_id)) * _exact(
-        rules.tier_multipliers[tier]
-    )
-    for campaign in campaigns:
-        order_factor *= _exact(campaign.multiplier)
-    amounts = _amounts_by_weight(purchase, rules)
+    if rules.item_multipliers:
+        amounts = _amounts_by_weight(purchase, rules)
+    else:
+        amounts = {_UNWEIGHTED: purchase.amount_minor}  # no item rule: every line weighs 1
     below_minimum = _below_minimum(amounts, purchase.currency, rules)
     # Unweighted amounts stay integers (exact, and no Fraction built for most baskets).
     weighted_minor: int | Fraction = sum(
         amount if weight is _UNWEIGHTED else weight * amount for weight, amount in amounts.items()
     )
-    weighted = rules.currency_rates.to_programme_units(weighted_minor, purchase.currency)
-    uncapped = 0 if below_minimum else math.floor(weighted * order_factor)
+    factor = rules.order_factor(purchase.merchant_id, tier, purchase.currency, campaigns)
+    uncapped = 0 if below_minimum else _floor_of_product(weighted_minor, factor)
     points = _apply_daily_cap(uncapped, rules.daily_cap_points, earned_today)
     return EarnedPoints(
         points=points,
@@ -280,6 +302,14 @@ def points_for_order(
         below_minimum=below_minimum,
         capped=points < uncapped,
     )
+
+
+def _floor_of_product(weighted_minor: int | Fraction, factor: Fraction) -> int:
+    """floor(weighted x factor) in integers: the same exact value, no Fraction built."""
+    if isinstance(weighted_minor, int):
+        return weighted_minor * factor.numerator // factor.denominator
+    numerator = weighted_minor.numerator * factor.numerator
+    return numerator // (weighted_minor.denominator * factor.denominator)
 
 
 @lru_cache(maxsize=1024)
