@@ -316,6 +316,7 @@ def _cap_days(book: RuleBook, events: Sequence[PurchaseCompleted]) -> list[tuple
 
 def _minor(amount: Decimal, exponent: int) -> int:
     scaled = amount.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
+    minor = int(scaled)  # truncates; the exact comparison below catches what it dropped
+    if minor != scaled:
         raise InvalidPurchaseError(f"{amount} has more decimals than its currency allows")
-    return int(scaled)
+    return minor

@@ -282,15 +282,18 @@ def points_for_order(
     campaigns = tuple(
         c for c in rules.campaigns if c.applies_to(purchase.merchant_id, purchase.occurred_at)
     )
+    weighted_minor: int | Fraction
     if rules.item_multipliers:
         amounts = _amounts_by_weight(purchase, rules)
-    else:
-        amounts = {_UNWEIGHTED: purchase.amount_minor}  # no item rule: every line weighs 1
-    below_minimum = _below_minimum(amounts, purchase.currency, rules)
-    # Unweighted amounts stay integers (exact, and no Fraction built for most baskets).
-    weighted_minor: int | Fraction = sum(
-        amount if weight is _UNWEIGHTED else weight * amount for weight, amount in amounts.items()
-    )
+        face_minor = sum(amount for weight, amount in amounts.items() if weight > 0)
+        # Unweighted amounts stay integers (exact, and no Fraction built for most baskets).
+        weighted_minor = sum(
+            amount if weight is _UNWEIGHTED else weight * amount
+            for weight, amount in amounts.items()
+        )
+    else:  # no item rule: every line weighs 1
+        face_minor = weighted_minor = purchase.amount_minor
+    below_minimum = _below_minimum(face_minor, purchase.currency, rules)
     factor = rules.order_factor(purchase.merchant_id, tier, purchase.currency, campaigns)
     uncapped = 0 if below_minimum else _floor_of_product(weighted_minor, factor)
     points = _apply_daily_cap(uncapped, rules.daily_cap_points, earned_today)
@@ -328,11 +331,11 @@ def _amounts_by_weight(purchase: Purchase, rules: EarningRuleSet) -> dict[Fracti
     return amounts
 
 
-def _below_minimum(amounts: Mapping[Fraction, int], currency: str, rules: EarningRuleSet) -> bool:
+def _below_minimum(face_minor: int, currency: str, rules: EarningRuleSet) -> bool:
+    """The face value of the lines that are not excluded is below the order minimum."""
     if rules.minimum_order_minor == 0:
         return False
     rates = rules.currency_rates
-    face_minor = sum(amount for weight, amount in amounts.items() if weight > 0)
     face_units = rates.to_programme_units(face_minor, currency)
     programme_exponent = rates.exponent(rates.programme_currency)
     return face_units * Fraction(10**programme_exponent) < rules.minimum_order_minor
