@@ -14,7 +14,7 @@ from shared.contracts.points import PointsAccrued, PointsCredited
 
 
 def points_accrued(
-    cause: uuid.UUID,
+    cause: uuid.UUID | str,
     account: Account,
     order: StoredOrder,
     lot: Lot | None,

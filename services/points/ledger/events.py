@@ -19,12 +19,14 @@ from pydantic import BaseModel
 from services.points.domain.balances import available_and_pending
 from services.points.domain.book import Account
 from services.points.domain.currency import CurrencyRates
+from services.points.domain.tiers import Tier
 from shared.contracts.envelope import EventEnvelope, derived_event_id
 from shared.contracts.points import TierName
 
 SOURCE = "points"
 E = TypeVar("E", bound=EventEnvelope)
 M = TypeVar("M", bound=BaseModel)
+_TIER_NAMES = {tier: TierName(tier.value) for tier in Tier}  # the contract's name of each tier
 
 
 def snapshot(account: Account, as_of: datetime, first_purchase: bool = False) -> dict[str, Any]:
@@ -37,7 +39,7 @@ def snapshot(account: Account, as_of: datetime, first_purchase: bool = False) ->
         "lifetime_earned": account.lifetime_earned,
         "purchase_count": account.purchase_count,
         "first_purchase": first_purchase,
-        "tier": TierName(account.tier.value),
+        "tier": _TIER_NAMES[account.tier],
     }
 
 
