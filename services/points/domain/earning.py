@@ -192,7 +192,7 @@ class EarningRuleSet:
         return _UNWEIGHTED
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderLine:
     """One line of a receipt, in the order's currency minor units."""
 
@@ -213,7 +213,7 @@ class OrderLine:
         return self.quantity * self.unit_price_minor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Purchase:
     """A completed order at a partner merchant, as the points rules need it."""
 
@@ -233,7 +233,7 @@ class Purchase:
         return sum(line.amount_minor for line in self.lines)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EarnedPoints:
     """The points an order earns, with what went into them (kept on the ledger for audit)."""
 
