@@ -149,12 +149,12 @@ class EarningRuleSet:
         return timedelta(days=days)
 
     @cached_property
-    def _weights_by_scope(self) -> Mapping[ItemScope, Mapping[str, Fraction]]:
-        # Built once per rule version, not once per order line: this runs for every purchase.
-        weights: dict[ItemScope, dict[str, Fraction]] = {scope: {} for scope in ItemScope}
+    def _weights(self) -> tuple[Mapping[str, Fraction], Mapping[str, Fraction]]:
+        """(by SKU, by category), built once per rule version: every order line asks."""
+        by_scope: dict[ItemScope, dict[str, Fraction]] = {scope: {} for scope in ItemScope}
         for rule in self.item_multipliers:
-            weights[rule.scope][rule.key] = Fraction(rule.multiplier)
-        return weights
+            by_scope[rule.scope][rule.key] = Fraction(rule.multiplier)
+        return by_scope[ItemScope.SKU], by_scope[ItemScope.CATEGORY]
 
     @cached_property
     def _order_factors(self) -> dict[tuple[str | None, Tier, str, tuple[Campaign, ...]], Fraction]:
@@ -183,10 +183,11 @@ class EarningRuleSet:
 
     def line_weight(self, line: OrderLine) -> Fraction:
         """Weight of a line: its SKU rule, else its category rule, else 1 (0 means excluded)."""
-        by_sku = self._weights_by_scope[ItemScope.SKU]
+        if not self.item_multipliers:
+            return _UNWEIGHTED
+        by_sku, by_category = self._weights
         if line.sku in by_sku:
             return by_sku[line.sku]
-        by_category = self._weights_by_scope[ItemScope.CATEGORY]
         if line.category is not None and line.category in by_category:
             return by_category[line.category]
         return _UNWEIGHTED
