@@ -12,6 +12,9 @@ from datetime import datetime
 from services.points.domain.errors import NaiveDatetimeError
 
 
+_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: not leap
+
+
 def require_aware(moment: datetime, what: str) -> datetime:
     """Return ``moment`` unchanged, or refuse it when it has no timezone."""
     if moment.utcoffset() is None:  # None without a tzinfo, or from a tzinfo that has no offset
@@ -30,6 +33,6 @@ def add_months(moment: datetime, months: int) -> datetime:
     month += 1
     day = moment.day
     if day > 28:  # only the end of a month can fall past a shorter month's last day
-        last_day = calendar.mdays[month] + (month == 2 and calendar.isleap(year))
+        last_day = _DAYS_IN_MONTH[month] + (month == 2 and calendar.isleap(year))
         day = min(day, last_day)
     return moment.replace(year=year, month=month, day=day)
