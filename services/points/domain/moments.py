@@ -11,7 +11,6 @@ from datetime import datetime
 
 from services.points.domain.errors import NaiveDatetimeError
 
-
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: not leap
 
 

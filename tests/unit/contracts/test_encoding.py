@@ -71,7 +71,7 @@ def test_every_kind_of_field_encodes_to_the_same_bytes() -> None:
             "order_id": "o-1",
             "order_amount": "120.50",
             "currency": "EUR",
-            "x_note": "r\u00e9sum\u00e9 \u2028 \U0001f600 \\ \" \n",
+            "x_note": 'r\u00e9sum\u00e9 \u2028 \U0001f600 \\ " \n',
         },
     }
     for document in (purchase("c1"), incident):
