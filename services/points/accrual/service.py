@@ -71,7 +71,7 @@ async def accrue_purchases(
     orders = await uow.orders.load(accounts, order_ids)
     parked = _by_order((await uow.returns.load(parked_for=order_ids)).values())
     daily = await uow.orders.daily_points(_cap_days(book, events)) if book.has_daily_cap else {}
-    changes = Changes()
+    changes, emitted = Changes(), []
     for event in events:
         known = orders.get(event.data.order_id)
         if known is not None:
@@ -89,15 +89,12 @@ async def accrue_purchases(
             day=day,
         )
         with rejecting(event):
-            # Queued (encoded) at once: the event objects then die young instead of
-            # surviving the batch, which halves what the garbage collector keeps tracking
-            # per purchase. A failure later in the batch discards the whole outbox with
-            # the transaction, so nothing is sent for a batch that did not commit.
-            emit_all(uow, points_topic, record_purchase(account, event, setting, changes))
+            emitted += record_purchase(account, event, setting, changes)
         orders[event.data.order_id] = account.orders[event.data.order_id]
     if not book.has_daily_cap:
         changes.daily_points.clear()  # counted only once some rule version caps earning
     await uow.save(accounts, changes)
+    emit_all(uow, points_topic, emitted)
 
 
 async def credit_points(
