@@ -2,7 +2,9 @@
 
 Every id is derived from the cause (`derived_event_id`), so re-deriving an event from
 the same cause gives the same id and downstream deduplication holds. Each concept's
-`events.py` builds its own event types on `points_event`.
+`events.py` builds its own event types on `points_event`, which validates them against
+their contract; the accrual hot path uses `assembled_points_event`, which checks only
+what this service computed (the integer bounds) and skips re-validating the rest.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def points_event(
 
     One `model_validate` of the whole document runs entirely in pydantic-core; building
     the data model first and handing the instance to the envelope model cost twice as
-    much (the instance is checked again), and it runs once per purchase.
+    much (the instance is checked again).
     """
     return model.model_validate(
         {
