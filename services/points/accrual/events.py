@@ -9,12 +9,12 @@ from typing import Any
 from services.points.domain.book import Account, StoredOrder
 from services.points.domain.earning import EarnedPoints
 from services.points.domain.lots import Lot
-from services.points.ledger.events import points_event, snapshot
+from services.points.ledger.events import assembled_points_event, snapshot
 from shared.contracts.points import PointsAccrued, PointsCredited
 
 
 def points_accrued(
-    cause: uuid.UUID,
+    cause: uuid.UUID | str,
     account: Account,
     order: StoredOrder,
     lot: Lot | None,
@@ -32,7 +32,9 @@ def points_accrued(
         campaign_ids=list(earned.campaign_ids),
         capped=earned.capped,
     )
-    return points_event(PointsAccrued, "points.accrued", cause, account, order.occurred_at, data)
+    return assembled_points_event(
+        PointsAccrued, "points.accrued", cause, account, order.occurred_at, data
+    )
 
 
 def points_credited(
@@ -43,4 +45,4 @@ def points_credited(
     as_of: datetime,
 ) -> PointsCredited:
     data = {**snapshot(account, as_of), **credit}
-    return points_event(PointsCredited, "points.credited", cause, account, at, data)
+    return assembled_points_event(PointsCredited, "points.credited", cause, account, at, data)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from services.points.accrual.events import points_accrued, points_credited
@@ -48,7 +48,7 @@ from shared.errors import RejectedEvent
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PurchaseSetting:
     """What the handler loaded for one purchase."""
 
@@ -56,6 +56,7 @@ class PurchaseSetting:
     earned_today: int
     parked_returns: tuple[ReturnRecord, ...]
     as_of: datetime
+    day: date | None = None  # the purchase's `earning_day`, when the caller knows it already
 
 
 async def accrue_purchases(
@@ -78,12 +79,14 @@ async def accrue_purchases(
             continue
         account = accounts[event.customer_id]
         rules = book.in_force(event.occurred_at)
-        key = (event.customer_id, earning_day(rules.earning, event.occurred_at))
+        day = earning_day(rules.earning, event.occurred_at)
+        key = (event.customer_id, day)
         setting = PurchaseSetting(
             rules=rules,
             earned_today=daily.get(key, 0) + changes.daily_points[key],
             parked_returns=tuple(parked.get(event.data.order_id, ())),
             as_of=as_of(uow, event),
+            day=day,
         )
         with rejecting(event):
             emitted += record_purchase(account, event, setting, changes)
@@ -156,25 +159,27 @@ def record_purchase(
     rules = setting.rules.earning
     purchase = purchase_from_event(event, rules.currency_rates)
     earned = points_for_order(purchase, account.tier, rules, setting.earned_today)
+    window = rules.return_window_for(purchase.merchant_id)
+    cause = str(event.event_id)  # both ids below derive from it: format the UUID once
     lot = None
     if earned.points > 0:
         lot = accrual_lot(
-            str(derived_event_id(event.event_id, "lot")),
+            str(derived_event_id(cause, "lot")),
             earned.points,
             event.occurred_at,
             purchase.merchant_id,
             purchase.order_id,
-            rules.return_window_for(purchase.merchant_id),
+            window,
             rules.validity_months,
         )
         _grant(account, lot, event, changes, setting.as_of)
-        day = earning_day(rules, event.occurred_at)
+        day = setting.day or earning_day(rules, event.occurred_at)
         changes.daily_points[(account.customer_id, day)] += earned.points
-    order = _new_order(account, event, earned.points, lot, rules, purchase)
+    order = _new_order(account, event, earned.points, lot, rules, purchase, window)
     changes.new_orders.add(order.order_id)
     first = _count_purchase(account, event.occurred_at, changes)
     events: list[EventEnvelope] = [
-        points_accrued(event.event_id, account, order, lot, earned, first, setting.as_of)
+        points_accrued(cause, account, order, lot, earned, first, setting.as_of)
     ]
     for parked in sorted(setting.parked_returns, key=lambda r: (r.occurred_at, r.return_id)):
         events += apply_parked_return(account, order, parked, setting.as_of, changes)
@@ -245,6 +250,7 @@ def _new_order(
     lot: Lot | None,
     rules: EarningRuleSet,
     purchase: Purchase,
+    return_window: timedelta,
 ) -> StoredOrder:
     data = event.data
     # Lines are kept with the weights they earned with, so a return of some of them takes
@@ -268,7 +274,7 @@ def _new_order(
         occurred_at=event.occurred_at,
         currency=data.currency,
         spend_minor=rules.currency_rates.to_programme_minor(purchase.amount_minor, data.currency),
-        settles_at=event.occurred_at + rules.return_window_for(data.merchant_id),
+        settles_at=event.occurred_at + return_window,
     )
     account.orders[order.order_id] = order
     return order
@@ -316,6 +322,7 @@ def _cap_days(book: RuleBook, events: Sequence[PurchaseCompleted]) -> list[tuple
 
 def _minor(amount: Decimal, exponent: int) -> int:
     scaled = amount.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
+    minor = int(scaled)  # truncates; the exact comparison below catches what it dropped
+    if minor != scaled:
         raise InvalidPurchaseError(f"{amount} has more decimals than its currency allows")
-    return int(scaled)
+    return minor

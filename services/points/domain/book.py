@@ -25,7 +25,7 @@ from services.points.domain.tiers import (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class StoredOrder:
     """An order the service has recorded: what it earned and what came back."""
 
@@ -115,7 +115,7 @@ class Account:
         return [order.qualifying() for order in self.orders.values()]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LedgerLine:
     """A ledger entry to append."""
 

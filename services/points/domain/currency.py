@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from types import MappingProxyType
 
 from services.points.domain.errors import InvalidRuleError, UnknownCurrencyError
@@ -36,6 +37,7 @@ def require_currency_code(code: str) -> str:
     return code
 
 
+@lru_cache(maxsize=512)  # a bad code raises, and an exception is never cached
 def standard_exponent(currency: str) -> int:
     """Number of decimals of ``currency``'s minor unit per ISO 4217 (JPY 0, USD 2, KWD 3)."""
     return _NON_CENT_EXPONENTS.get(require_currency_code(currency), 2)
@@ -68,7 +70,8 @@ class CurrencyRates:
 
     def exponent(self, currency: str) -> int:
         """Minor-unit exponent used for ``currency`` in this programme."""
-        return self.exponent_overrides.get(currency, standard_exponent(currency))
+        exponent = self.exponent_overrides.get(currency)
+        return standard_exponent(currency) if exponent is None else exponent
 
     def rate(self, currency: str) -> Fraction:
         """Exact programme-currency value of one unit of ``currency``.

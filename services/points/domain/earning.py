@@ -29,7 +29,6 @@ How one order's points are computed, with a single floor at the very end:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -150,25 +149,51 @@ class EarningRuleSet:
         return timedelta(days=days)
 
     @cached_property
-    def _weights_by_scope(self) -> Mapping[ItemScope, Mapping[str, Fraction]]:
-        # Built once per rule version, not once per order line: this runs for every purchase.
-        weights: dict[ItemScope, dict[str, Fraction]] = {scope: {} for scope in ItemScope}
+    def _weights(self) -> tuple[Mapping[str, Fraction], Mapping[str, Fraction]]:
+        """(by SKU, by category), built once per rule version: every order line asks."""
+        by_scope: dict[ItemScope, dict[str, Fraction]] = {scope: {} for scope in ItemScope}
         for rule in self.item_multipliers:
-            weights[rule.scope][rule.key] = Fraction(rule.multiplier)
-        return weights
+            by_scope[rule.scope][rule.key] = Fraction(rule.multiplier)
+        return by_scope[ItemScope.SKU], by_scope[ItemScope.CATEGORY]
+
+    @cached_property
+    def _order_factors(self) -> dict[tuple[str | None, Tier, str, tuple[Campaign, ...]], Fraction]:
+        return {}
+
+    def order_factor(
+        self, merchant_id: str, tier: Tier, currency: str, campaigns: tuple[Campaign, ...]
+    ) -> Fraction:
+        """Everything an order's weighted minor units are multiplied by before the floor:
+        1/10^exponent x currency rate x base rate x tier multiplier x the campaigns.
+
+        Exact, and computed once per combination and rule version (the formula multiplies
+        the same few Decimals for every purchase). The key names a merchant only when it has
+        its own base rate, so the cache is bounded by the configuration, not the traffic.
+        """
+        own_rate = merchant_id if merchant_id in self.merchant_base_rates else None
+        key = (own_rate, tier, currency, campaigns)
+        factor = self._order_factors.get(key)
+        if factor is None:
+            factor = self.currency_rates.to_programme_units(1, currency)
+            factor *= _exact(self.base_rate_for(merchant_id)) * _exact(self.tier_multipliers[tier])
+            for campaign in campaigns:
+                factor *= _exact(campaign.multiplier)
+            self._order_factors[key] = factor
+        return factor
 
     def line_weight(self, line: OrderLine) -> Fraction:
         """Weight of a line: its SKU rule, else its category rule, else 1 (0 means excluded)."""
-        by_sku = self._weights_by_scope[ItemScope.SKU]
+        if not self.item_multipliers:
+            return _UNWEIGHTED
+        by_sku, by_category = self._weights
         if line.sku in by_sku:
             return by_sku[line.sku]
-        by_category = self._weights_by_scope[ItemScope.CATEGORY]
         if line.category is not None and line.category in by_category:
             return by_category[line.category]
         return _UNWEIGHTED
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderLine:
     """One line of a receipt, in the order's currency minor units."""
 
@@ -189,7 +214,7 @@ class OrderLine:
         return self.quantity * self.unit_price_minor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Purchase:
     """A completed order at a partner merchant, as the points rules need it."""
 
@@ -209,7 +234,7 @@ class Purchase:
         return sum(line.amount_minor for line in self.lines)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EarnedPoints:
     """The points an order earns, with what went into them (kept on the ledger for audit)."""
 
@@ -258,19 +283,20 @@ def points_for_order(
     campaigns = tuple(
         c for c in rules.campaigns if c.applies_to(purchase.merchant_id, purchase.occurred_at)
     )
-    order_factor = _exact(rules.base_rate_for(purchase.merchant_id)) * _exact(
-        rules.tier_multipliers[tier]
-    )
-    for campaign in campaigns:
-        order_factor *= _exact(campaign.multiplier)
-    amounts = _amounts_by_weight(purchase, rules)
-    below_minimum = _below_minimum(amounts, purchase.currency, rules)
-    # Unweighted amounts stay integers (exact, and no Fraction built for most baskets).
-    weighted_minor: int | Fraction = sum(
-        amount if weight is _UNWEIGHTED else weight * amount for weight, amount in amounts.items()
-    )
-    weighted = rules.currency_rates.to_programme_units(weighted_minor, purchase.currency)
-    uncapped = 0 if below_minimum else math.floor(weighted * order_factor)
+    weighted_minor: int | Fraction
+    if rules.item_multipliers:
+        amounts = _amounts_by_weight(purchase, rules)
+        face_minor = sum(amount for weight, amount in amounts.items() if weight > 0)
+        # Unweighted amounts stay integers (exact, and no Fraction built for most baskets).
+        weighted_minor = sum(
+            amount if weight is _UNWEIGHTED else weight * amount
+            for weight, amount in amounts.items()
+        )
+    else:  # no item rule: every line weighs 1
+        face_minor = weighted_minor = purchase.amount_minor
+    below_minimum = _below_minimum(face_minor, purchase.currency, rules)
+    factor = rules.order_factor(purchase.merchant_id, tier, purchase.currency, campaigns)
+    uncapped = 0 if below_minimum else _floor_of_product(weighted_minor, factor)
     points = _apply_daily_cap(uncapped, rules.daily_cap_points, earned_today)
     return EarnedPoints(
         points=points,
@@ -280,6 +306,14 @@ def points_for_order(
         below_minimum=below_minimum,
         capped=points < uncapped,
     )
+
+
+def _floor_of_product(weighted_minor: int | Fraction, factor: Fraction) -> int:
+    """floor(weighted x factor) in integers: the same exact value, no Fraction built."""
+    if isinstance(weighted_minor, int):
+        return weighted_minor * factor.numerator // factor.denominator
+    numerator = weighted_minor.numerator * factor.numerator
+    return numerator // (weighted_minor.denominator * factor.denominator)
 
 
 @lru_cache(maxsize=1024)
@@ -298,11 +332,11 @@ def _amounts_by_weight(purchase: Purchase, rules: EarningRuleSet) -> dict[Fracti
     return amounts
 
 
-def _below_minimum(amounts: Mapping[Fraction, int], currency: str, rules: EarningRuleSet) -> bool:
+def _below_minimum(face_minor: int, currency: str, rules: EarningRuleSet) -> bool:
+    """The face value of the lines that are not excluded is below the order minimum."""
     if rules.minimum_order_minor == 0:
         return False
     rates = rules.currency_rates
-    face_minor = sum(amount for weight, amount in amounts.items() if weight > 0)
     face_units = rates.to_programme_units(face_minor, currency)
     programme_exponent = rates.exponent(rates.programme_currency)
     return face_units * Fraction(10**programme_exponent) < rules.minimum_order_minor

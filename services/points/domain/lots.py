@@ -32,7 +32,7 @@ DEFAULT_VALIDITY_MONTHS = 12
 LOT_SOURCES = frozenset({EntryKind.ACCRUAL, EntryKind.CREDIT, EntryKind.ADJUSTMENT})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lot:
     """Points granted together, with one pending date and one expiry date.
 
@@ -81,7 +81,7 @@ class Lot:
         return 0 if self.is_expired(now) else max(self.remaining, 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LotDraw:
     """Points taken from (or given back to) one lot by one operation."""
 

@@ -11,10 +11,12 @@ from datetime import datetime
 
 from services.points.domain.errors import NaiveDatetimeError
 
+_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: not leap
+
 
 def require_aware(moment: datetime, what: str) -> datetime:
     """Return ``moment`` unchanged, or refuse it when it has no timezone."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    if moment.utcoffset() is None:  # None without a tzinfo, or from a tzinfo that has no offset
         raise NaiveDatetimeError(f"{what} must be timezone-aware, got {moment.isoformat()}")
     return moment
 
@@ -27,5 +29,9 @@ def add_months(moment: datetime, months: int) -> datetime:
     """
     month_index = moment.year * 12 + (moment.month - 1) + months
     year, month = divmod(month_index, 12)
-    last_day = calendar.monthrange(year, month + 1)[1]
-    return moment.replace(year=year, month=month + 1, day=min(moment.day, last_day))
+    month += 1
+    day = moment.day
+    if day > 28:  # only the end of a month can fall past a shorter month's last day
+        last_day = _DAYS_IN_MONTH[month] + (month == 2 and calendar.isleap(year))
+        day = min(day, last_day)
+    return moment.replace(year=year, month=month, day=day)

@@ -39,7 +39,7 @@ from services.points.domain.lots import Clawback, Lot, claw_back
 UNITEMISED = "*unitemised*"  # the part of an order its receipt lines do not cover
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EarningLine:
     """One receipt line as it earned: price in order-currency minor units, earning weight."""
 
@@ -102,7 +102,7 @@ def is_fully_returned(
     return all(r >= line.face_minor for line, r in zip(kept, face, strict=True))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderEarning:
     """What one order earned and what its returns took back so far (one stored row).
 

@@ -20,15 +20,18 @@ from services.points.accrual.service import PurchaseSetting, record_purchase
 from services.points.domain.balances import available_and_pending, balance_at
 from services.points.domain.book import Account, Changes, StoredOrder
 from services.points.domain.earning import EarnedPoints
+from services.points.domain.errors import UnknownCurrencyError
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, accrual_lot
 from services.points.domain.programme import DEFAULT_PROGRAMME_RULES
 from services.points.domain.returns import OrderEarning
 from services.points.domain.tiers import Tier
+from services.points.ledger.service import rejecting
 from shared.contracts.envelope import derived_event_id
 from shared.contracts.points import PointsAccrued
 from shared.contracts.pos import PurchaseCompleted
 from shared.contracts.registry import decode_event, encode_event
+from shared.errors import RejectedEvent
 from tests.unit.points.builders import at
 
 NOW = at(2026, 3, 1)
@@ -170,3 +173,18 @@ def test_books_breaking_a_contract_bound_fail_loudly() -> None:
     earned = EarnedPoints(0, 0, Decimal(1), (), False, False)
     with pytest.raises(ValidationError, match="debt"):
         points_accrued(uuid.UUID(int=6), account, order, None, earned, True, NOW)
+
+
+def test_a_broken_rule_rejects_only_its_event_and_other_errors_pass_through() -> None:
+    event = _purchase("customer-1", "order-x", "1.00", NOW)
+    with pytest.raises(RejectedEvent) as rejected, rejecting(event):
+        raise UnknownCurrencyError("XTS")
+    assert (rejected.value.code, rejected.value.event_id) == (
+        "unknown_currency",
+        str(event.event_id),
+    )
+    assert isinstance(rejected.value.__cause__, UnknownCurrencyError)
+    with pytest.raises(KeyError), rejecting(event):
+        raise KeyError("not a business rule: a bug, never dead-lettered as the event's fault")
+    with rejecting(event):
+        pass  # nothing broken, nothing raised

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.points.domain.currency import CurrencyRates
 from services.points.domain.earning import (
@@ -13,6 +16,7 @@ from services.points.domain.earning import (
     EarningRuleSet,
     ItemMultiplier,
     ItemScope,
+    Purchase,
     exclusion,
     points_for_order,
 )
@@ -55,3 +59,111 @@ def test_weighted_and_unweighted_lines_floor_once_over_the_exact_total() -> None
     factor = Fraction(11, 10) * Fraction(3, 2) * 3
     assert earned.points == int(weighted / 100 * factor)  # floor of a positive exact value
     assert earned.points == 39 and earned.campaign_ids == ("x3",)
+
+
+def _reference_points(order: Purchase, tier: Tier, rules: EarningRuleSet, today: int) -> int:
+    """The formula as it was written before the integer shortcuts: every factor a Fraction,
+    multiplied per order, one floor (the module docstring of `earning`, spelled out)."""
+    campaigns = [c for c in rules.campaigns if c.applies_to(order.merchant_id, order.occurred_at)]
+    factor = Fraction(rules.base_rate_for(order.merchant_id)) * Fraction(
+        rules.tier_multipliers[tier]
+    )
+    for campaign in campaigns:
+        factor *= Fraction(campaign.multiplier)
+    rates = rules.currency_rates
+    weighted = sum(rules.line_weight(x) * x.amount_minor for x in order.lines)
+    face = sum(x.amount_minor for x in order.lines if rules.line_weight(x) > 0)
+    if rules.minimum_order_minor:
+        face_units = rates.to_programme_units(face, order.currency)
+        programme_minor = face_units * 10 ** rates.exponent(rates.programme_currency)
+        if programme_minor < rules.minimum_order_minor:
+            return 0
+    points = math.floor(rates.to_programme_units(weighted, order.currency) * factor)
+    if rules.daily_cap_points is None:
+        return points
+    return max(min(points, rules.daily_cap_points - today), 0)
+
+
+_decimals = st.builds(
+    lambda units, exponent: Decimal(units).scaleb(-exponent),
+    st.integers(min_value=0, max_value=5_000),
+    st.integers(min_value=0, max_value=4),
+)
+_positive_decimals = _decimals.filter(lambda d: d > 0)
+_MERCHANTS = ("grocer", "bookshop", "florist")
+_SKUS = ("tea", "cake", "card", "soap")
+_CATEGORIES = ("food", "gift-card", "home")
+
+
+@st.composite
+def _rules(draw: st.DrawFn) -> EarningRuleSet:
+    scopes = draw(st.lists(st.sampled_from([*_SKUS, *_CATEGORIES]), unique=True, max_size=4))
+    items = tuple(
+        ItemMultiplier(ItemScope.SKU if key in _SKUS else ItemScope.CATEGORY, key, draw(_decimals))
+        for key in scopes
+    )
+    campaigns = tuple(
+        Campaign(
+            f"c{i}",
+            draw(_decimals),
+            at(2025, 3, draw(st.integers(1, 5))),
+            at(2025, 3, draw(st.integers(6, 9))),
+            draw(st.sampled_from([None, *_MERCHANTS])),
+        )
+        for i in range(draw(st.integers(0, 3)))
+    )
+    return EarningRuleSet(
+        currency_rates=CurrencyRates(
+            "EUR",
+            {"USD": draw(_positive_decimals), "JPY": draw(_positive_decimals)},
+            draw(st.sampled_from([{}, {"USD": 3}, {"JPY": 2}])),
+        ),
+        base_rate=draw(_decimals),
+        merchant_base_rates={
+            m: draw(_decimals) for m in draw(st.sets(st.sampled_from(_MERCHANTS)))
+        },
+        tier_multipliers={tier: draw(_decimals) for tier in Tier},
+        item_multipliers=items,
+        campaigns=campaigns,
+        minimum_order_minor=draw(st.sampled_from([0, 0, 1, 5_00, 50_00])),
+        daily_cap_points=draw(st.sampled_from([None, None, 0, 10, 1_000])),
+    )
+
+
+_orders = st.builds(
+    lambda lines, merchant, day, currency: purchase(
+        *lines, merchant_id=merchant, occurred_at=at(2025, 3, day), currency=currency
+    ),
+    st.lists(
+        st.builds(
+            line,
+            st.integers(min_value=0, max_value=1_000_000),
+            st.integers(min_value=1, max_value=12),
+            st.sampled_from(_SKUS),
+            st.sampled_from([None, *_CATEGORIES]),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from(_MERCHANTS),
+    st.integers(min_value=1, max_value=10),
+    st.sampled_from(["EUR", "USD", "JPY"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    rules=_rules(),
+    orders=st.lists(_orders, min_size=1, max_size=4),
+    tier=st.sampled_from(list(Tier)),
+    today=st.integers(min_value=0, max_value=2_000),
+)
+def test_integer_arithmetic_gives_the_points_of_the_fraction_formula(
+    rules: EarningRuleSet, orders: list[Purchase], tier: Tier, today: int
+) -> None:
+    # Several orders per rule version: the second one at a merchant reuses the cached factor.
+    for order in orders:
+        got = points_for_order(order, tier, rules, today).points
+        assert got == _reference_points(order, tier, rules, today), (
+            f"order {order} earns {got} points, the exact formula says otherwise"
+        )

@@ -1,0 +1,190 @@
+"""Events assembled without validation are the events validation would have built.
+
+`assembled_points_event` skips the contract's validation on the accrual hot path. That is
+sound only while (1) every integer bound of the contract is checked before assembling,
+(2) every constrained text field is copied from an inbound field with the very same
+constraints, and (3) the assembled instance is indistinguishable from a validated one:
+equal, same dump, same bytes. Each is checked here, so a contract change that breaks the
+reasoning fails a test instead of publishing an event the contract refuses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from services.points.domain.book import Account
+from services.points.domain.tiers import Tier
+from services.points.ledger.events import assembled_points_event, points_event
+from shared.contracts.envelope import EventEnvelope
+from shared.contracts.points import (
+    AccountSnapshot,
+    PointsAccrued,
+    PointsAccruedData,
+    PointsCredited,
+    PointsCreditedData,
+    TierName,
+)
+from shared.contracts.pos import PurchaseCompleted, PurchaseCompletedData
+from shared.contracts.registry import encode_event
+from shared.contracts.rewards import PointsCreditRequested, PointsCreditRequestedData
+
+# Outgoing text fields with constraints -> the inbound field each one is copied from.
+COPIED_FROM: dict[type[BaseModel], dict[str, tuple[type[BaseModel], str]]] = {
+    PointsAccruedData: {
+        "order_id": (PurchaseCompletedData, "order_id"),
+        "merchant_id": (PurchaseCompletedData, "merchant_id"),
+    },
+    PointsCreditedData: {
+        "credit_id": (PointsCreditRequestedData, "credit_id"),
+        "reason": (PointsCreditRequestedData, "reason"),
+        "merchant_id": (PointsCreditRequestedData, "merchant_id"),
+    },
+}
+
+
+def _is_numeric(field: Any) -> bool:
+    return field.annotation in (int, int | None)
+
+
+@pytest.mark.parametrize("data_model", list(COPIED_FROM), ids=lambda m: m.__name__)
+def test_constrained_text_is_copied_from_a_field_with_the_same_constraints(
+    data_model: type[BaseModel],
+) -> None:
+    for name, field in data_model.model_fields.items():
+        if not field.metadata or _is_numeric(field) or name in AccountSnapshot.model_fields:
+            continue
+        assert name in COPIED_FROM[data_model], (
+            f"{data_model.__name__}.{name} has constraints that assembling does not check"
+        )
+        source, source_name = COPIED_FROM[data_model][name]
+        inbound = source.model_fields[source_name]
+        assert (field.annotation, field.metadata) == (inbound.annotation, inbound.metadata), (
+            f"{data_model.__name__}.{name} is no longer constrained like "
+            f"{source.__name__}.{source_name}, so copying it may break the contract"
+        )
+
+
+@pytest.mark.parametrize(
+    ("outgoing", "inbound"),
+    [(PointsAccrued, PurchaseCompleted), (PointsCredited, PointsCreditRequested)],
+    ids=["accrued", "credited"],
+)
+def test_the_customer_id_is_constrained_like_the_inbound_one(
+    outgoing: type[EventEnvelope], inbound: type[EventEnvelope]
+) -> None:
+    ours, theirs = outgoing.model_fields["customer_id"], inbound.model_fields["customer_id"]
+    assert (ours.annotation, ours.metadata) == (theirs.annotation, theirs.metadata)
+
+
+_counts = st.integers(min_value=0, max_value=2**40)
+_moments = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+
+
+def _snapshot(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "available": draw(st.integers(min_value=-(2**40), max_value=2**40)),
+        "pending": draw(_counts),
+        "debt": draw(_counts),
+        "lifetime_earned": draw(st.integers(min_value=-(2**40), max_value=2**40)),
+        "purchase_count": draw(_counts),
+        "first_purchase": draw(st.booleans()),
+        "tier": TierName(draw(st.sampled_from(list(Tier))).value),  # as `snapshot` gives it
+    }
+
+
+@st.composite
+def _accrued(draw: st.DrawFn) -> tuple[type[EventEnvelope], str, datetime, dict[str, Any]]:
+    earned = draw(st.booleans())
+    data = _snapshot(draw) | {
+        "order_id": draw(st.from_regex(r"\A[A-Za-z0-9._:@/-]{1,20}\Z")),
+        "merchant_id": "grocer",
+        "points": draw(_counts) if earned else 0,
+        "pending_until": draw(_moments) if earned else None,
+        "expires_at": draw(_moments) if earned else None,
+        "campaign_ids": draw(st.lists(st.text(max_size=10), max_size=3)),
+        "capped": draw(st.booleans()),
+    }
+    return PointsAccrued, "points.accrued", draw(_moments), data
+
+
+@st.composite
+def _credited(draw: st.DrawFn) -> tuple[type[EventEnvelope], str, datetime, dict[str, Any]]:
+    data = _snapshot(draw) | {
+        "credit_id": "credit-1",
+        "points": draw(st.integers(min_value=1, max_value=10**8)),
+        "reason": draw(st.text(min_size=1, max_size=30)),
+        "merchant_id": draw(st.none() | st.just("m-1")),
+    }
+    return PointsCredited, "points.credited", draw(_moments), data
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=_accrued() | _credited(), cause=st.uuids())
+def test_an_assembled_event_is_the_validated_event(
+    case: tuple[type[EventEnvelope], str, datetime, dict[str, Any]], cause: uuid.UUID
+) -> None:
+    model, event_type, at, data = case
+    account = Account("customer-1")
+    validated = points_event(model, event_type, cause, account, at, dict(data))
+    assembled = assembled_points_event(model, event_type, cause, account, at, dict(data))
+    assert type(assembled) is model and type(assembled.data) is type(validated.data)
+    assert assembled == validated
+    for built, checked in ((assembled, validated), (assembled.data, validated.data)):
+        kinds = {name: type(value) for name, value in vars(built).items()}
+        assert kinds == {name: type(value) for name, value in vars(checked).items()}
+    assert assembled.model_dump() == validated.model_dump()
+    assert encode_event(assembled) == encode_event(validated)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("debt", -1), ("pending", -5), ("purchase_count", -1), ("points", 0)]
+)
+def test_a_broken_bound_is_refused_with_its_field_named(field: str, value: int) -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    data = {
+        "available": 0,
+        "pending": 0,
+        "debt": 0,
+        "lifetime_earned": 0,
+        "purchase_count": 0,
+        "first_purchase": False,
+        "tier": TierName.MEMBER,
+        "credit_id": "credit-1",
+        "points": 10,
+        "reason": "goodwill",
+        "merchant_id": None,
+    }
+    data[field] = value
+    with pytest.raises(ValidationError, match=field):
+        assembled_points_event(
+            PointsCredited, "points.credited", uuid.uuid4(), Account("c"), at, data
+        )
+
+
+def test_data_missing_a_field_is_validated_and_gets_its_default() -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=1)
+    data = {
+        "available": 0,
+        "pending": 0,
+        "debt": 0,
+        "lifetime_earned": 0,
+        "purchase_count": 1,
+        "tier": TierName.MEMBER,
+        "credit_id": "credit-1",
+        "points": 10,
+        "reason": "goodwill",
+        "merchant_id": None,
+    }  # no first_purchase
+    event = assembled_points_event(
+        PointsCredited, "points.credited", uuid.uuid4(), Account("c"), at, data
+    )
+    assert event.data.first_purchase is False
