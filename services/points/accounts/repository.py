@@ -307,8 +307,8 @@ _TIERS = {tier.value: tier for tier in Tier}
 
 
 def restored_lot(row: Sequence[Any]) -> Lot:
-    """A live lot from a `_LIVE_LOTS` row, restored the way pickle restores a dataclass:
-    its fields set, its constructor's checks not run again.
+    """A live lot from a `_LIVE_LOTS` row, restored the way pickle restores a slotted
+    dataclass: its slots set, its constructor's checks not run again.
 
     The checks (aware moments, a source that creates lots) are what the columns already
     guarantee: `timestamptz` comes back aware and `source` has its CHECK. Building a
@@ -316,30 +316,20 @@ def restored_lot(row: Sequence[Any]) -> Lot:
     every live lot of its customer; a lot changed afterwards (`dataclasses.replace`)
     goes through the constructor as always.
     """
-    values = {
-        "lot_id": row[1],
-        "source": _SOURCES[row[2]],
-        "points": row[3],
-        "earned_at": row[4],
-        "pending_until": row[5],
-        "expires_at": row[6],
-        "merchant_id": row[7],
-        "reference": row[8],
-        "redeemed": row[9],
-        "clawed_back": row[10],
-        "expired": row[11],
-    }
-    if _LOT_RESTORABLE:
-        lot = _new(Lot)
-        lot.__dict__.update(values)
-        return lot
-    return Lot(**values)
+    if not _LOT_RESTORABLE:
+        return Lot(row[1], _SOURCES[row[2]], *row[3:])
+    lot = _new(Lot)
+    for slot, value in zip(_LOT_SLOTS, row[1:], strict=True):
+        slot.__set__(lot, value)
+    _SOURCE_SLOT.__set__(lot, _SOURCES[row[2]])
+    return lot
 
 
 _new = object.__new__
-# Restoring needs a __dict__ (no __slots__) and exactly these fields; a Lot that changes
+# The row's columns after the customer, in the order of Lot's fields: restoring sets each
+# slot through its descriptor (a frozen dataclass refuses setattr). A Lot that changes
 # shape is built by its constructor instead, which fails loudly on a field it lacks.
-_RESTORED_FIELDS = {
+_RESTORED_FIELDS = (
     "lot_id",
     "source",
     "points",
@@ -351,10 +341,12 @@ _RESTORED_FIELDS = {
     "redeemed",
     "clawed_back",
     "expired",
-}  # the keys `restored_lot` sets
-_LOT_RESTORABLE = not hasattr(Lot, "__slots__") and {f.name for f in fields(Lot)} == (
-    _RESTORED_FIELDS
 )
+_LOT_RESTORABLE = getattr(Lot, "__slots__", None) == _RESTORED_FIELDS and (
+    tuple(f.name for f in fields(Lot)) == _RESTORED_FIELDS
+)
+_LOT_SLOTS = tuple(getattr(Lot, name) for name in _RESTORED_FIELDS) if _LOT_RESTORABLE else ()
+_SOURCE_SLOT = Lot.source
 
 
 def lot_from_row(row: Any) -> Lot:
