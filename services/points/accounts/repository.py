@@ -345,8 +345,9 @@ _RESTORED_FIELDS = (
 _LOT_RESTORABLE = getattr(Lot, "__slots__", None) == _RESTORED_FIELDS and (
     tuple(f.name for f in fields(Lot)) == _RESTORED_FIELDS
 )
-_LOT_SLOTS = tuple(getattr(Lot, name) for name in _RESTORED_FIELDS) if _LOT_RESTORABLE else ()
-_SOURCE_SLOT = Lot.source
+_SLOTS: dict[str, Any] = dict(vars(Lot))
+_LOT_SLOTS = tuple(_SLOTS[name] for name in _RESTORED_FIELDS) if _LOT_RESTORABLE else ()
+_SOURCE_SLOT = _SLOTS["source"]
 
 
 def lot_from_row(row: Any) -> Lot:
