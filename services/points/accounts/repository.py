@@ -347,7 +347,7 @@ _LOT_RESTORABLE = getattr(Lot, "__slots__", None) == _RESTORED_FIELDS and (
 )
 _SLOTS: dict[str, Any] = dict(vars(Lot))
 _LOT_SLOTS = tuple(_SLOTS[name] for name in _RESTORED_FIELDS) if _LOT_RESTORABLE else ()
-_SOURCE_SLOT = _SLOTS.get("source")
+_SOURCE_SLOT: Any = _SLOTS.get("source")
 
 
 def lot_from_row(row: Any) -> Lot:
