@@ -282,6 +282,7 @@ class OutboxRelay:
         """Relay until stopped; transient faults wait and retry, nothing is skipped."""
         delay = 0.1
         while not self._stopping.is_set():
+            self.wakeup.clear()  # a commit from here on cuts the next idle sleep short
             try:
                 sent = await self.relay_once()
                 delay = 0.1
@@ -289,6 +290,7 @@ class OutboxRelay:
                 if not is_transient(exc):
                     raise
                 log.warning("outbox relay: transient fault, retrying in %.1fs: %s", delay, exc)
+                self.wakeup.clear()  # a fault backs off whatever commits meanwhile
                 await self._sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -296,7 +298,6 @@ class OutboxRelay:
                 await self._sleep(self.idle_interval)
 
     async def _sleep(self, seconds: float) -> None:
-        self.wakeup.clear()
         try:
             await asyncio.wait_for(self.wakeup.wait(), timeout=seconds)
         except TimeoutError:

@@ -21,7 +21,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards.db import breaches, compensations, guarantee_claims, reward_definitions
+from services.rewards.db import (
+    among,
+    breaches,
+    compensations,
+    guarantee_claims,
+    reward_definitions,
+)
 from services.rewards.domain.breach_book import (
     SELF_REPORTED,
     BookChanges,
@@ -106,7 +112,7 @@ class CompensationRepository:
         keys = sorted({breach_key(r.order_id, r.promise) for r in reports})
         query = (
             sa.select(breaches)
-            .where(breaches.c.breach_key.in_(keys))
+            .where(among(breaches.c.breach_key, keys))
             .order_by(breaches.c.breach_key)
             .with_for_update()
         )
@@ -162,7 +168,7 @@ class CompensationRepository:
                 granted.breach_key,
                 granted.points,
             ).where(
-                granted.customer_id.in_(sorted({r.customer_id for r in reports})),
+                among(granted.customer_id, sorted({r.customer_id for r in reports})),
                 granted.status == "granted",
                 granted.decided_at > start,
                 granted.decided_at < end,
@@ -202,7 +208,7 @@ class CompensationRepository:
         rows = await self.conn.execute(
             sa.select(compensations)
             .where(
-                compensations.c.breach_key.in_(keys),
+                among(compensations.c.breach_key, keys),
                 compensations.c.status == "in_review",
                 sa.literal(SELF_REPORTED) == sa.any_(compensations.c.review_reasons),
             )
