@@ -220,7 +220,7 @@ class OutboxRelay:
         service: str,
         batch_size: int = 2000,
         idle_interval: float = 0.05,
-        idle_max: float = 0.5,
+        idle_max: float = 0.2,
     ) -> None:
         self.engine = engine
         self.producer = producer
@@ -323,11 +323,13 @@ class OutboxRelay:
         as long after each empty poll, up to `idle_max`. An empty poll costs a pool
         checkout, five statements and their round trips; at a fixed 50 ms they were most
         of the relay's own CPU between consumer batches (`python -m bench points`).
+        `idle_max` stays short because a row another instance committed (its own relay
+        lost the leader lock to this one) waits for this poll.
         A wakeup that comes while a batch is being published is kept, not lost.
         """
         delay, idle = 0.1, self.idle_interval
         while not self._stopping.is_set():
-            self.wakeup.clear()
+            self.wakeup.clear()  # a commit from here on cuts the next idle sleep short
             try:
                 sent = await self.relay_once()
                 delay = 0.1
@@ -335,7 +337,7 @@ class OutboxRelay:
                 if not is_transient(exc):
                     raise
                 log.warning("outbox relay: transient fault, retrying in %.1fs: %s", delay, exc)
-                self.wakeup.clear()
+                self.wakeup.clear()  # a fault backs off whatever commits meanwhile
                 await self._sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue

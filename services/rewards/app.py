@@ -68,6 +68,7 @@ def _workers(
                 clock=clock,
                 max_batch=settings.max_batch,
                 after_commit=relay.wakeup.set,
+                consumer_options={"fetch_max_wait_ms": settings.fetch_max_wait_ms},
             )
             jobs = due_jobs(
                 app.state.engine,

@@ -56,6 +56,18 @@ class _Granted:
     points: int = 0
 
 
+@dataclass(frozen=True)
+class GrantTotals:
+    """A customer's grants decided inside (start, end), summed: the part of the cap window
+    every report of a batch shares, read as one row instead of one row per grant."""
+
+    start: datetime
+    end: datetime
+    money_minor: int
+    points: int
+    breach_keys: frozenset[str]
+
+
 _COMPENSATION_NAMESPACE = uuid.UUID("b4a7f0c6-1d1e-4a8e-8f7e-6c1c2b3a9d10")
 
 
@@ -145,6 +157,9 @@ class BreachBook:
 
     limits: dict[str, CompensationLimits]
     breaches: dict[str, BreachRow]
+    # The caps' usage per customer: grants summed over the window every report of the batch
+    # shares, and one by one the grants outside it (and the ones this batch grants).
+    customer_totals: dict[str, GrantTotals] = field(default_factory=dict)
     customer_grants: dict[str, list[_Granted]] = field(default_factory=dict)
     merchant_months: dict[tuple[str, datetime], tuple[int, int]] = field(default_factory=dict)
     assessed: list[dict[str, Any]] = field(default_factory=list)  # compensation rows, in order
@@ -163,13 +178,21 @@ class BreachBook:
         that holds both; counting both sides can only send more to a person, never pay more.
         """
         start, end = customer_window_start(now), now + CUSTOMER_CAP_WINDOW
-        grants = self.customer_grants.get(customer_id, [])
-        window = [g for g in grants if start < g.decided_at < end]
-        return CustomerUsage(
-            sum(g.money_minor for g in window),
-            len({g.breach_key for g in window}),
-            sum(g.points for g in window),
-        )
+        totals = self.customer_totals.get(customer_id)
+        money = points = 0
+        counted: frozenset[str] = frozenset()
+        if totals is not None:
+            # Loaded for the reports of this batch, whose windows all hold it.
+            assert start <= totals.start and totals.end <= end, "totals outside the window"
+            money, points, counted = totals.money_minor, totals.points, totals.breach_keys
+        more: set[str] = set()
+        for grant in self.customer_grants.get(customer_id, []):
+            if start < grant.decided_at < end:
+                money += grant.money_minor
+                points += grant.points
+                if grant.breach_key not in counted:
+                    more.add(grant.breach_key)
+        return CustomerUsage(money, len(counted) + len(more), points)
 
     def month_spend(self, merchant_id: str, now: datetime) -> tuple[int, int]:
         """Money and points the merchant granted in the budget month containing `now`."""

@@ -11,7 +11,6 @@ the referred customer, who has one referrer.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,7 +22,7 @@ from services.rewards.domain.keys import idempotency_key, require_identifier
 REFERRAL_PAYLOAD_LENGTH = 7
 
 
-def new_referral_code(choose: Chooser = secrets.choice) -> str:
+def new_referral_code(choose: Chooser | None = None) -> str:
     """A fresh referral code: 8 characters, short enough to say aloud, with a check character."""
     return random_code(REFERRAL_PAYLOAD_LENGTH, choose)
 

@@ -9,7 +9,6 @@ merchant when the reward is bound to one.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -21,7 +20,7 @@ from services.rewards.domain.timestamps import require_aware
 VOUCHER_PAYLOAD_LENGTH = 17
 
 
-def new_voucher_code(choose: Chooser = secrets.choice) -> str:
+def new_voucher_code(choose: Chooser | None = None) -> str:
     """A fresh, unguessable voucher code (18 characters, the last a check character)."""
     return random_code(VOUCHER_PAYLOAD_LENGTH, choose)
 

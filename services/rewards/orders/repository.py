@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards.db import held_reports, order_returns, orders
+from services.rewards.db import among, held_reports, order_returns, orders
 from services.rewards.domain.guarantee import Measurement, MeasureUnit
 from services.rewards.domain.guarantee_claims import KnownOrder
 from shared.contracts.pos import PurchaseCompleted, PurchaseReturned
@@ -42,7 +42,7 @@ class OrderRepository:
         wanted = sorted(set(order_ids))
         if not wanted:
             return {}
-        rows = await self.conn.execute(sa.select(orders).where(orders.c.order_id.in_(wanted)))
+        rows = await self.conn.execute(sa.select(orders).where(among(orders.c.order_id, wanted)))
         return {
             row.order_id: KnownOrder(
                 row.order_id,

@@ -132,6 +132,59 @@ async def test_a_claim_over_the_customer_cap_waits_for_manual_review(
         assert len(review) == 1 and review[0].data.order_id == "o-2"
 
 
+async def test_batches_of_incidents_pay_and_cap_as_one_by_one_would(
+    infra: Infra, rewards_db: str, unique: str
+) -> None:
+    """Batches large enough to be written by COPY, the second capped by what the first
+    granted (read back as one sum per customer): each breach is paid once, on the record,
+    and every customer's ninth breach and later waits for a person."""
+    customers = [f"k{n}" for n in range(16)]
+    orders = [(customers[n % 16], f"o-{n}") for n in range(160)]  # 10 orders each
+    async with rewards_stack(infra, rewards_db, unique) as stack:
+        await stack.execute(
+            "INSERT INTO merchant_limits (merchant_id, customer_refund_cap_minor,"
+            " customer_breach_cap) VALUES (:m, :c, 8)",  # only the breach cap can hold
+            m=RESTAURANT,
+            c=10**9,
+        )
+        await publish(infra.bootstrap_servers, stack.purchases, [purchase(c, o) for c, o in orders])
+        async with stack.consumer():
+            await stack.wait_handled(160)
+            handled = 160
+            for half in (orders[:80], orders[80:]):  # 5 breaches per customer each
+                await publish(
+                    infra.bootstrap_servers,
+                    stack.incidents,
+                    [incident(c, o, "17", amount="999.00") for c, o in half],
+                )
+                handled += len(half)
+                await stack.wait_handled(handled)  # the second half reads what the first paid
+            await stack.outbox_empty()
+        rows = await stack.rows(
+            "SELECT customer_id, order_id, tier, vouchers, refund_minor, status, review_reasons,"
+            " voucher_value_minor, new_breach FROM compensations"
+        )
+        assert len(rows) == 160, "one compensation per breach"
+        assert {(r.tier, tuple(r.vouchers), r.refund_minor, r.new_breach) for r in rows} == {
+            (2, ("fruit-plate",), 16_00, True)
+        }, "20% of the recorded 80.00, never of the 999.00 the incidents state"
+        for customer in customers:
+            mine = sorted(
+                (r for r in rows if r.customer_id == customer),
+                key=lambda r: int(r.order_id.split("-")[1]),
+            )
+            assert [r.status for r in mine] == ["granted"] * 8 + ["in_review"] * 2, [
+                (r.order_id, r.status, list(r.review_reasons)) for r in mine
+            ]
+            assert [list(r.review_reasons) for r in mine[8:]] == [["customer_breach_cap"]] * 2
+        breaches = await stack.rows("SELECT tier, refund_minor, vouchers FROM breaches")
+        assert len(breaches) == 160
+        assert {(b.tier, b.refund_minor, tuple(b.vouchers)) for b in breaches} == {
+            (2, 16_00, ("fruit-plate",))
+        }
+        assert await stack.scalar("SELECT count(*) FROM vouchers") == 128, "granted ones only"
+
+
 async def test_replaying_every_topic_changes_nothing(
     infra: Infra, rewards_db: str, unique: str
 ) -> None:

@@ -66,3 +66,12 @@ def test_the_read_judges_refunds_as_the_consumer_does(
     )
     assert is_fully_returned(*columns) == earning.fully_returned
     assert read == stored.qualifying(), "the balance read and the consumer disagree on tiers"
+
+
+@given(lines=lines, extra=st.integers(0, 3_000))
+def test_an_order_nothing_was_refunded_on_is_never_fully_returned(
+    lines: list[EarningLine], extra: int
+) -> None:
+    """What lets the balance read skip decoding the lines of an order without refunds."""
+    amount = sum(line.face_minor for line in lines) + extra
+    assert not is_fully_returned(amount, 0, tuple(lines), ())

@@ -10,6 +10,7 @@ from services.rewards.compensation.repository import party_lock_keys
 from services.rewards.domain.breach_book import (
     BreachBook,
     BreachReport,
+    GrantTotals,
     _Granted,
     compensation_id_for,
 )
@@ -105,3 +106,21 @@ def test_locks_are_taken_merchants_first_each_set_sorted_once() -> None:
 def test_the_top_tier_pays_double_the_order_at_most() -> None:
     assert top_tier_refund(POLICY, 80_00) == 160_00
     assert top_tier_refund(POLICY, 0) == 0
+
+
+def test_summed_grants_and_single_grants_count_each_breach_once() -> None:
+    """The caps read grants the whole batch's windows share as one sum with its breach
+    keys, the rest one by one: a breach in both, or granted again by this batch, is one."""
+    batch = book(CompensationLimits(customer_breach_cap=3))
+    batch.customer_totals["c1"] = GrantTotals(
+        NOW - timedelta(days=29), NOW + timedelta(days=29), 30_00, 5, frozenset({"b1", "b2"})
+    )
+    batch.customer_grants["c1"] = [
+        _Granted(NOW - timedelta(days=29, hours=12), 10_00, "b1"),  # a tier of b1, earlier
+        _Granted(NOW + timedelta(days=29, hours=12), 7_00, "b3"),  # a claim dated later
+        _Granted(NOW - timedelta(days=31), 99_00, "b4"),  # outside every window of NOW
+    ]
+    usage = batch.usage("c1", NOW)
+    assert (usage.refund_minor, usage.breaches, usage.points) == (47_00, 3, 5)
+    assert batch.assess(report("o9", 16), POLICY).status == "in_review", "a 4th breach"
+    assert batch.assessed[-1]["review_reasons"] == ["customer_breach_cap"]

@@ -62,6 +62,15 @@ def test_codes_are_not_repeated() -> None:
     assert len(drawn) == 2_000, "two vouchers must never share a code"
 
 
+def test_every_character_of_a_code_is_drawn_from_the_whole_alphabet() -> None:
+    """One random number per code, written in base 31: every position must still take
+    every character (a wrong conversion would leave some unreachable)."""
+    drawn = [new_voucher_code() for _ in range(3_000)]
+    for position in range(VOUCHER_PAYLOAD_LENGTH):
+        seen = {code[position] for code in drawn}
+        assert seen == set(ALPHABET), f"position {position} never drew {set(ALPHABET) - seen}"
+
+
 def test_codes_come_from_the_given_chooser() -> None:
     seeded = random.Random(7)
     first = new_voucher_code(seeded.choice)
