@@ -8,13 +8,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts.registry import decode_event
 from shared.contracts.topics import dead_letter_topic
-from shared.db import asyncpg_dsn, create_engine
+from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
 from shared.outbox import OutboxRelay, OutboxWriter
 from tests.support.counting import (
@@ -26,6 +25,7 @@ from tests.support.counting import (
     wait_until,
 )
 from tests.support.dlq import read_topic
+from tests.support.faults import postgres_outage
 from tests.support.infra import Databases, Infra
 from tests.support.processes import output, start_consumer
 from tests.support.running import running_consumer
@@ -58,24 +58,6 @@ async def _applied(db: str) -> int:
     return sum((await applications(db)).values())
 
 
-async def _outage(infra: Infra, db: str) -> None:
-    """PostgreSQL goes away for a while, then comes back."""
-    if infra.embedded is not None:
-        await asyncio.to_thread(infra.embedded.stop_postgres)
-        await asyncio.sleep(3)
-        await asyncio.to_thread(infra.embedded.start_postgres)
-        return
-    # External or container PostgreSQL cannot be stopped from here: cut every session.
-    conn = await asyncpg.connect(asyncpg_dsn(infra.admin_url))
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-            db.rsplit("/", 1)[1],
-        )
-    finally:
-        await conn.close()
-
-
 async def test_postgres_outage_loses_nothing_doubles_nothing_dead_letters_nothing(
     infra: Infra, points_db: str, unique: str
 ) -> None:
@@ -94,7 +76,7 @@ async def test_postgres_outage_loses_nothing_doubles_nothing_dead_letters_nothin
     ):
         await publish(infra.bootstrap_servers, topic, first)
         await wait_until(lambda: _at_least(points_db, 200))
-        await _outage(infra, points_db)
+        await postgres_outage(infra, points_db)
         await publish(infra.bootstrap_servers, topic, second)
         await wait_until(exactly_once(points_db, _ids(first + second)), timeout=120)
     dead = await read_topic(
