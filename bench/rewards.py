@@ -190,9 +190,10 @@ class TracedRelay(OutboxRelay):
         selected = time.perf_counter()
         await super()._publish(rows)
         acked = time.perf_counter()
-        for row in rows:
-            if b'"compensation.granted"' in row.value:
-                order = orjson.loads(row.value)["data"]["order_id"]
+        for row in rows:  # the relay's rows: (id, topic, key, value, headers)
+            value = row[3]
+            if b'"compensation.granted"' in value:
+                order = orjson.loads(value)["data"]["order_id"]
                 self.marks.selected[order] = selected
                 self.marks.acked[order] = acked
 
@@ -423,7 +424,11 @@ async def _pipeline(
     finally:
         consumer.request_stop()
         relay.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        ended = await asyncio.gather(*tasks, return_exceptions=True)
+        # A consumer or relay that died is the run's answer, not a silently slow figure.
+        for outcome in ended:
+            if isinstance(outcome, Exception):
+                raise outcome
 
 
 async def run(infra: BenchInfra, count: int) -> dict[str, Any]:
