@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from shared.errors import Unprocessable
 
 MAX_CURSOR_LENGTH = 400
+_Row = TypeVar("_Row")
 
 
 class InvalidCursor(Unprocessable):
@@ -30,6 +31,15 @@ def encode_cursor(position: Mapping[str, Any]) -> str:
     """An opaque page token for `position` (datetimes and UUIDs as text)."""
     raw = orjson.dumps(position, default=str)
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def split_page(
+    rows: Sequence[_Row], limit: int, position: Callable[[_Row], Mapping[str, Any]]
+) -> tuple[Sequence[_Row], str | None]:
+    """The page of `rows` fetched as `limit + 1`, and the cursor naming its last row's
+    `position` (None when no row follows)."""
+    page = rows[:limit]
+    return page, encode_cursor(position(page[-1])) if len(rows) > limit else None
 
 
 def aware_datetime(value: Any) -> datetime:

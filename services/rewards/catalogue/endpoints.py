@@ -17,7 +17,7 @@ from services.rewards.catalogue.service import save_item
 from services.rewards.scopes import Admin, Read
 from services.rewards.uow import request_uow
 from services.rewards.vouchers.schemas import AdminKey, Cursor
-from shared.http.pagination import decode_cursor, encode_cursor, text
+from shared.http.pagination import decode_cursor, split_page, text
 
 router = APIRouter(prefix="/v1", tags=["rewards"])
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -36,12 +36,8 @@ async def catalogue(
     after = _after(cursor)
     async with request_uow(request) as uow:
         rows = await uow.catalogue.page(limit + 1, after, claimable_at=uow.now)
-    page = rows[:limit]
-    more = len(rows) > limit
-    return Catalogue(
-        items=[ClaimableItem.of(r) for r in page],
-        next_cursor=encode_cursor({"after": page[-1].item_id}) if more else None,
-    )
+    page, next_cursor = split_page(rows, limit, lambda last: {"after": last.item_id})
+    return Catalogue(items=[ClaimableItem.of(r) for r in page], next_cursor=next_cursor)
 
 
 @admin_router.get("/catalogue", summary="Every catalogue item, claimable or not (paged)")
@@ -51,12 +47,8 @@ async def all_items(
     after = _after(cursor)
     async with request_uow(request) as uow:
         rows = await uow.catalogue.page(limit + 1, after)
-    page = rows[:limit]
-    more = len(rows) > limit
-    return CatalogueAdmin(
-        items=[ItemView.of(r) for r in page],
-        next_cursor=encode_cursor({"after": page[-1].item_id}) if more else None,
-    )
+    page, next_cursor = split_page(rows, limit, lambda last: {"after": last.item_id})
+    return CatalogueAdmin(items=[ItemView.of(r) for r in page], next_cursor=next_cursor)
 
 
 @admin_router.put("/catalogue/{item_id}", summary="Create or change a catalogue item")

@@ -15,7 +15,7 @@ from services.rewards.milestones.service import save_rule
 from services.rewards.scopes import Admin
 from services.rewards.uow import request_uow
 from services.rewards.vouchers.schemas import AdminKey, Cursor
-from shared.http.pagination import decode_cursor, encode_cursor, text
+from shared.http.pagination import decode_cursor, split_page, text
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -31,10 +31,10 @@ async def milestone_list(
     after = decode_cursor(cursor, {"after": text})["after"] if cursor is not None else None
     async with request_uow(request) as uow:
         rows = await uow.milestones.page(limit + 1, after)
-    page = rows[:limit]
+    page, next_cursor = split_page(rows, limit, lambda last: {"after": last.rule_key})
     return MilestoneRules(
         rules=[MilestoneRuleView.model_validate(dict(r._mapping)) for r in page],
-        next_cursor=encode_cursor({"after": page[-1].rule_key}) if len(rows) > limit else None,
+        next_cursor=next_cursor,
     )
 
 

@@ -19,7 +19,7 @@ from services.rewards.policies.service import policy_from_document
 from services.rewards.scopes import Admin
 from services.rewards.uow import request_uow
 from services.rewards.vouchers.schemas import AdminKey, Cursor
-from shared.http.pagination import decode_cursor, encode_cursor, text
+from shared.http.pagination import decode_cursor, split_page, text
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 _CURSOR = {"merchant_id": text, "promise_kind": text}
@@ -39,13 +39,14 @@ async def policies(
         after = (place["merchant_id"], place["promise_kind"])
     async with request_uow(request) as uow:
         rows = await uow.policies.all_policies(limit + 1, after)
-    page = rows[:limit]
-    last = page[-1] if len(rows) > limit else None
+    page, next_cursor = split_page(
+        rows,
+        limit,
+        lambda last: {"merchant_id": last.merchant_id, "promise_kind": last.promise_kind},
+    )
     return PoliciesPage(
         policies=[StoredPolicy.model_validate(dict(r._mapping)) for r in page],
-        next_cursor=None
-        if last is None
-        else encode_cursor({"merchant_id": last.merchant_id, "promise_kind": last.promise_kind}),
+        next_cursor=next_cursor,
     )
 
 

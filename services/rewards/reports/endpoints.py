@@ -21,7 +21,7 @@ from services.rewards.reports.schemas import BudgetLine, Budgets, InvariantRepor
 from services.rewards.scopes import Admin
 from services.rewards.uow import RewardsUnitOfWork, request_uow
 from services.rewards.vouchers.schemas import Cursor
-from shared.http.pagination import aware_datetime, decode_cursor, encode_cursor, text
+from shared.http.pagination import aware_datetime, decode_cursor, encode_cursor, split_page, text
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 _OVERDUE_CURSOR: dict[str, Callable[[Any], Any]] = {
@@ -86,15 +86,16 @@ async def overdue(
         after = (place["filed_at"], place["claim_id"])
     async with request_uow(request) as uow:
         rows = await uow.guarantee_claims.overdue_page(uow.now - DECIDE_WITHIN, limit + 1, after)
-    page = rows[:limit]
-    last = page[-1] if len(rows) > limit else None
+    page, next_cursor = split_page(
+        rows,
+        limit,
+        lambda last: {"filed_at": last.filed_at.isoformat(), "claim_id": str(last.claim_id)},
+    )
     return OverdueClaims(
         as_of=uow.now,
         deadline_hours=int(timedelta(hours=24).total_seconds() // 3600),
         claims=[GuaranteeClaimView.of(r) for r in page],
-        next_cursor=None
-        if last is None
-        else encode_cursor({"filed_at": last.filed_at.isoformat(), "claim_id": str(last.claim_id)}),
+        next_cursor=next_cursor,
     )
 
 

@@ -15,7 +15,7 @@ from services.rewards.scopes import Admin
 from services.rewards.uow import request_uow
 from services.rewards.vouchers.schemas import Cursor
 from shared.auth import ApiPrincipal
-from shared.http.pagination import aware_datetime, decode_cursor, encode_cursor
+from shared.http.pagination import aware_datetime, decode_cursor, split_page
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 _QUEUE_CURSOR: dict[str, Callable[[Any], Any]] = {
@@ -38,18 +38,16 @@ async def reviews(
         after = (place["created_at"], place["compensation_id"])
     async with request_uow(request) as uow:
         rows = await uow.compensations.in_review_page(limit + 1, after)
-    page = rows[:limit]
-    last = page[-1] if len(rows) > limit else None
+    page, next_cursor = split_page(
+        rows,
+        limit,
+        lambda last: {
+            "created_at": last.created_at.isoformat(),
+            "compensation_id": str(last.compensation_id),
+        },
+    )
     return ReviewQueue(
-        reviews=[CompensationView.of(r._mapping) for r in page],
-        next_cursor=None
-        if last is None
-        else encode_cursor(
-            {
-                "created_at": last.created_at.isoformat(),
-                "compensation_id": str(last.compensation_id),
-            }
-        ),
+        reviews=[CompensationView.of(r._mapping) for r in page], next_cursor=next_cursor
     )
 
 

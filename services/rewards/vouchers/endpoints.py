@@ -25,7 +25,7 @@ from services.rewards.vouchers.schemas import (
 )
 from services.rewards.vouchers.service import redeem_voucher, status_of, voucher_by_code
 from shared.http.guessing import refuse_guessing
-from shared.http.pagination import aware_datetime, decode_cursor, encode_cursor, text
+from shared.http.pagination import aware_datetime, decode_cursor, encode_cursor, split_page, text
 from shared.http.security import ensure_merchant
 
 router = APIRouter(prefix="/v1", tags=["rewards"])
@@ -146,10 +146,9 @@ async def definitions(
     after = decode_cursor(cursor, {"after": text})["after"] if cursor is not None else None
     async with request_uow(request) as uow:
         rows = await uow.vouchers.definitions_page(limit + 1, after)
-    page = rows[:limit]
+    page, next_cursor = split_page(rows, limit, lambda last: {"after": last.reward_code})
     return RewardDefinitionsPage(
-        rewards=[RewardDefinitionView.of(r) for r in page],
-        next_cursor=encode_cursor({"after": page[-1].reward_code}) if len(rows) > limit else None,
+        rewards=[RewardDefinitionView.of(r) for r in page], next_cursor=next_cursor
     )
 
 
