@@ -15,8 +15,10 @@ outgoing events carry.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -63,6 +65,15 @@ async def accrue_purchases(
     uow: PointsUnitOfWork, events: Sequence[PurchaseCompleted], points_topic: str
 ) -> None:
     """purchase.completed -> accrual (0 points included), parked returns applied."""
+    with cyclic_gc_paused():
+        await _accrue_purchases(uow, events, points_topic)
+    # `_accrue_purchases` has returned: the run's accounts, lots, orders and events are
+    # freed by reference counting before the collector runs again, so it finds little.
+
+
+async def _accrue_purchases(
+    uow: PointsUnitOfWork, events: Sequence[PurchaseCompleted], points_topic: str
+) -> None:
     book = await rule_book(uow)
     accounts = await uow.accounts.lock(e.customer_id for e in events)
     order_ids = [e.data.order_id for e in events]
@@ -121,6 +132,28 @@ async def credit_points(
         applied[event.data.credit_id] = (event.customer_id, event.data.points)
     await uow.save(accounts, changes)
     emit_all(uow, points_topic, emitted)
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a run is applied.
+
+    A run of 2,000 purchases allocates ~300,000 container objects (accounts, lots, orders,
+    ledger lines, events) that all live until the run is written; each young-generation
+    collection it triggered examined them all again and found nothing to free, about a
+    third of the accrual's CPU (`python -m bench points`: "gc" seconds and the domain
+    phase). Reference counting still frees everything acyclic at once; the collector
+    runs again as soon as the run's objects are gone. A collector paused by someone
+    else stays paused.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def purchase_from_event(event: PurchaseCompleted, rates: CurrencyRates) -> Purchase:
