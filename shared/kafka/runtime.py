@@ -30,7 +30,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -403,13 +402,6 @@ def leave_group_in_every_generation(consumer: AIOKafkaConsumer) -> None:
     coordinator._maybe_leave_group = leave
 
 
-def _free_in_chunks(items: list[Incoming]) -> None:
-    """Drop a spent batch's events a slice at a time: between slices the thread that frees
-    them can hand the interpreter back to the event loop."""
-    while items:
-        del items[-256:]
-
-
 def _tune_garbage_collector() -> None:
     """A batch allocates tens of thousands of short-lived objects that live until it
     commits; with default thresholds that triggers a full collection every batch or two
@@ -447,10 +439,6 @@ class EventConsumer:
         self.after_commit = after_commit
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        # Freeing a batch's decoded events (models, decimals, ids: ~2.5 µs each, `python -m
-        # bench foundation`) happens on this thread, so it overlaps the event loop's waits
-        # for PostgreSQL and the broker instead of following every commit.
-        self._sweeper = ThreadPoolExecutor(1, thread_name_prefix=f"{group_id}-sweeper")
         self.membership = membership or GroupMembership.from_environment()
         options = self.membership.consumer_options(group_id)
         options.update(consumer_options or {})
@@ -483,7 +471,6 @@ class EventConsumer:
                         await self.process(batch)
         finally:
             await self.consumer.stop()  # leaves the group; the next owner starts at our commit
-            self._sweeper.shutdown(wait=True)
 
     async def process(self, batch: dict[TopicPartition, list[Record]]) -> BatchOutcome | None:
         """Apply one batch and commit its offsets; None if abandoned because of a stop."""
@@ -494,7 +481,6 @@ class EventConsumer:
         outcome = await self._apply_with_retries(items)
         if outcome is None:
             return None
-        self._sweeper.submit(_free_in_chunks, items)
         await self._commit_offsets(batch)
         BATCH_SECONDS.labels(self.group_id).observe(time.perf_counter() - started)
         EVENTS_APPLIED.labels(self.group_id).inc(outcome.applied)
