@@ -89,10 +89,15 @@ def decode_event(raw: bytes | str | dict[str, Any]) -> EventEnvelope:
 
 def decode_document(document: dict[str, Any]) -> EventEnvelope:
     """Validate one parsed JSON object (the consumer's path: it parses once, for the
-    fingerprint too); raises ContractError naming the rule broken."""
+    fingerprint too); raises ContractError naming the rule broken.
+
+    Calls the model's validator directly: exactly what `model_validate` runs with its
+    default arguments, without its Python wrapper (~0.7 µs of a purchase's ~14 µs,
+    measured with the validator on the bench's purchases).
+    """
     model = _model_for(document)
     try:
-        return model.model_validate(document)
+        return model.__pydantic_validator__.validate_python(document)  # type: ignore[no-any-return]
     except ValidationError as exc:
         raise ContractError("schema_violation", _describe(exc)) from exc
 
