@@ -29,7 +29,8 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -412,6 +413,28 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is decoded and applied.
+
+    A batch keeps tens of thousands of container objects alive until it commits (its
+    decoded events; for points accrual the accounts, lots, orders, ledger lines and
+    outgoing events, ~8 more per purchase), and every collection it triggered examined
+    them again and freed nothing: `python -m bench points --events 60000` spent 1.8 s in
+    the collector, 0.2-0.3 s with the pause. Reference counting still frees everything
+    acyclic at once, and the collector runs once the attempt is over (a retry's wait runs
+    with it on). A collector paused by someone else stays paused.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class EventConsumer:
     """Consumes `topics` as `group_id` and applies events exactly once to `engine`."""
 
@@ -475,7 +498,8 @@ class EventConsumer:
     async def process(self, batch: dict[TopicPartition, list[Record]]) -> BatchOutcome | None:
         """Apply one batch and commit its offsets; None if abandoned because of a stop."""
         started = time.perf_counter()
-        items = decode_batch(batch)
+        with cyclic_gc_paused():
+            items = decode_batch(batch)
         EVENTS_CONSUMED.labels(self.group_id).inc(len(items))
         dedupe_within_batch(items)
         outcome = await self._apply_with_retries(items)
@@ -496,8 +520,9 @@ class EventConsumer:
         singles, delay = False, 0.05
         while True:
             try:
-                async with self.engine.begin() as conn:
-                    return await self.applier.apply(conn, items, excluded, singles)
+                with cyclic_gc_paused():
+                    async with self.engine.begin() as conn:
+                        return await self.applier.apply(conn, items, excluded, singles)
             except HandlerFailure as failure:
                 singles = self._isolate(failure, items, excluded, failures) or singles
             except Exception as exc:

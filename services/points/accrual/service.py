@@ -15,10 +15,8 @@ outgoing events carry.
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -65,15 +63,6 @@ async def accrue_purchases(
     uow: PointsUnitOfWork, events: Sequence[PurchaseCompleted], points_topic: str
 ) -> None:
     """purchase.completed -> accrual (0 points included), parked returns applied."""
-    with cyclic_gc_paused():
-        await _accrue_purchases(uow, events, points_topic)
-    # `_accrue_purchases` has returned: the run's accounts, lots, orders and events are
-    # freed by reference counting before the collector runs again, so it finds little.
-
-
-async def _accrue_purchases(
-    uow: PointsUnitOfWork, events: Sequence[PurchaseCompleted], points_topic: str
-) -> None:
     book = await rule_book(uow)
     accounts = await uow.accounts.lock(e.customer_id for e in events)
     order_ids = [e.data.order_id for e in events]
@@ -112,13 +101,6 @@ async def credit_points(
     uow: PointsUnitOfWork, events: Sequence[PointsCreditRequested], points_topic: str
 ) -> None:
     """points.credit_requested -> a lot available at once, applied once per credit id."""
-    with cyclic_gc_paused():  # a run of credits is built like a run of purchases
-        await _credit_points(uow, events, points_topic)
-
-
-async def _credit_points(
-    uow: PointsUnitOfWork, events: Sequence[PointsCreditRequested], points_topic: str
-) -> None:
     book = await rule_book(uow)
     accounts = await uow.accounts.lock(e.customer_id for e in events)
     applied = await uow.orders.credits([e.data.credit_id for e in events])
@@ -139,28 +121,6 @@ async def _credit_points(
         applied[event.data.credit_id] = (event.customer_id, event.data.points)
     await uow.save(accounts, changes)
     emit_all(uow, points_topic, emitted)
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a run is applied.
-
-    A run keeps tens of thousands of container objects alive until it is written (the
-    accounts, lots, orders, ledger lines and outgoing events alone: ~8 per purchase), and
-    every collection it triggered examined them again and found nothing to free:
-    `python -m bench points --events 60000` spent 1.8 s in the collector (its "gc" note),
-    0.3 s with the pause. Reference counting still frees everything acyclic at once; the
-    collector runs again as soon as the run's objects are gone. A collector paused by
-    someone else stays paused.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def purchase_from_event(event: PurchaseCompleted, rates: CurrencyRates) -> Purchase:

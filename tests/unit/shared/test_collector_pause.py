@@ -1,4 +1,4 @@
-"""The accrual run pauses the cyclic collector and always gives it back."""
+"""A batch pauses the cyclic collector and always gives it back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.points.accrual.service import cyclic_gc_paused
+from shared.kafka.runtime import cyclic_gc_paused
 
 
 @pytest.fixture(autouse=True)
