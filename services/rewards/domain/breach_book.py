@@ -42,6 +42,7 @@ from services.rewards.domain.guarantee_limits import (
     customer_window_start,
     route_compensation,
 )
+from services.rewards.domain.keys import derived_uuid
 
 SELF_REPORTED = "self_reported"  # the review reason of a customer's own report above its cap
 
@@ -73,7 +74,7 @@ _COMPENSATION_NAMESPACE = uuid.UUID("b4a7f0c6-1d1e-4a8e-8f7e-6c1c2b3a9d10")
 
 def compensation_id_for(key: str, tier: int) -> uuid.UUID:
     """The id of the payment bringing breach `key` up to `tier`: the same cause, the same id."""
-    return uuid.uuid5(_COMPENSATION_NAMESPACE, f"{key}#{tier}")
+    return derived_uuid(_COMPENSATION_NAMESPACE, f"{key}#{tier}")
 
 
 @dataclass(frozen=True)
