@@ -98,13 +98,18 @@ async def refund_on_record(uow: RewardsUnitOfWork, row: Any) -> int:
     return min(int(row.refund_minor), max(0, ceiling - paid))
 
 
+def _origin_ref(values: dict[str, Any], reward_code: str) -> str:
+    """The voucher's origin: one per (compensation, reward), so it is never issued twice."""
+    return f"compensation:{values['compensation_id']}:{reward_code}"
+
+
 def _voucher_requests(values: dict[str, Any], at: datetime | None = None) -> list[VoucherRequest]:
     return [
         VoucherRequest(
             values["customer_id"],
             reward_code,
             "guarantee",
-            f"compensation:{values['compensation_id']}:{reward_code}",
+            _origin_ref(values, reward_code),
             merchant_id=values["merchant_id"],
             issued_at=at or values["decided_at"],
         )
@@ -135,8 +140,8 @@ def _emit_payment(
 ) -> None:
     """Vouchers' `reward.issued`, then points and money as events, then the grant itself."""
     at = now or values["decided_at"]
-    for request in _voucher_requests(values, now):
-        event = issued.get(request.origin_ref)
+    for reward_code in values["vouchers"]:
+        event = issued.get(_origin_ref(values, reward_code))
         if event is not None:
             uow.emit_rewards(event)
     if values["points"]:

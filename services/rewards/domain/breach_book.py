@@ -42,6 +42,7 @@ from services.rewards.domain.guarantee_limits import (
     customer_window_start,
     route_compensation,
 )
+from services.rewards.domain.keys import derived_uuid
 
 SELF_REPORTED = "self_reported"  # the review reason of a customer's own report above its cap
 
@@ -73,7 +74,7 @@ _COMPENSATION_NAMESPACE = uuid.UUID("b4a7f0c6-1d1e-4a8e-8f7e-6c1c2b3a9d10")
 
 def compensation_id_for(key: str, tier: int) -> uuid.UUID:
     """The id of the payment bringing breach `key` up to `tier`: the same cause, the same id."""
-    return uuid.uuid5(_COMPENSATION_NAMESPACE, f"{key}#{tier}")
+    return derived_uuid(_COMPENSATION_NAMESPACE, f"{key}#{tier}")
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ class BreachBook:
     # Parts of a customer's own report held until an incident confirms them, per breach.
     held: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     confirmed: list[dict[str, Any]] = field(default_factory=list)  # held rows now decided
+    _months: dict[datetime, datetime] = field(default_factory=dict, repr=False)
 
     def usage(self, customer_id: str, now: datetime) -> CustomerUsage:
         """What counts against the customer's caps for a grant decided at `now`.
@@ -196,23 +198,39 @@ class BreachBook:
 
     def month_spend(self, merchant_id: str, now: datetime) -> tuple[int, int]:
         """Money and points the merchant granted in the budget month containing `now`."""
-        return self.merchant_months.get((merchant_id, budget_month(now)[0]), (0, 0))
+        return self.merchant_months.get((merchant_id, self._month_of(now)), (0, 0))
+
+    def _month_of(self, at: datetime) -> datetime:
+        """The start of `at`'s budget month, worked out once per instant: every grant asks
+        twice (its caps, then counting it), and a batch's incidents share their instants."""
+        start = self._months.get(at)
+        if start is None:
+            start = self._months[at] = budget_month(at)[0]
+        return start
 
     def voucher_value(self, owed: CompensationSet) -> int:
         return sum(self.voucher_values.get(code, 0) for code in owed.vouchers)
 
-    def _route(self, report: BreachReport, owed: CompensationSet, new_breach: bool) -> list[str]:
+    def _route(
+        self,
+        report: BreachReport,
+        owed: CompensationSet,
+        new_breach: bool,
+        voucher_value: int | None = None,
+    ) -> list[str]:
         """The caps granting `owed` now would break (empty: within every cap)."""
         limits = self.limits[report.merchant_id]
         usage = self.usage(report.customer_id, report.at)
         money, points = self.month_spend(report.merchant_id, report.at)
+        if voucher_value is None:
+            voucher_value = self.voucher_value(owed)
         decision = route_compensation(
             owed,
             limits,
             usage,
             money,
             new_breach=new_breach,
-            voucher_value_minor=self.voucher_value(owed),
+            voucher_value_minor=voucher_value,
             merchant_spent_points=points,
         )
         return [cap.value for cap in decision.caps_exceeded]
@@ -268,14 +286,15 @@ class BreachBook:
         last: dict[str, Any] = {}
         granted_id = None
         for owed, held_for in parts:
+            value = self.voucher_value(owed)
             reasons = list(held_for)
             if not reasons:
-                reasons = self._route(report, owed, new_breach)
+                reasons = self._route(report, owed, new_breach, value)
             if force_review:
                 reasons.append(force_review)
             status = "in_review" if reasons else "granted"
             last = _compensation_row(report, key, owed, new_breach, status, reasons)
-            last["voucher_value_minor"] = self.voucher_value(owed)
+            last["voucher_value_minor"] = value
             self.assessed.append(last)
             if SELF_REPORTED in reasons:  # a later incident of this batch may confirm it
                 self.held.setdefault(key, []).append(last)
@@ -342,7 +361,7 @@ class BreachBook:
         money = values["refund_minor"] + values.get("voucher_value_minor", 0)
         grant = _Granted(at, money, values["breach_key"], values["points"])
         self.customer_grants.setdefault(values["customer_id"], []).append(grant)
-        month = (values["merchant_id"], budget_month(at)[0])
+        month = (values["merchant_id"], self._month_of(at))
         spent, points = self.merchant_months.get(month, (0, 0))
         self.merchant_months[month] = (spent + money, points + values["points"])
 

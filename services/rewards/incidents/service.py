@@ -136,7 +136,7 @@ async def apply_incidents(uow: RewardsUnitOfWork, events: Sequence[ServiceIncide
                 )
                 continue
             judged.append(Judgement(on_record(report, order), policy, event=event))
-    await judge(uow, judged)
+    await judge(uow, judged, locked=True)  # every party of `judged` is locked above
 
 
 def _held(report: BreachReport) -> dict[str, Any]:
@@ -152,12 +152,19 @@ def _held(report: BreachReport) -> dict[str, Any]:
     )
 
 
-async def judge(uow: RewardsUnitOfWork, judged: Sequence[Judgement]) -> list[Assessment]:
-    """Lock every party, judge each report in order against one book, write and deliver."""
+async def judge(
+    uow: RewardsUnitOfWork, judged: Sequence[Judgement], *, locked: bool = False
+) -> list[Assessment]:
+    """Lock every party, judge each report in order against one book, write and deliver.
+
+    `locked`: the caller already holds every party's lock in this transaction (advisory
+    locks are re-entrant, so taking them again only costs a round trip per batch).
+    """
     if not judged:
         return []
     merchants = [j.report.merchant_id for j in judged]
-    await uow.compensations.lock_parties(merchants, (j.report.customer_id for j in judged))
+    if not locked:
+        await uow.compensations.lock_parties(merchants, (j.report.customer_id for j in judged))
     limits = await batch_limits(uow, set(merchants))
     book = await uow.compensations.load_book([j.report for j in judged], limits)
     assessments = []

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from services.rewards.domain.errors import InvalidCodeError, VoucherNotRedeemableError
+from services.rewards.domain.keys import derived_uuid
 from services.rewards.domain.vouchers import (
     Voucher,
     VoucherStatus,
@@ -56,7 +57,7 @@ class VoucherRequest:
 
 def voucher_id_for(origin_ref: str) -> uuid.UUID:
     """The voucher id of an origin reference: the same cause always names the same voucher."""
-    return uuid.uuid5(_VOUCHER_NAMESPACE, origin_ref)
+    return derived_uuid(_VOUCHER_NAMESPACE, origin_ref)
 
 
 def _validity(
