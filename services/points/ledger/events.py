@@ -59,17 +59,21 @@ def points_event(
     the data model first and handing the instance to the envelope model cost twice as
     much (the instance is checked again).
     """
-    return model.model_validate(
-        {
-            "event_id": derived_event_id(cause, event_type),
-            "type": event_type,
-            "version": 1,
-            "occurred_at": at,
-            "source": SOURCE,
-            "customer_id": account.customer_id,
-            "data": data,
-        }
-    )
+    return model.model_validate(_envelope(event_type, cause, account, at, data))
+
+
+def _envelope(
+    event_type: str, cause: uuid.UUID | str, account: Account, at: datetime, data: Any
+) -> dict[str, Any]:
+    return {
+        "event_id": derived_event_id(cause, event_type),
+        "type": event_type,
+        "version": 1,
+        "occurred_at": at,
+        "source": SOURCE,
+        "customer_id": account.customer_id,
+        "data": data,
+    }
 
 
 def assembled_points_event(
@@ -93,15 +97,7 @@ def assembled_points_event(
     data_model, fields, bounds = _assembly_plan(model)
     if len(data) != fields or not _within(data, bounds):
         return points_event(model, event_type, cause, account, at, data)
-    envelope = {
-        "event_id": derived_event_id(cause, event_type),
-        "type": event_type,
-        "version": 1,
-        "occurred_at": at,
-        "source": SOURCE,
-        "customer_id": account.customer_id,
-        "data": _assembled(data_model, data),
-    }
+    envelope = _envelope(event_type, cause, account, at, _assembled(data_model, data))
     return _assembled(model, envelope)
 
 
