@@ -181,6 +181,23 @@ async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
     return driver
 
 
+async def transaction_driver(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under `conn`, inside `conn`'s transaction.
+
+    SQLAlchemy begins its transaction lazily, on its first statement: a statement sent to
+    the driver before any went through SQLAlchemy would run, and commit, on its own (a
+    row lock taken so would be gone at once). So a unit of work whose first statement
+    goes to the driver begins the transaction through SQLAlchemy first.
+    """
+    driver = await driver_connection(conn)
+    if not driver.is_in_transaction():
+        await conn.execute(_BEGIN)
+    return driver
+
+
+_BEGIN = sa.text("SELECT 1")
+
+
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     """An asyncpg engine; pre-ping so a restarted PostgreSQL costs one retry, not a crash."""
     return create_async_engine(

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.registry import encode_event
-from shared.db import driver_connection, outbox
+from shared.db import driver_connection, outbox, transaction_driver
 from shared.errors import is_transient
 from shared.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
@@ -71,7 +71,7 @@ class OutboxWriter:
         if count < _COPY_FROM:
             await conn.execute(sa.insert(outbox), [_row(m) for m in self.pending])
         else:
-            driver = await driver_connection(conn)
+            driver = await transaction_driver(conn)
             await driver.copy_records_to_table(
                 "outbox", records=[_record(m) for m in self.pending], columns=_COPY_COLUMNS
             )

@@ -17,7 +17,6 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -28,7 +27,7 @@ from services.points.domain.book import Account, Changes
 from services.points.domain.ledger import EntryKind, LedgerEntry
 from services.points.domain.lots import Lot
 from services.points.domain.tiers import Tier
-from shared.db import driver_connection
+from shared.db import transaction_driver
 
 # The lock path runs on the driver directly (asyncpg, prepared once per connection):
 # SQLAlchemy's row objects and parameter handling cost more than the rows themselves.
@@ -245,23 +244,6 @@ async def insert_records(
     """
     driver = await transaction_driver(conn)
     await driver.copy_records_to_table(table, records=records, columns=list(columns))
-
-
-async def transaction_driver(conn: AsyncConnection) -> asyncpg.Connection:
-    """The asyncpg connection under `conn`, inside `conn`'s transaction.
-
-    SQLAlchemy begins its transaction lazily, on its first statement: a statement sent to
-    the driver before any went through SQLAlchemy would run, and commit, on its own (a
-    row lock taken so would be gone at once). So a unit of work whose first statement
-    goes to the driver begins the transaction through SQLAlchemy first.
-    """
-    driver = await driver_connection(conn)
-    if not driver.is_in_transaction():
-        await conn.execute(_BEGIN)
-    return driver
-
-
-_BEGIN = sa.text("SELECT 1")
 
 
 async def claim_due(

@@ -46,7 +46,7 @@ from services.rewards.domain.guarantee_limits import (
     budget_month,
     customer_window_start,
 )
-from shared.db import driver_connection
+from shared.db import transaction_driver
 
 # One statement for every lock: the keys arrive in the order they must be taken (unnest
 # keeps array order), so a batch of a thousand customers costs one round trip.
@@ -176,7 +176,7 @@ class CompensationRepository:
                 await self.conn.execute(sa.insert(table), rows)
             return
         columns = list(rows[0])
-        driver = await driver_connection(self.conn)
+        driver = await transaction_driver(self.conn)
         await driver.copy_records_to_table(
             table.name, records=[tuple(row[c] for c in columns) for row in rows], columns=columns
         )
