@@ -29,8 +29,9 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
@@ -222,6 +223,23 @@ class Latency:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    server_cpu_us: float = float("nan")  # the server's CPU per measured request
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and its children (uvicorn's worker
+    processes), read from /proc: how near the server is to saturating its cores, which is
+    what turns a short stall into a long tail."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # a process that ended while being read
+        process, parent = int(stat.parent.name), int(fields[1])
+        if pid in (process, parent):
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _percentile(sorted_ms: list[float], share: float) -> float:
@@ -244,7 +262,10 @@ async def measure_balance_latency(
             f"{WARM_UP:g}s warm-up, {DURATION:g}s measured"
         )
         await _drive(port, token, customers, WARM_UP)
-        return await _drive(port, token, customers, DURATION)
+        cpu_before = _cpu_seconds(server.pid)
+        latency = await _drive(port, token, customers, DURATION)
+        cpu_us = (_cpu_seconds(server.pid) - cpu_before) / latency.requests * 1e6
+        return replace(latency, server_cpu_us=cpu_us)
     finally:
         server.terminate()
         try:
@@ -446,7 +467,8 @@ def _latency_line(processes: int, latency: Latency) -> str:
         f"balance GET at {RATE}/s over HTTP, {processes} server process(es) "
         f"({latency.requests:,} requests, achieved {latency.achieved_rps:,.0f}/s, "
         f"{latency.errors} errors): p50 {latency.p50_ms:.1f} ms, p95 {latency.p95_ms:.1f} ms, "
-        f"p99 {latency.p99_ms:.1f} ms, max {latency.max_ms:.1f} ms"
+        f"p99 {latency.p99_ms:.1f} ms, max {latency.max_ms:.1f} ms; "
+        f"server CPU {latency.server_cpu_us:,.0f} µs per request"
     )
 
 
@@ -532,6 +554,7 @@ def report(
                 q + "p95_ms": round(latency.p95_ms, 2),
                 q + "p99_ms": round(latency.p99_ms, 2),
                 q + "max_ms": round(latency.max_ms, 2),
+                q + "server_cpu_us": round(latency.server_cpu_us, 1),
             }
         )
         if processes == 1:  # two processes: a figure without a target
