@@ -22,7 +22,7 @@ from shared.money import (
 # that input (tests/unit/contracts/test_fast_paths.py proves it on a corpus); any other
 # input takes the full check, so errors and their messages are unchanged. The validators
 # keep their names: pydantic shows them in the location of an error inside a union.
-_PLAIN_DECIMAL = re.compile(r"\d{1,15}(?:\.\d{1,6})?").fullmatch
+_PLAIN_DECIMAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?").fullmatch  # ASCII digits, as published
 
 
 def _money_text(value: Any) -> Decimal:
@@ -67,7 +67,9 @@ Money = Annotated[
     Decimal,
     BeforeValidator(_money_text),
     PlainSerializer(lambda d: str(d), return_type=str, when_used="always"),
-    WithJsonSchema({"type": "string", "pattern": r"^\d{1,15}(\.\d{1,6})?$", "examples": ["12.50"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,6})?$", "examples": ["12.50"]}
+    ),
 ]
 """Non-negative decimal amount written as a string (never a JSON number)."""
 

@@ -99,7 +99,8 @@ class MeasureUnit(StrEnum):
     BREACHED = "breached"  # a yes/no promise: room not as booked, equipment failure
 
 
-_MEASURED_PATTERN = r"^\d{1,7}(\.\d{1,3})?$"
+# [0-9], not `\d`: Python's `\d` takes any script's digits, the published schema's does not.
+_MEASURED_PATTERN = r"^[0-9]{1,7}(\.[0-9]{1,3})?$"
 
 
 def _measured_value(value: object) -> Decimal:
