@@ -35,6 +35,11 @@ class MoneyError(ValueError):
     """An amount or currency that breaks a rule; the message names the rule."""
 
 
+def known_currencies() -> frozenset[str]:
+    """Every active ISO 4217 code."""
+    return _ISO_4217
+
+
 def is_known_currency(code: str) -> bool:
     """True for an active ISO 4217 code (upper case, three letters)."""
     return code in _ISO_4217
