@@ -9,11 +9,13 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from shared.contracts import ContractError, decode_event, derived_event_id, fields
 from shared.contracts.pos import PurchaseCompleted, ServiceIncident
 from shared.contracts.registry import encode_event, event_fingerprint
 from shared.contracts.schemas import event_schemas
+from shared.kafka.runtime import Incoming, decode
 from shared.money import (
     MoneyError,
     currency_exponent,
@@ -245,3 +247,24 @@ def test_published_money_pattern_takes_ascii_digits_only() -> None:
     assert re.search(pattern, "12.50")
     for text in NON_ASCII_DIGITS:
         assert re.search(pattern, text) is None, ascii(text)
+
+
+def _consumed(value: bytes) -> Incoming:
+    return decode(ConsumerRecord("t", 0, 0, 0, 0, b"c1", value, None, 2, len(value), []))
+
+
+def test_a_replay_re_encoded_by_another_producer_has_the_same_fingerprint() -> None:
+    """The consumer tells a replay from a conflicting reuse of an event id by this
+    fingerprint: key order and whitespace must not count, every value must."""
+    event = purchase("c1", "12.50")
+    original = _consumed(orjson.dumps(event))
+    reordered = dict(reversed(list(event.items())))
+    reordered["data"] = dict(reversed(list(event["data"].items())))
+    pretty = orjson.dumps(reordered, option=orjson.OPT_INDENT_2)
+    assert pretty != orjson.dumps(event)
+    assert original.event is not None and original.poison is None
+    assert _consumed(pretty).fingerprint == original.fingerprint
+    for path, value in [("data.amount", "12.51"), ("data.items.0.quantity", 2), ("x_new", 1)]:
+        assert _consumed(orjson.dumps(_with(event, path, value))).fingerprint != (
+            original.fingerprint
+        ), path
