@@ -25,11 +25,19 @@ _ISO_4217 = frozenset(
 _EXPONENT_0 = frozenset("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split())
 _EXPONENT_3 = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
 
-_DECIMAL_TEXT = re.compile(r"^-?\d{1,15}(\.\d{1,6})?$")
+# ASCII digits only, over the whole text: Python's `\d` also takes other scripts' digits
+# (Arabic-Indic "12.50"), `$` a final newline, and `Decimal` reads both, while the
+# published schemas' pattern (an ECMA-262 regular expression) refuses them.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,6})?")
 
 
 class MoneyError(ValueError):
     """An amount or currency that breaks a rule; the message names the rule."""
+
+
+def known_currencies() -> frozenset[str]:
+    """Every active ISO 4217 code."""
+    return _ISO_4217
 
 
 def is_known_currency(code: str) -> bool:
@@ -50,7 +58,7 @@ def currency_exponent(code: str) -> int:
 
 def parse_decimal_text(text: str) -> Decimal:
     """Parse a decimal string; reject exponents, NaN, infinities and over-long numbers."""
-    if not _DECIMAL_TEXT.match(text):
+    if not _DECIMAL_TEXT.fullmatch(text):
         raise MoneyError(f"{text!r} is not a decimal string like '12.50'")
     try:
         return Decimal(text)

@@ -19,7 +19,13 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.envelope import EventEnvelope
-from shared.contracts.fields import Currency, Identifier, Money, check_minor_units
+from shared.contracts.fields import (
+    Currency,
+    Identifier,
+    Money,
+    check_minor_units,
+    implied_by_fast_money,
+)
 
 AlertKind = Literal["lapse"]
 AlertStatus = Literal["at_risk", "lapsed"]
@@ -58,6 +64,7 @@ class _AlertFacts(_Data):
     days_since_last_purchase: int = Field(ge=0)
 
     @model_validator(mode="after")
+    @implied_by_fast_money
     def _precision_fits_currency(self) -> _AlertFacts:
         check_minor_units(self.value_at_risk, self.currency)
         return self

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
@@ -22,7 +23,7 @@ from shared.money import (
 # that input (tests/unit/contracts/test_fast_paths.py proves it on a corpus); any other
 # input takes the full check, so errors and their messages are unchanged. The validators
 # keep their names: pydantic shows them in the location of an error inside a union.
-_PLAIN_DECIMAL = re.compile(r"\d{1,15}(?:\.\d{1,6})?").fullmatch
+_PLAIN_DECIMAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?").fullmatch  # ASCII digits, as published
 
 
 def _money_text(value: Any) -> Decimal:
@@ -67,7 +68,9 @@ Money = Annotated[
     Decimal,
     BeforeValidator(_money_text),
     PlainSerializer(lambda d: str(d), return_type=str, when_used="always"),
-    WithJsonSchema({"type": "string", "pattern": r"^\d{1,15}(\.\d{1,6})?$", "examples": ["12.50"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,6})?$", "examples": ["12.50"]}
+    ),
 ]
 """Non-negative decimal amount written as a string (never a JSON number)."""
 
@@ -80,6 +83,19 @@ Currency = Annotated[
 
 Identifier = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/-]+$")]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+
+
+_Check = TypeVar("_Check", bound=Callable[..., Any])
+IMPLIED_BY_FAST_MONEY: set[Callable[..., Any]] = set()
+
+
+def implied_by_fast_money(check: _Check) -> _Check:
+    """Mark a model validator that only calls `check_minor_units(amount, currency)` on the
+    model's own `Money` and `Currency` fields. The consumer's fast validator
+    (shared.contracts.fast) leaves it out, because the money and currencies it takes
+    always fit; a validator that checks anything else must not carry this mark."""
+    IMPLIED_BY_FAST_MONEY.add(check)
+    return check
 
 
 _QUANTUM = {exponent: Decimal(1).scaleb(-exponent) for exponent in (0, 2, 3)}

@@ -24,6 +24,7 @@ from shared.contracts.fields import (
     Money,
     Quantity,
     check_minor_units,
+    implied_by_fast_money,
     minor_units,
 )
 
@@ -57,6 +58,7 @@ class PurchaseCompletedData(_Data):
     channel: Channel = Channel.IN_STORE
 
     @model_validator(mode="after")
+    @implied_by_fast_money
     def _precision_fits_currency(self) -> PurchaseCompletedData:
         check_minor_units(self.amount, self.currency)
         for item in self.items:
@@ -83,6 +85,7 @@ class PurchaseReturnedData(_Data):
     items: list[ReturnedItem] = Field(default_factory=list, max_length=1000)
 
     @model_validator(mode="after")
+    @implied_by_fast_money
     def _precision_fits_currency(self) -> PurchaseReturnedData:
         check_minor_units(self.refunded_amount, self.currency)
         return self
@@ -99,7 +102,8 @@ class MeasureUnit(StrEnum):
     BREACHED = "breached"  # a yes/no promise: room not as booked, equipment failure
 
 
-_MEASURED_PATTERN = r"^\d{1,7}(\.\d{1,3})?$"
+# [0-9], not `\d`: Python's `\d` takes any script's digits, the published schema's does not.
+_MEASURED_PATTERN = r"^[0-9]{1,7}(\.[0-9]{1,3})?$"
 
 
 def _measured_value(value: object) -> Decimal:
@@ -160,6 +164,7 @@ class ServiceIncidentData(_Data):
     currency: Currency
 
     @model_validator(mode="after")
+    @implied_by_fast_money
     def _precision_fits_currency(self) -> ServiceIncidentData:
         check_minor_units(self.order_amount, self.currency)
         return self

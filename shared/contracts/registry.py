@@ -7,14 +7,18 @@ from typing import Any, get_args
 
 import orjson
 from pydantic import ValidationError
+from pydantic_core import SchemaValidator
 
 from shared.contracts.alerts import ALERT_EVENTS
 from shared.contracts.envelope import EventEnvelope
+from shared.contracts.fast import fast_validator
 from shared.contracts.points import POINTS_EVENTS
 from shared.contracts.pos import PurchaseCompleted, PurchaseReturned, ServiceIncident
 from shared.contracts.rewards import REWARDS_EVENTS
 
 EVENT_MODELS: dict[tuple[str, int], type[EventEnvelope]] = {}
+# The consumer's first try for each model that has money in it (shared.contracts.fast).
+FAST_VALIDATORS: dict[type[EventEnvelope], SchemaValidator] = {}
 
 
 class ContractError(ValueError):
@@ -38,6 +42,9 @@ def register(model: type[EventEnvelope]) -> type[EventEnvelope]:
     if key in EVENT_MODELS and EVENT_MODELS[key] is not model:
         raise ValueError(f"event {key} registered twice")
     EVENT_MODELS[key] = model
+    fast = fast_validator(model)
+    if fast is not None:
+        FAST_VALIDATORS[model] = fast
     return model
 
 
@@ -91,11 +98,19 @@ def decode_document(document: dict[str, Any]) -> EventEnvelope:
     """Validate one parsed JSON object (the consumer's path: it parses once, for the
     fingerprint too); raises ContractError naming the rule broken.
 
-    Calls the model's validator directly: exactly what `model_validate` runs with its
-    default arguments, without its Python wrapper (~0.7 µs of a purchase's ~14 µs,
-    measured with the validator on the bench's purchases).
+    The model's fast validator goes first (shared.contracts.fast: the same objects for
+    the input it takes, ~3.5 µs less per purchase); whatever it refuses, the model's own
+    validator decides, so every verdict and error message is the model's. Both are
+    called directly: exactly what `model_validate` runs with its default arguments,
+    without its Python wrapper (~0.7 µs).
     """
     model = _model_for(document)
+    fast = FAST_VALIDATORS.get(model)
+    if fast is not None:
+        try:
+            return fast.validate_python(document)  # type: ignore[no-any-return]
+        except ValidationError:
+            pass  # bad, or good outside the common case: the model decides
     try:
         return model.__pydantic_validator__.validate_python(document)  # type: ignore[no-any-return]
     except ValidationError as exc:

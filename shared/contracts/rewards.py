@@ -18,7 +18,13 @@ from typing import Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.envelope import EventEnvelope, derived_event_id
-from shared.contracts.fields import Currency, Identifier, Money, check_minor_units
+from shared.contracts.fields import (
+    Currency,
+    Identifier,
+    Money,
+    check_minor_units,
+    implied_by_fast_money,
+)
 
 RewardOrigin = Literal["guarantee", "catalogue", "milestone", "referral"]
 
@@ -133,6 +139,7 @@ class _BreachFacts(_Data):
     top_up: bool = Field(description="Adds to an earlier compensation of the same breach.")
 
     @model_validator(mode="after")
+    @implied_by_fast_money
     def _precision_fits_currency(self) -> _BreachFacts:
         check_minor_units(self.refund_amount, self.currency)
         return self
@@ -170,6 +177,7 @@ class RefundInstructedData(_Data):
     currency: Currency
 
     @model_validator(mode="after")
+    @implied_by_fast_money
     def _precision_fits_currency(self) -> RefundInstructedData:
         check_minor_units(self.amount, self.currency)
         return self

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
 
-from shared.contracts import ContractError, decode_event, derived_event_id
+from shared.contracts import ContractError, decode_event, derived_event_id, fields
 from shared.contracts.pos import PurchaseCompleted, ServiceIncident
 from shared.contracts.registry import encode_event, event_fingerprint
 from shared.contracts.schemas import event_schemas
-from shared.money import MoneyError, currency_exponent, format_money, to_minor_units
+from shared.kafka.runtime import Incoming, decode
+from shared.money import (
+    MoneyError,
+    currency_exponent,
+    format_money,
+    parse_decimal_text,
+    to_minor_units,
+)
 from tests.support.counting import purchase
 
 
@@ -186,3 +195,76 @@ def test_minor_unit_conversion_is_exact() -> None:
     assert format_money(1005, "KWD") == "1.005"
     with pytest.raises(MoneyError):
         to_minor_units(Decimal("0.001"), "EUR")
+
+
+# Digits other than ASCII 0-9: Python's `\d` and `Decimal` take them, the published
+# schemas' patterns (ECMA-262 regular expressions, `\d` = [0-9]) refuse them.
+NON_ASCII_DIGITS = [
+    "\u0661\u0662.\u0665\u0660",  # Arabic-Indic "12.50"
+    "\uff11\uff12.\uff15\uff10",  # fullwidth "12.50"
+    "12.5\u0660",  # one Arabic-Indic zero at the end
+    "\u09e7",  # Bengali 1
+]
+
+
+@pytest.mark.parametrize("text", NON_ASCII_DIGITS, ids=ascii)
+def test_money_with_non_ascii_digits_is_refused_by_the_full_check(text: str) -> None:
+    with pytest.raises(MoneyError, match="not a decimal string"):
+        parse_decimal_text(text)
+    with pytest.raises(MoneyError):
+        parse_decimal_text("-" + text)
+
+
+@pytest.mark.parametrize("text", NON_ASCII_DIGITS, ids=ascii)
+def test_money_with_non_ascii_digits_is_refused_by_the_fast_path(text: str) -> None:
+    with pytest.raises(ValueError, match="not a decimal string"):
+        fields._money_text(text)
+
+
+@pytest.mark.parametrize("text", NON_ASCII_DIGITS, ids=ascii)
+def test_an_event_with_non_ascii_digits_in_money_is_dead_lettered(text: str) -> None:
+    _rejects(_with(purchase("c1"), "data.amount", text), "schema_violation", "data.amount")
+    _rejects(
+        _with(purchase("c1"), "data.items.0.unit_price", text),
+        "schema_violation",
+        "data.items.0.unit_price",
+    )
+
+
+def test_money_with_a_trailing_newline_is_refused() -> None:
+    """`$` in Python matches before a final newline, and `Decimal` strips it: "12.50\\n"
+    passed the full check, though the published pattern (ECMA-262) refuses it."""
+    with pytest.raises(MoneyError):
+        parse_decimal_text("12.50\n")
+    _rejects(_with(purchase("c1"), "data.amount", "12.50\n"), "schema_violation", "data.amount")
+
+
+def test_published_money_pattern_takes_ascii_digits_only() -> None:
+    """Read with Python's `re` (as Python JSON Schema validators do), the published
+    pattern must refuse what the consumer refuses."""
+    schema = event_schemas()["purchase.completed.v1.json"]
+    pattern = schema["$defs"]["PurchaseCompletedData"]["properties"]["amount"]["pattern"]
+    assert re.search(pattern, "12.50")
+    for text in NON_ASCII_DIGITS:
+        assert re.search(pattern, text) is None, ascii(text)
+
+
+def _consumed(value: bytes) -> Incoming:
+    return decode(ConsumerRecord("t", 0, 0, 0, 0, b"c1", value, None, 2, len(value), []))
+
+
+def test_a_replay_re_encoded_by_another_producer_has_the_same_fingerprint() -> None:
+    """The consumer tells a replay from a conflicting reuse of an event id by this
+    fingerprint: key order and whitespace must not count, every value must."""
+    event = purchase("c1", "12.50")
+    original = _consumed(orjson.dumps(event))
+    reordered = dict(reversed(list(event.items())))
+    reordered["data"] = dict(reversed(list(event["data"].items())))
+    pretty = orjson.dumps(reordered, option=orjson.OPT_INDENT_2)
+    assert pretty != orjson.dumps(event)
+    assert original.event is not None and original.poison is None
+    assert _consumed(pretty).fingerprint == original.fingerprint
+    for path, value in [("data.amount", "12.51"), ("data.items.0.quantity", 2), ("x_new", 1)]:
+        assert _consumed(orjson.dumps(_with(event, path, value))).fingerprint != (
+            original.fingerprint
+        ), path

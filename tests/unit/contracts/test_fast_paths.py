@@ -9,7 +9,11 @@ a shortcut for the input it nearly always sees (shared.contracts.fields). Two pr
   way they were before the shortcuts (the full checks as validators), over a corpus: the
   bench's purchases, a return and an incident, and every field of each replaced by each
   of a pool of bad and borderline values, or removed, or joined by an unknown field. Both
-  accept with the same values or both reject with the same ContractError code and message.
+  accept with the same values or both reject with the same ContractError code and message;
+- the consumer's fast validators (shared.contracts.fast) against each model's own
+  validator, on a valid document of every event they serve mutated the same way: what a
+  fast validator accepts, the model accepts, with the same classes, values, unknown
+  fields and fields set; and the common case does take the fast validator.
 """
 
 from __future__ import annotations
@@ -17,17 +21,26 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
 from bench.workload import make_purchases
 from shared.contracts import ContractError, decode_event
 from shared.contracts import fields as f
+from shared.contracts.fast import _Rewrite
 from shared.contracts.pos import (
     PurchaseCompleted,
     PurchaseCompletedData,
@@ -38,7 +51,8 @@ from shared.contracts.pos import (
     ServiceIncident,
     ServiceIncidentData,
 )
-from shared.contracts.registry import _describe, _model_for
+from shared.contracts.registry import FAST_VALIDATORS, _describe, _model_for
+from shared.money import known_currencies
 
 
 # -- the reference: the validators as they were, without shortcuts ------------------------
@@ -339,3 +353,188 @@ def _same_precision_verdict(amount: Decimal, currency: str) -> None:
     full = _verdict(f.minor_units, amount, currency)
     fast = _verdict(f.check_minor_units, amount, currency)
     assert fast == ("ok None" if full.startswith("ok") else full)
+
+
+# -- the fast validators (shared.contracts.fast) against the models' own ------------------
+# A valid document of every event model that has a fast validator; each is mutated like
+# the point-of-sale events above (every field replaced by each value of POOL, removed, or
+# joined by an unknown field).
+_ENVELOPE = {
+    "version": 1,
+    "occurred_at": "2026-11-01T12:00:00+01:00",
+    "source": "svc",
+    "customer_id": "c-1",
+}
+_SNAPSHOT = {
+    "available": 120,
+    "pending": 30,
+    "debt": 0,
+    "lifetime_earned": 150,
+    "purchase_count": 3,
+    "tier": "silver",
+}
+_BREACH = {
+    "compensation_id": "k-1",
+    "merchant_id": "m-1",
+    "order_id": "o-1",
+    "promise_kind": "dish_wait_time",
+    "tier": 2,
+    "vouchers": ["V-1"],
+    "points": 200,
+    "refund_amount": "4.50",
+    "currency": "EUR",
+    "top_up": False,
+}
+_OUTGOING_ALERTS = Path(__file__).parents[1] / "alerts" / "data" / "outgoing_events.json"
+
+
+def _event(index: int, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    event_id = f"0b7c3f1e-0000-4000-8000-{index:012d}"
+    return {**_ENVELOPE, "event_id": event_id, "type": event_type, "data": data}
+
+
+def fast_samples() -> list[dict[str, Any]]:
+    spend = {"qualifying_purchases": 3, "qualifying_spend": "310.00", "currency": "EUR"}
+    settled = {
+        "order_id": "o-1",
+        "merchant_id": "m-1",
+        "points": 12,
+        "amount": "12.50",
+        "currency": "GBP",
+        "fully_returned": False,
+        "settled_lifetime_points": 40,
+        "settled_purchase_count": 2,
+        "first_settled_purchase": False,
+    }
+    refund = {"compensation_id": "k-1", "merchant_id": "m-1", "order_id": "o-1"}
+    alerts = orjson.loads(_OUTGOING_ALERTS.read_bytes())
+    return [
+        orjson.loads(make_purchases(1).values[0]),
+        RETURN,
+        INCIDENT,
+        _event(
+            3,
+            "tier.changed",
+            {**_SNAPSHOT, "previous_tier": "member", "reason": "qualified", **spend},
+        ),
+        _event(4, "points.settled", {**_SNAPSHOT, **settled}),
+        _event(5, "compensation.granted", {**_BREACH, "decided_by": "policy"}),
+        _event(6, "compensation.review_required", {**_BREACH, "reasons": ["customer_refund_cap"]}),
+        _event(7, "refund.instructed", {**refund, "amount": "9.99", "currency": "KWD"}),
+        *(a for a in alerts if a["type"] in ("alert.raised", "alert.escalated")),
+    ]
+
+
+def _fast_outcome(document: dict[str, Any], model: Any = None) -> tuple[str, str] | None:
+    """What the fast validator of `model` (by default the document's) makes of a document;
+    None when it refuses it."""
+    model = model or _model_for(document)
+    try:
+        event = FAST_VALIDATORS[model].validate_python(document)
+    except ValidationError:
+        return None
+    assert type(event) is model, "the fast validator must build the model's own class"
+    return ("accepted", _everything(event))
+
+
+def _model_outcome(document: dict[str, Any], model: Any = None) -> tuple[str, str]:
+    try:
+        event = (model or _model_for(document)).model_validate(document)
+    except ValidationError:
+        return ("rejected", "")
+    return ("accepted", _everything(event))
+
+
+def _everything(node: Any) -> str:
+    """Every value, unknown field, field set and class of a model and the models in it."""
+    if isinstance(node, BaseModel):
+        fields = {name: _everything(getattr(node, name)) for name in type(node).model_fields}
+        extra = {k: _everything(v) for k, v in (node.__pydantic_extra__ or {}).items()}
+        return repr((type(node), fields, extra, sorted(node.model_fields_set)))
+    if isinstance(node, list | tuple):
+        return repr([_everything(child) for child in node])
+    return repr((type(node), node))
+
+
+def test_every_fast_validator_has_samples() -> None:
+    sampled = {_model_for(s) for s in fast_samples()}
+    assert sampled == set(FAST_VALIDATORS), "add a sample of each new fast-validated event"
+
+
+def test_fast_validators_take_the_common_case() -> None:
+    """Good events with cents take the fast path; the model's slower path is the exception."""
+    for document in fast_samples():
+        assert _fast_outcome(document) == _model_outcome(document), document["type"]
+    for raw in make_purchases(200).values:
+        document = orjson.loads(raw)
+        assert _fast_outcome(document) == _model_outcome(document)
+    # and the rewritten schema is the one in use (not the model's own validator, which
+    # pydantic-core substitutes for a complete model's schema unless told otherwise)
+    trailing_zero = _replaced(fast_samples()[0], ("data", "amount"), "12.500")
+    assert _fast_outcome(trailing_zero) is None
+    assert _model_outcome(trailing_zero)[0] == "accepted"
+
+
+def test_fast_validators_accept_only_what_the_model_accepts_and_build_the_same() -> None:
+    taken = refused = refused_but_valid = 0
+    for base in fast_samples():
+        model = _model_for(base)
+        for path in _paths(base):
+            for value in POOL:
+                document = _replaced(base, path, value)
+                fast, full = _fast_outcome(document, model), _model_outcome(document, model)
+                if fast is None:
+                    refused += 1
+                    refused_but_valid += full[0] == "accepted"
+                else:
+                    taken += 1
+                    assert fast == full, (document, path, value)
+    # both sides of the subset are exercised, and valid documents outside the fast path
+    # ("12.500", JPY, KWD with three decimals) are among those it leaves to the model
+    assert taken > 500 and refused > 2000 and refused_but_valid > 30, (
+        taken,
+        refused,
+        refused_but_valid,
+    )
+
+
+@given(
+    amount=st.one_of(
+        st.text(alphabet="0123456789.-+eE _\n\u0661", max_size=24),
+        st.decimals(min_value=0, max_value=10**15, allow_nan=False).map(str),
+    ),
+    currency=st.one_of(st.sampled_from(sorted(known_currencies())), st.text(max_size=4)),
+)
+def test_fast_money_and_currency_are_a_subset_of_the_full_checks(
+    amount: str, currency: str
+) -> None:
+    document = _replaced(orjson.loads(make_purchases(1).values[0]), ("data", "amount"), amount)
+    document["data"]["currency"] = currency
+    document["data"]["items"] = [dict(i, unit_price=amount) for i in document["data"]["items"]]
+    fast = _fast_outcome(document)
+    if fast is not None:
+        assert fast == _model_outcome(document)
+
+
+def test_the_fast_schema_differs_only_in_the_checks_it_replaces() -> None:
+    """Every Python check the fast validators left out is money, currency or a marked
+    precision check; every other Python check of the model is still in it."""
+    replaced = {f._money_text, f._currency, *f.IMPLIED_BY_FAST_MONEY}
+    for model in FAST_VALIDATORS:
+        original = set(_python_checks(model.__pydantic_core_schema__))
+        kept = set(_python_checks(_Rewrite().node(model.__pydantic_core_schema__))) - {Decimal}
+        assert kept <= original and original - kept <= replaced, model.__name__
+        assert kept == original - replaced, model.__name__
+
+
+def _python_checks(node: Any) -> Iterator[Callable[..., Any]]:
+    if isinstance(node, dict):
+        function = node.get("function")
+        if isinstance(function, dict) and callable(function.get("function")):
+            yield function["function"]
+        for key, value in node.items():
+            if key not in ("metadata", "serialization"):
+                yield from _python_checks(value)
+    elif isinstance(node, list | tuple):
+        for child in node:
+            yield from _python_checks(child)

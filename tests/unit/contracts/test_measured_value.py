@@ -73,7 +73,15 @@ def _consumer_accepts(value: object) -> bool:
 
 @pytest.mark.parametrize(
     ("value", "accepted"),
-    [(17, True), ("12.5", True), ("0", True), (12.5, False), ("1e3", False), (-1, False)],
+    [
+        (17, True),
+        ("12.5", True),
+        ("0", True),
+        (12.5, False),
+        ("1e3", False),
+        (-1, False),
+        ("\u0661\u0662.\u0665", False),  # Arabic-Indic digits: Python's `\d` takes them
+    ],
 )
 def test_published_schema_and_consumer_agree_on_the_measured_value(
     value: object, accepted: bool
