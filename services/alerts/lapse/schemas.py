@@ -25,7 +25,7 @@ from shared.money import format_money
 _CURSOR_VERSION = "v1"
 _MAX_BIGINT = 2**63 - 1
 
-MoneyText = Annotated[str, Field(pattern=r"^\d+(\.\d+)?$", examples=["771.43"])]
+MoneyText = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?$", examples=["771.43"])]
 
 
 class ResponseModel(BaseModel):

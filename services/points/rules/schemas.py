@@ -29,9 +29,9 @@ from shared.errors import Unprocessable
 
 Factor = Annotated[
     str,
-    Field(pattern=r"^\d{1,6}(\.\d{1,6})?$", description="Decimal string", examples=["1.5"]),
+    Field(pattern=r"^[0-9]{1,6}(\.[0-9]{1,6})?$", description="Decimal string", examples=["1.5"]),
 ]
-MoneyText = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,6})?$", examples=["500.00"])]
+MoneyText = Annotated[str, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,6})?$", examples=["500.00"])]
 Code = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@/-]+$")]
 Days = Annotated[int, Field(ge=0, le=365)]
