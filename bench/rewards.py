@@ -71,6 +71,7 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
     """(owner, attribute, phase): what the per-phase table times, in the order it prints."""
     from services.rewards.compensation import repository as compensation_repository
     from services.rewards.compensation import service as compensation
+    from services.rewards.configuration.repository import ConfigurationRepository
     from services.rewards.domain.breach_book import BreachBook
     from services.rewards.incidents import service as incidents
     from services.rewards.orders.repository import OrderRepository
@@ -81,6 +82,7 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
     return [
         *before,
         (incidents, "report_of", "domain: incident -> breach report"),
+        (ConfigurationRepository, "version", "read: config version (cache check)"),
         (incidents, "batch_policies", "read: policies"),
         (repository, "lock_parties", "lock: merchants + customers (advisory)"),
         (OrderRepository, "recorded", "read: orders named"),

@@ -122,9 +122,13 @@ class CompensationRepository:
             await self.conn.execute(_LOCK_ALL, {"keys": keys})
 
     async def load_book(
-        self, reports: Sequence[BreachReport], limits: dict[str, CompensationLimits]
+        self,
+        reports: Sequence[BreachReport],
+        limits: dict[str, CompensationLimits],
+        voucher_values: dict[str, int],
     ) -> BreachBook:
-        """Lock and read the breaches of `reports`, and what their merchants' caps count.
+        """Lock and read the breaches of `reports`, and what their merchants' caps count
+        (with `voucher_values`, what each valued reward's voucher is worth).
 
         The caller holds the merchant and customer advisory locks of every report.
         """
@@ -139,7 +143,7 @@ class CompensationRepository:
             row.breach_key: BreachRow(dict(row._mapping), stored=True)
             for row in await self.conn.execute(query)
         }
-        book = BreachBook(limits, found, voucher_values=await self.voucher_values())
+        book = BreachBook(limits, found, voucher_values=voucher_values)
         capped = [r for r in reports if needs_customer_usage(limits[r.merchant_id])]
         if capped:
             book.customer_totals, book.customer_grants = await self._customer_grants(capped)

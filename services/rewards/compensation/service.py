@@ -54,8 +54,9 @@ async def assess_breach(
     names a reason to hold the compensation for a person even within the caps. This is
     a batch of one through `BreachBook`, the path incidents take in batches.
     """
-    limits = {report.merchant_id: await uow.policies.limits(report.merchant_id)}
-    book = await uow.compensations.load_book([report], limits)
+    limits = await uow.config.limits(uow, {report.merchant_id})
+    values = await uow.config.voucher_values(uow)
+    book = await uow.compensations.load_book([report], limits, values)
     assessment = book.assess(report, policy, force_review)
     await deliver_assessed(uow, await uow.compensations.write_book(book))
     return assessment

@@ -90,7 +90,7 @@ async def issue_vouchers(
     if not requests:
         return []
     needed = {r.reward_code for r in requests if r.valid_days is None}
-    definitions = await uow.vouchers.definitions_of(needed)
+    definitions = await uow.config.definitions(uow, needed)
     rows: list[dict[str, Any]] = []
     for request in requests:
         days, merchant_id = _validity(request, definitions, uow.default_voucher_days)
