@@ -45,7 +45,8 @@ async def compensated(stack: RewardsStack, order_id: str) -> tuple[Any, ...]:
             o=order_id,
         )
     )[0]
-    return row.status, list(row.review_reasons), list(row.vouchers), row.refund_minor, row.expires_at
+    reasons, vouchers = list(row.review_reasons), list(row.vouchers)
+    return row.status, reasons, vouchers, row.refund_minor, row.expires_at
 
 
 async def test_a_config_change_through_the_api_decides_the_next_batch(
@@ -104,7 +105,8 @@ async def test_a_config_change_through_the_api_decides_the_next_batch(
 
             # A policy: half the order back instead of a fruit plate (the cap lifted again).
             await put(f"limits/{RESTAURANT}", {"customer_breach_cap": 100})
-            await put(f"policies/{RESTAURANT}/dish_wait_time", policy({"refund_basis_points": 5000}))
+            half = policy({"refund_basis_points": 5000})
+            await put(f"policies/{RESTAURANT}/dish_wait_time", half)
             assert await breached("o-5") == ("granted", [], [], 40_00, None)
 
             # A voucher's value: the fruit plate back, now worth more than the 100.00 cap
