@@ -15,6 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -180,9 +181,10 @@ class CompensationRepository:
                 await self.conn.execute(sa.insert(table), rows)
             return
         columns = list(rows[0])
+        record = itemgetter(*columns)  # one row's values as a tuple, built in C
         driver = await transaction_driver(self.conn)
         await driver.copy_records_to_table(
-            table.name, records=[tuple(row[c] for c in columns) for row in rows], columns=columns
+            table.name, records=[record(row) for row in rows], columns=columns
         )
 
     async def voucher_values(self) -> dict[str, int]:
