@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 from services.rewards.domain.errors import BlankIdentifierError
 
-
 # What `quote(text, safe="")` leaves as it is: ASCII letters, digits and "_.-~". Nearly
 # every id is only that, and quote() costs ~1 µs a part (a breach key is built twice per
 # incident, `python -m bench rewards`); anything else is quoted.
