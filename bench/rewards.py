@@ -75,6 +75,7 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
     from services.rewards.domain.breach_book import BreachBook
     from services.rewards.incidents import service as incidents
     from services.rewards.orders.repository import OrderRepository
+    from services.rewards.vouchers import service as vouchers
     from services.rewards.vouchers.repository import VoucherRepository
 
     repository = compensation_repository.CompensationRepository
@@ -96,7 +97,9 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
         (repository, "write_book", "write: breaches + compensations"),
         (VoucherRepository, "definitions_of", "read: reward definitions"),
         (VoucherRepository, "insert_new", "write: vouchers"),
+        (VoucherRepository, "insert_fresh", "write: vouchers"),
         (compensation, "issue_vouchers", "domain: voucher rows (codes, ids)"),
+        (vouchers, "reward_issued", "encode outgoing events"),
         (compensation, "_emit_payment", "encode outgoing events"),
         *after,
         (OutboxRelay, "_publish", "relay: produce to the broker"),
