@@ -71,9 +71,11 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
     """(owner, attribute, phase): what the per-phase table times, in the order it prints."""
     from services.rewards.compensation import repository as compensation_repository
     from services.rewards.compensation import service as compensation
+    from services.rewards.configuration.repository import ConfigurationRepository
     from services.rewards.domain.breach_book import BreachBook
     from services.rewards.incidents import service as incidents
     from services.rewards.orders.repository import OrderRepository
+    from services.rewards.vouchers import service as vouchers
     from services.rewards.vouchers.repository import VoucherRepository
 
     repository = compensation_repository.CompensationRepository
@@ -81,6 +83,7 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
     return [
         *before,
         (incidents, "report_of", "domain: incident -> breach report"),
+        (ConfigurationRepository, "version", "read: config version (cache check)"),
         (incidents, "batch_policies", "read: policies"),
         (repository, "lock_parties", "lock: merchants + customers (advisory)"),
         (OrderRepository, "recorded", "read: orders named"),
@@ -94,7 +97,9 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
         (repository, "write_book", "write: breaches + compensations"),
         (VoucherRepository, "definitions_of", "read: reward definitions"),
         (VoucherRepository, "insert_new", "write: vouchers"),
+        (VoucherRepository, "insert_fresh", "write: vouchers"),
         (compensation, "issue_vouchers", "domain: voucher rows (codes, ids)"),
+        (vouchers, "reward_issued", "encode outgoing events"),
         (compensation, "_emit_payment", "encode outgoing events"),
         *after,
         (OutboxRelay, "_publish", "relay: produce to the broker"),

@@ -3,8 +3,9 @@ indexes and every constraint (tests/integration/rewards/test_schema.py fails on 
 difference, so a change here needs its migration and the other way round).
 
 What the database itself guarantees, so no code path can break it:
-- one breach row per (order, promise) and one compensation per (breach, tier): whatever
-  order incidents and claims arrive in, a breach is paid once and topped up once per tier;
+- one breach row per (order, promise) (its key is derived from the pair) and one
+  compensation per (breach, tier): whatever order incidents and claims arrive in, a
+  breach is paid once and topped up once per tier;
 - one voucher per origin reference (`origin_ref` unique), so a replayed cause never
   issues a second voucher; codes are unique; a voucher is never both redeemed and expired;
 - `catalogue_items.units_claimed <= total_stock` (and within the budget), so no race can
@@ -13,7 +14,10 @@ What the database itself guarantees, so no code path can break it:
 - one row per (customer, milestone occurrence), one referrer per customer;
 - one referral programme row (rewards_0003), each side paid a voucher or points;
 - `settled_points` never negative; one row per redemption the points service gave back
-  (rewards_0005).
+  (rewards_0005);
+- `config_version` goes up in the transaction of every write to `guarantee_policies`,
+  `merchant_limits` or `reward_definitions` (a statement trigger on each, rewards_0007), so
+  a cache of them checked against it is never stale.
 """
 
 from __future__ import annotations
@@ -138,7 +142,8 @@ breaches = sa.Table(
     sa.Column("refund_minor", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("first_seen_at", TZ, nullable=False),
     sa.Column("updated_at", TZ, nullable=False),
-    sa.UniqueConstraint("order_id", "promise_kind"),
+    # (order_id, promise_kind) is unique through the key, derived from exactly that pair
+    # (`domain.guarantee.breach_key`); rewards_0007 dropped the second index that said so.
     sa.CheckConstraint(
         "order_amount_minor >= 0 AND points >= 0 AND refund_minor >= 0 AND tier >= 0",
         name="amounts_not_negative",
@@ -455,4 +460,14 @@ held_reports = sa.Table(
     sa.Column("arrival", sa.BigInteger, sa.Identity(always=True)),
     sa.CheckConstraint("trigger IN ('incident', 'claim')", name="trigger"),
     sa.Index("ix_held_reports_order_id", "order_id"),
+)
+
+# rewards_0007: what the compensation path's cache of policies, limits, voucher values and
+# reward definitions is checked against (services.rewards.configuration).
+config_version = sa.Table(
+    "config_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, server_default="1"),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.CheckConstraint("id = 1", name="single_row"),
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from services.rewards.configuration.service import ConfigCache
 from services.rewards.customers.handlers import points_events
 from services.rewards.incidents.handlers import incidents
 from services.rewards.orders.handlers import purchases, returns
@@ -24,15 +25,19 @@ Handler = Callable[[RewardsUnitOfWork, Sequence[Any]], Awaitable[None]]
 
 
 def rewards_registry(
-    topics: RewardsTopics | None = None, default_voucher_days: int = 30
+    topics: RewardsTopics | None = None,
+    default_voucher_days: int = 30,
+    config: ConfigCache | None = None,
 ) -> HandlerRegistry:
-    """The rewards service's handlers; `topics` is where its events go."""
+    """The rewards service's handlers; `topics` is where its events go. Their batches
+    share one configuration cache (`config`, else a new one), checked once per batch."""
     where = topics or RewardsTopics()
+    lasting = config or ConfigCache(lasting=True)
     registry = HandlerRegistry()
 
     def in_batch(handler: Handler) -> BatchHandler:
         async def run(ctx: BatchContext, events: Sequence[Any]) -> None:
-            uow = RewardsUnitOfWork.of_batch(ctx).configured(where, default_voucher_days)
+            uow = RewardsUnitOfWork.of_batch(ctx).configured(where, default_voucher_days, lasting)
             await handler(uow, events)
 
         return run

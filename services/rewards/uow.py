@@ -5,7 +5,8 @@ its events with `emit_rewards` / `emit_ops`; it never commits. Routes open one w
 `request_uow(request)` (`RewardsUnitOfWork.begin`: commits with the outbox on success,
 rolls back on error, then wakes the outbox relay); consumer handlers wrap their batch with
 `RewardsUnitOfWork.of_batch(ctx)` (the runtime commits). `state` is per-batch memory for
-what a batch reads once (policies, limits, the milestone rulebook, the referral programme).
+what a batch reads once (the milestone rulebook, the referral programme); `config` holds
+policies, limits, voucher values and reward definitions (`configuration.service`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.rewards.catalogue.repository import CatalogueRepository
 from services.rewards.claims.repository import ClaimRepository
 from services.rewards.compensation.repository import CompensationRepository
+from services.rewards.configuration.repository import ConfigurationRepository
+from services.rewards.configuration.service import ConfigCache
 from services.rewards.customers.repository import CustomerRepository
 from services.rewards.green_channel.repository import GreenChannelRepository
 from services.rewards.guarantee_claims.repository import GuaranteeClaimRepository
@@ -44,9 +47,13 @@ class RewardsUnitOfWork(UnitOfWork):
         self.topics = RewardsTopics()
         self.default_voucher_days = 30
         self.state: dict[str, Any] = {}
+        # Policies, limits, voucher values, reward definitions: this transaction's own,
+        # unless `configured` hands it the consumer's lasting cache.
+        self.config = ConfigCache()
         self.catalogue = CatalogueRepository(conn)
         self.claims = ClaimRepository(conn)
         self.compensations = CompensationRepository(conn)
+        self.configuration = ConfigurationRepository(conn)
         self.customers = CustomerRepository(conn)
         self.green_channel = GreenChannelRepository(conn)
         self.guarantee_claims = GuaranteeClaimRepository(conn)
@@ -62,9 +69,14 @@ class RewardsUnitOfWork(UnitOfWork):
         uow.state = ctx.state
         return uow
 
-    def configured(self, topics: RewardsTopics, default_voucher_days: int) -> Self:
-        """Where this service's events go, and how long a voucher lasts without a rule."""
+    def configured(
+        self, topics: RewardsTopics, default_voucher_days: int, config: ConfigCache | None = None
+    ) -> Self:
+        """Where this service's events go, how long a voucher lasts without a rule, and
+        the configuration cache to read through (the consumer's lasts across batches)."""
         self.topics, self.default_voucher_days = topics, default_voucher_days
+        if config is not None:
+            self.config = config
         return self
 
     def emit_rewards(self, event: EventEnvelope) -> None:

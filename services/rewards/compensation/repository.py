@@ -15,6 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -122,9 +123,13 @@ class CompensationRepository:
             await self.conn.execute(_LOCK_ALL, {"keys": keys})
 
     async def load_book(
-        self, reports: Sequence[BreachReport], limits: dict[str, CompensationLimits]
+        self,
+        reports: Sequence[BreachReport],
+        limits: dict[str, CompensationLimits],
+        voucher_values: dict[str, int],
     ) -> BreachBook:
-        """Lock and read the breaches of `reports`, and what their merchants' caps count.
+        """Lock and read the breaches of `reports`, and what their merchants' caps count
+        (with `voucher_values`, what each valued reward's voucher is worth).
 
         The caller holds the merchant and customer advisory locks of every report.
         """
@@ -139,7 +144,7 @@ class CompensationRepository:
             row.breach_key: BreachRow(dict(row._mapping), stored=True)
             for row in await self.conn.execute(query)
         }
-        book = BreachBook(limits, found, voucher_values=await self.voucher_values())
+        book = BreachBook(limits, found, voucher_values=voucher_values)
         capped = [r for r in reports if needs_customer_usage(limits[r.merchant_id])]
         if capped:
             book.customer_totals, book.customer_grants = await self._customer_grants(capped)
@@ -176,9 +181,10 @@ class CompensationRepository:
                 await self.conn.execute(sa.insert(table), rows)
             return
         columns = list(rows[0])
+        record = itemgetter(*columns)  # one row's values as a tuple, built in C
         driver = await transaction_driver(self.conn)
         await driver.copy_records_to_table(
-            table.name, records=[tuple(row[c] for c in columns) for row in rows], columns=columns
+            table.name, records=[record(row) for row in rows], columns=columns
         )
 
     async def voucher_values(self) -> dict[str, int]:

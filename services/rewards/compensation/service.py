@@ -54,8 +54,9 @@ async def assess_breach(
     names a reason to hold the compensation for a person even within the caps. This is
     a batch of one through `BreachBook`, the path incidents take in batches.
     """
-    limits = {report.merchant_id: await uow.policies.limits(report.merchant_id)}
-    book = await uow.compensations.load_book([report], limits)
+    limits = await uow.config.limits(uow, {report.merchant_id})
+    values = await uow.config.voucher_values(uow)
+    book = await uow.compensations.load_book([report], limits, values)
     assessment = book.assess(report, policy, force_review)
     await deliver_assessed(uow, await uow.compensations.write_book(book))
     return assessment
@@ -64,7 +65,8 @@ async def assess_breach(
 async def deliver_assessed(uow: RewardsUnitOfWork, assessed: Sequence[dict[str, Any]]) -> None:
     """Pay the granted compensations and announce the held ones, in the order given."""
     granted = [values for values in assessed if values["status"] == "granted"]
-    issued = await _issue_vouchers(uow, granted)
+    # Each was written by this transaction as new, or held until now: none paid before.
+    issued = await _issue_vouchers(uow, granted, fresh=True)
     for values in assessed:
         if values["status"] == "granted":
             _emit_payment(uow, values, issued)
@@ -118,17 +120,22 @@ def _voucher_requests(values: dict[str, Any], at: datetime | None = None) -> lis
 
 
 async def _issue_vouchers(
-    uow: RewardsUnitOfWork, granted: Sequence[dict[str, Any]], now: datetime | None = None
+    uow: RewardsUnitOfWork,
+    granted: Sequence[dict[str, Any]],
+    now: datetime | None = None,
+    *,
+    fresh: bool = False,
 ) -> dict[str, EventEnvelope | None]:
     """Every voucher the compensations owe, with one insert; events by origin reference.
 
-    Vouchers are issued at the compensation's decision time unless `now` says otherwise.
+    Vouchers are issued at the compensation's decision time unless `now` says otherwise;
+    `fresh`: no compensation of `granted` was paid before (`issue_vouchers`).
     """
     requests = [r for values in granted for r in _voucher_requests(values, now)]
     if not requests:
         return {}
     fallback = now or granted[0]["decided_at"]  # every request carries its own time
-    issued = await issue_vouchers(uow, requests, fallback)
+    issued = await issue_vouchers(uow, requests, fallback, fresh=fresh)
     return {r.origin_ref: i.event for r, i in zip(requests, issued, strict=True)}
 
 

@@ -168,7 +168,7 @@ class BreachBook:
     # Parts of a customer's own report held until an incident confirms them, per breach.
     held: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     confirmed: list[dict[str, Any]] = field(default_factory=list)  # held rows now decided
-    _months: dict[datetime, datetime] = field(default_factory=dict, repr=False)
+    _month: tuple[datetime, datetime] | None = field(default=None, repr=False)
 
     def usage(self, customer_id: str, now: datetime) -> CustomerUsage:
         """What counts against the customer's caps for a grant decided at `now`.
@@ -201,12 +201,13 @@ class BreachBook:
         return self.merchant_months.get((merchant_id, self._month_of(now)), (0, 0))
 
     def _month_of(self, at: datetime) -> datetime:
-        """The start of `at`'s budget month, worked out once per instant: every grant asks
-        twice (its caps, then counting it), and a batch's incidents share their instants."""
-        start = self._months.get(at)
-        if start is None:
-            start = self._months[at] = budget_month(at)[0]
-        return start
+        """The start of `at`'s budget month. Every grant asks twice (its caps, then counting
+        it) and a batch's incidents nearly all fall in one month, so the last month found
+        answers when it holds `at`; only another month is worked out again."""
+        month = self._month
+        if month is None or at.tzinfo is None or not month[0] <= at < month[1]:
+            month = self._month = budget_month(at)  # a naive `at` is refused there
+        return month[0]
 
     def voucher_value(self, owed: CompensationSet) -> int:
         return sum(self.voucher_values.get(code, 0) for code in owed.vouchers)

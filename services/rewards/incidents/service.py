@@ -12,7 +12,8 @@ recorded yet is held (`order_unknown`) and judged on
 the recorded amount when the purchase arrives (`release_held_reports`), exactly once.
 
 A run of incidents is judged as one batch (`domain.breach_book.BreachBook`): policies and limits
-are read once per consumer batch (kept in `uow.state`), every party is locked in one
+come from the configuration cache (`uow.config`: one version read per consumer batch while
+nobody changes them, `configuration.service`), every party is locked in one
 statement, every breach read in one, and the results written with one statement per
 table, in the order the incidents arrived.
 """
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     from services.rewards.uow import RewardsUnitOfWork
 
 log = logging.getLogger(__name__)
-_POLICIES = "rewards.guarantee_policies"
-_LIMITS = "rewards.compensation_limits"
 
 
 def report_of(event: ServiceIncident) -> BreachReport | None:
@@ -73,23 +72,15 @@ PolicyKey = tuple[str, PromiseKind]
 async def batch_policies(
     uow: RewardsUnitOfWork, wanted: set[PolicyKey]
 ) -> dict[PolicyKey, GuaranteePolicy | None]:
-    """The policies `wanted`, read at most once per consumer batch."""
-    known: dict[PolicyKey, GuaranteePolicy | None] = uow.state.setdefault(_POLICIES, {})
-    missing = wanted - known.keys()
-    if missing:
-        known.update(await uow.policies.policies(missing))
-    return known
+    """The policies `wanted`, as of this batch (`uow.config`)."""
+    return await uow.config.policies(uow, wanted)
 
 
 async def batch_limits(
     uow: RewardsUnitOfWork, merchants: set[str]
 ) -> dict[str, CompensationLimits]:
-    """The merchants' compensation caps, read at most once per consumer batch."""
-    known: dict[str, CompensationLimits] = uow.state.setdefault(_LIMITS, {})
-    missing = merchants - known.keys()
-    if missing:
-        known.update(await uow.policies.limits_of(missing))
-    return known
+    """The merchants' compensation caps, as of this batch (`uow.config`)."""
+    return await uow.config.limits(uow, merchants)
 
 
 @dataclass(frozen=True)
@@ -166,7 +157,8 @@ async def judge(
     if not locked:
         await uow.compensations.lock_parties(merchants, (j.report.customer_id for j in judged))
     limits = await batch_limits(uow, set(merchants))
-    book = await uow.compensations.load_book([j.report for j in judged], limits)
+    values = await uow.config.voucher_values(uow)
+    book = await uow.compensations.load_book([j.report for j in judged], limits, values)
     assessments = []
     for item in judged:
         try:

@@ -80,17 +80,22 @@ class IssuedVoucher:
 
 
 async def issue_vouchers(
-    uow: RewardsUnitOfWork, requests: Sequence[VoucherRequest], now: datetime
+    uow: RewardsUnitOfWork,
+    requests: Sequence[VoucherRequest],
+    now: datetime,
+    *,
+    fresh: bool = False,
 ) -> list[IssuedVoucher]:
     """Issue each request's voucher once, with one insert; results in request order.
 
     A request whose origin already has a voucher (a replay) issues nothing and has no
     event; the caller emits the events, so it decides where they go and in what order.
+    `fresh`: the caller knows no origin can have a voucher yet (`insert_fresh`).
     """
     if not requests:
         return []
     needed = {r.reward_code for r in requests if r.valid_days is None}
-    definitions = await uow.vouchers.definitions_of(needed)
+    definitions = await uow.config.definitions(uow, needed)
     rows: list[dict[str, Any]] = []
     for request in requests:
         days, merchant_id = _validity(request, definitions, uow.default_voucher_days)
@@ -108,7 +113,8 @@ async def issue_vouchers(
                 "expires_at": at + timedelta(days=days),
             }
         )
-    inserted = await uow.vouchers.insert_new(rows)
+    insert = uow.vouchers.insert_fresh if fresh else uow.vouchers.insert_new
+    inserted = await insert(rows)
     return [
         IssuedVoucher(
             row["voucher_id"], reward_issued(row) if row["voucher_id"] in inserted else None
