@@ -23,24 +23,18 @@ from decimal import Decimal
 
 from services.points.accrual.events import points_accrued, points_credited
 from services.points.domain.book import Account, Changes, LedgerLine, ReturnRecord, StoredOrder
-from services.points.domain.currency import CurrencyRates
-from services.points.domain.earning import (
-    EarningRuleSet,
-    OrderLine,
-    Purchase,
-    earning_day,
-    points_for_order,
-)
+from services.points.domain.earning import EarningRuleSet, earning_day, points_for_lines
 from services.points.domain.errors import InvalidPurchaseError
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, accrual_lot, credit_lot, settle_debt
+from services.points.domain.moments import require_aware
 from services.points.domain.programme import ProgrammeRules, RuleBook
 from services.points.domain.returns import UNITEMISED, EarningLine, OrderEarning
 from services.points.ledger.service import as_of, emit_all, rejecting
 from services.points.returns.service import apply_parked_return
 from services.points.rules.service import rule_book
 from services.points.uow import PointsUnitOfWork
-from shared.contracts.envelope import EventEnvelope, derived_event_id
+from shared.contracts.envelope import EventEnvelope, derived_event_id, derived_id_text
 from shared.contracts.pos import PurchaseCompleted
 from shared.contracts.rewards import PointsCreditRequested
 from shared.errors import RejectedEvent
@@ -123,29 +117,38 @@ async def credit_points(
     emit_all(uow, points_topic, emitted)
 
 
-def purchase_from_event(event: PurchaseCompleted, rates: CurrencyRates) -> Purchase:
-    """The order as the earning rules see it.
+def receipt_lines(
+    event: PurchaseCompleted, rules: EarningRuleSet
+) -> tuple[tuple[EarningLine, ...], int]:
+    """The order's lines as they earn, and what was paid: order-currency minor units, and
+    the weight each line's SKU or category gives it, looked up once per line (one pass,
+    one object per line).
 
-    Lines earn with their own category/SKU weights; an amount paid beyond the lines (a
-    service charge) earns as one unweighted line; lines adding up to MORE than was paid
-    cannot be trusted to earn points and are refused.
+    An amount paid beyond the lines (a service charge) earns as one more line, under no
+    SKU or category; lines adding up to MORE than was paid cannot be trusted to earn
+    points and are refused.
     """
     data = event.data
-    exponent = rates.exponent(data.currency)
-    lines = [
-        OrderLine(item.sku, item.quantity, _minor(item.unit_price, exponent), item.category)
-        for item in data.items
-    ]
+    exponent = rules.currency_rates.exponent(data.currency)  # refuses a malformed code
+    weight_of = rules.weight_of
+    lines = []
+    itemised = 0
+    for item in data.items:
+        price = _minor(item.unit_price, exponent)
+        _check_line(item.sku, item.quantity, price)
+        itemised += item.quantity * price
+        lines.append(
+            EarningLine(item.sku, item.quantity, price, weight_of(item.sku, item.category))
+        )
     paid = _minor(data.amount, exponent)
-    itemised = sum(line.amount_minor for line in lines)
     if itemised > paid:
         raise InvalidPurchaseError(
             f"order {data.order_id}: lines add up to {itemised} minor units, more than the "
             f"{paid} paid"
         )
     if paid > itemised:
-        lines.append(OrderLine(UNITEMISED, 1, paid - itemised))
-    return Purchase(data.order_id, data.merchant_id, event.occurred_at, data.currency, tuple(lines))
+        lines.append(EarningLine(UNITEMISED, 1, paid - itemised, weight_of(UNITEMISED, None)))
+    return tuple(lines), paid
 
 
 def record_purchase(
@@ -157,27 +160,34 @@ def record_purchase(
     an order counts for them when it settles (`settle_order`), net of its returns.
     """
     rules = setting.rules.earning
-    purchase = purchase_from_event(event, rules.currency_rates)
-    earned = points_for_order(purchase, account.tier, rules, setting.earned_today)
-    window = rules.return_window_for(purchase.merchant_id)
+    data = event.data
+    occurred_at = require_aware(event.occurred_at, "purchase time")
+    lines, paid = receipt_lines(event, rules)
+    order_key = (data.merchant_id, occurred_at, data.currency)
+    earned = points_for_lines(lines, order_key, account.tier, rules, setting.earned_today)
+    window = rules.return_window_for(data.merchant_id)
     cause = str(event.event_id)  # both ids below derive from it: format the UUID once
     lot = None
     if earned.points > 0:
         lot = accrual_lot(
-            str(derived_event_id(cause, "lot")),
+            derived_id_text(cause, "lot"),
             earned.points,
-            event.occurred_at,
-            purchase.merchant_id,
-            purchase.order_id,
+            occurred_at,
+            data.merchant_id,
+            data.order_id,
             window,
             rules.validity_months,
         )
         _grant(account, lot, event, changes, setting.as_of)
-        day = setting.day or earning_day(rules, event.occurred_at)
+        day = setting.day or earning_day(rules, occurred_at)
         changes.daily_points[(account.customer_id, day)] += earned.points
-    order = _new_order(account, event, earned.points, lot, rules, purchase, window)
+    # Lines are kept with the weights they earned with, so a return of some of them takes
+    # back what they earned under the rule version of the purchase, not of the return. An
+    # order without receipt lines is kept without (one unweighted line, see `returns`).
+    kept = lines if data.items else ()
+    order = _new_order(account, event, (earned.points, paid), lot, rules, kept, window)
     changes.new_orders.add(order.order_id)
-    first = _count_purchase(account, event.occurred_at, changes)
+    first = _count_purchase(account, occurred_at, changes)
     events: list[EventEnvelope] = [
         points_accrued(cause, account, order, lot, earned, first, setting.as_of)
     ]
@@ -247,23 +257,14 @@ def _grant(
 def _new_order(
     account: Account,
     event: PurchaseCompleted,
-    points: int,
+    earned_and_paid: tuple[int, int],
     lot: Lot | None,
     rules: EarningRuleSet,
-    purchase: Purchase,
+    lines: tuple[EarningLine, ...],
     return_window: timedelta,
 ) -> StoredOrder:
     data = event.data
-    # Lines are kept with the weights they earned with, so a return of some of them takes
-    # back what they earned under the rule version of the purchase, not of the return.
-    lines = (
-        tuple(
-            EarningLine(line.sku, line.quantity, line.unit_price_minor, rules.line_weight(line))
-            for line in purchase.lines
-        )
-        if data.items
-        else ()
-    )
+    points, paid = earned_and_paid
     earning = OrderEarning(
         data.order_id, points, data.amount_minor, lot_id=lot.lot_id if lot else None, lines=lines
     )
@@ -274,7 +275,7 @@ def _new_order(
         event_id=event.event_id,
         occurred_at=event.occurred_at,
         currency=data.currency,
-        spend_minor=rules.currency_rates.to_programme_minor(purchase.amount_minor, data.currency),
+        spend_minor=rules.currency_rates.to_programme_minor(paid, data.currency),
         settles_at=event.occurred_at + return_window,
     )
     account.orders[order.order_id] = order
@@ -319,6 +320,14 @@ def _cap_days(book: RuleBook, events: Sequence[PurchaseCompleted]) -> list[tuple
         (e.customer_id, earning_day(book.in_force(e.occurred_at).earning, e.occurred_at))
         for e in events
     ]
+
+
+def _check_line(sku: str, quantity: int, unit_price_minor: int) -> None:
+    """What `OrderLine` refuses: a line of no units or of a negative price."""
+    if quantity <= 0:
+        raise InvalidPurchaseError(f"line {sku} has quantity {quantity}")
+    if unit_price_minor < 0:
+        raise InvalidPurchaseError(f"line {sku} has a negative price")
 
 
 def _minor(amount: Decimal, exponent: int) -> int:
