@@ -27,7 +27,6 @@ from services.points.domain.earning import EarningRuleSet, earning_day, points_f
 from services.points.domain.errors import InvalidPurchaseError
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, accrual_lot, credit_lot, settle_debt
-from services.points.domain.moments import require_aware
 from services.points.domain.programme import ProgrammeRules, RuleBook
 from services.points.domain.returns import UNITEMISED, EarningLine, OrderEarning
 from services.points.ledger.service import as_of, emit_all, rejecting
@@ -38,11 +37,12 @@ from shared.contracts.envelope import EventEnvelope, derived_event_id, derived_i
 from shared.contracts.pos import PurchaseCompleted
 from shared.contracts.rewards import PointsCreditRequested
 from shared.errors import RejectedEvent
+from shared.money import currency_exponent
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per purchase, and frozen init costs 3x
 class PurchaseSetting:
     """What the handler loaded for one purchase."""
 
@@ -51,6 +51,9 @@ class PurchaseSetting:
     parked_returns: tuple[ReturnRecord, ...]
     as_of: datetime
     day: date | None = None  # the purchase's `earning_day`, when the caller knows it already
+    # False when no rule version caps daily earning: then no daily total is kept, and the
+    # purchase's `earning_day` is never needed.
+    counts_daily: bool = True
 
 
 async def accrue_purchases(
@@ -66,6 +69,7 @@ async def accrue_purchases(
     parked = _by_order((await uow.returns.load(parked_for=order_ids)).values())
     daily = await uow.orders.daily_points(_cap_days(book, events)) if book.has_daily_cap else {}
     changes, emitted = Changes(), []
+    capped = book.has_daily_cap  # daily totals are kept only once some version caps them
     for event in events:
         known = orders.get(event.data.order_id)
         if known is not None:
@@ -73,20 +77,18 @@ async def accrue_purchases(
             continue
         account = accounts[event.customer_id]
         rules = book.in_force(event.occurred_at)
-        day = earning_day(rules.earning, event.occurred_at)
-        key = (event.customer_id, day)
         setting = PurchaseSetting(
-            rules=rules,
-            earned_today=daily.get(key, 0) + changes.daily_points[key],
-            parked_returns=tuple(parked.get(event.data.order_id, ())),
-            as_of=as_of(uow, event),
-            day=day,
+            rules, 0, tuple(parked.get(event.data.order_id, ())), as_of(uow, event)
         )
+        if capped:
+            setting.day = day = earning_day(rules.earning, event.occurred_at)
+            key = (event.customer_id, day)
+            setting.earned_today = daily.get(key, 0) + changes.daily_points[key]
+        else:
+            setting.counts_daily = False
         with rejecting(event):
             emitted += record_purchase(account, event, setting, changes)
         orders[event.data.order_id] = account.orders[event.data.order_id]
-    if not book.has_daily_cap:
-        changes.daily_points.clear()  # counted only once some rule version caps earning
     await uow.save(accounts, changes)
     emit_all(uow, points_topic, emitted)
 
@@ -161,7 +163,7 @@ def record_purchase(
     """
     rules = setting.rules.earning
     data = event.data
-    occurred_at = require_aware(event.occurred_at, "purchase time")
+    occurred_at = event.occurred_at  # aware: the contract's, and `accrual_lot` checks again
     lines, paid = receipt_lines(event, rules)
     order_key = (data.merchant_id, occurred_at, data.currency)
     earned = points_for_lines(lines, order_key, account.tier, rules, setting.earned_today)
@@ -179,8 +181,9 @@ def record_purchase(
             rules.validity_months,
         )
         _grant(account, lot, event, changes, setting.as_of)
-        day = setting.day or earning_day(rules, occurred_at)
-        changes.daily_points[(account.customer_id, day)] += earned.points
+        if setting.counts_daily:
+            day = setting.day or earning_day(rules, occurred_at)
+            changes.daily_points[(account.customer_id, day)] += earned.points
     # Lines are kept with the weights they earned with, so a return of some of them takes
     # back what they earned under the rule version of the purchase, not of the return. An
     # order without receipt lines is kept without (one unweighted line, see `returns`).
@@ -265,8 +268,9 @@ def _new_order(
 ) -> StoredOrder:
     data = event.data
     points, paid = earned_and_paid
+    amount_minor = order_amount_minor(event, paid, rules)
     earning = OrderEarning(
-        data.order_id, points, data.amount_minor, lot_id=lot.lot_id if lot else None, lines=lines
+        data.order_id, points, amount_minor, lot_id=lot.lot_id if lot else None, lines=lines
     )
     order = StoredOrder(
         earning=earning,
@@ -280,6 +284,16 @@ def _new_order(
     )
     account.orders[order.order_id] = order
     return order
+
+
+def order_amount_minor(event: PurchaseCompleted, paid: int, rules: EarningRuleSet) -> int:
+    """The order's amount as its contract counts it (`data.amount_minor`, ISO exponent):
+    `paid`, already read in the programme's exponent, unless the programme overrides the
+    currency's exponent (reading the amount again costs more than the rest of the order)."""
+    currency = event.data.currency
+    if rules.currency_rates.exponent(currency) == currency_exponent(currency):
+        return paid
+    return event.data.amount_minor
 
 
 def _count_purchase(account: Account, occurred_at: datetime, changes: Changes) -> bool:

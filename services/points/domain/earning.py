@@ -146,8 +146,14 @@ class EarningRuleSet:
 
     def return_window_for(self, merchant_id: str) -> timedelta:
         """How long this merchant's points stay pending (its return window)."""
-        days = self.merchant_return_window_days.get(merchant_id, self.return_window_days)
+        days = self.merchant_return_window_days.get(merchant_id)
+        if days is None:
+            return self._default_return_window  # most merchants: built once per version
         return timedelta(days=days)
+
+    @cached_property
+    def _default_return_window(self) -> timedelta:
+        return timedelta(days=self.return_window_days)
 
     @cached_property
     def _weights(self) -> tuple[Mapping[str, Fraction], Mapping[str, Fraction]]:
@@ -303,15 +309,13 @@ def points_for_lines(
     The accrual builds each line once, with its weight, and keeps it for later returns,
     instead of an `OrderLine` to earn with and an `EarningLine` to keep.
     """
+    if not rules.item_multipliers:  # every line weighs 1: no amounts by weight to hash
+        total = sum(line.quantity * line.unit_price_minor for line in lines)
+        return _earned(order, None, total, tier, rules, earned_today)
     amounts: dict[Fraction, int] = {}
-    total = 0
     for line in lines:
-        amount = line.quantity * line.unit_price_minor
-        amounts[line.weight] = amounts.get(line.weight, 0) + amount
-        total += amount
-    return _earned(
-        order, amounts if rules.item_multipliers else None, total, tier, rules, earned_today
-    )
+        amounts[line.weight] = amounts.get(line.weight, 0) + line.quantity * line.unit_price_minor
+    return _earned(order, amounts, 0, tier, rules, earned_today)
 
 
 def _earned(

@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.points.accrual.service import receipt_lines
+from services.points.accrual.service import order_amount_minor, receipt_lines
 from services.points.domain.currency import CurrencyRates
 from services.points.domain.earning import (
     Campaign,
@@ -44,12 +44,12 @@ CATEGORIES = ("food", "gift-card", "household")
 CURRENCIES = ("EUR", "USD", "JPY", "KWD", "GBP")
 MULTIPLIERS = (Decimal(0), Decimal("0.5"), Decimal(1), Decimal("1.5"), Decimal(2), Decimal(3))
 
-Outcome = tuple[EarnedPoints, tuple[EarningLine, ...], int] | tuple[type[Exception], str]
+Outcome = tuple[EarnedPoints, tuple[EarningLine, ...], int, int] | tuple[type[Exception], str]
 
 
 def _two_pass(event: PurchaseCompleted, rules: EarningRuleSet, tier: Tier, today: int) -> Outcome:
     """The reading before the one pass: `purchase_from_event`, `points_for_order`, then the
-    kept lines as `_new_order` built them, and the spend stored for tiers."""
+    kept lines as `_new_order` built them, the spend stored for tiers and the amount."""
     data = event.data
     try:
         exponent = rules.currency_rates.exponent(data.currency)
@@ -81,7 +81,7 @@ def _two_pass(event: PurchaseCompleted, rules: EarningRuleSet, tier: Tier, today
         spend = rules.currency_rates.to_programme_minor(purchase.amount_minor, data.currency)
     except PointsRuleError as error:
         return type(error), str(error)
-    return earned, kept, spend
+    return earned, kept, spend, data.amount_minor
 
 
 def _one_pass(event: PurchaseCompleted, rules: EarningRuleSet, tier: Tier, today: int) -> Outcome:
@@ -93,7 +93,7 @@ def _one_pass(event: PurchaseCompleted, rules: EarningRuleSet, tier: Tier, today
         spend = rules.currency_rates.to_programme_minor(paid, data.currency)
     except PointsRuleError as error:
         return type(error), str(error)
-    return earned, (lines if data.items else ()), spend
+    return earned, (lines if data.items else ()), spend, order_amount_minor(event, paid, rules)
 
 
 def _minor(amount: Decimal, exponent: int) -> int:
@@ -218,12 +218,12 @@ def test_the_comparison_sees_each_outcome() -> None:
         assert isinstance(event, PurchaseCompleted)
         seen.append(_one_pass(event, rules, Tier.MEMBER, 0))
         assert seen[-1] == _two_pass(event, rules, Tier.MEMBER, 0)
-    earned, kept, spend = seen[0]
+    earned, kept, spend, _ = seen[0]
     assert (earned.points, spend) == (22, 1200)  # 2 x 5.00 x 2 + 2.00 unitemised
     assert [line.sku for line in kept] == ["tea", UNITEMISED]
     assert seen[1] == (
         InvalidPurchaseError,
         "order order-1: lines add up to 1000 minor units, more than the 900 paid",
     )
-    earned, kept, spend = seen[2]
+    earned, kept, spend, _ = seen[2]
     assert (earned.points, kept, spend) == (7, (), 750)
