@@ -61,12 +61,13 @@ async def accrue_purchases(
 ) -> None:
     """purchase.completed -> accrual (0 points included), parked returns applied."""
     book = await rule_book(uow)
-    accounts = await uow.accounts.lock(e.customer_id for e in events)
+    accounts = await uow.accounts.lock_rows(e.customer_id for e in events)
     order_ids = [e.data.order_id for e in events]
     # Only the orders named (to tell a replay from a conflict): tiers move at settlement,
     # so a purchase needs none of the customer's other orders.
     orders = await uow.orders.load(accounts, order_ids)
     parked = _by_order((await uow.returns.load(parked_for=order_ids)).values())
+    await _attach_lots(uow, accounts, events, parked)
     daily = await uow.orders.daily_points(_cap_days(book, events)) if book.has_daily_cap else {}
     changes, emitted = Changes(), []
     capped = book.has_daily_cap  # daily totals are kept only once some version caps them
@@ -117,6 +118,32 @@ async def credit_points(
         applied[event.data.credit_id] = (event.customer_id, event.data.points)
     await uow.save(accounts, changes)
     emit_all(uow, points_topic, emitted)
+
+
+async def _attach_lots(
+    uow: PointsUnitOfWork,
+    accounts: dict[str, Account],
+    events: Sequence[PurchaseCompleted],
+    parked: dict[str, list[ReturnRecord]],
+) -> None:
+    """Each customer's live lots, or only their totals when no purchase of the run draws
+    on them and every purchase's balance is taken at the unit of work's `now`.
+
+    Lots are drawn on to pay a debt from new points and by a parked return; and a purchase
+    that occurred after `now` takes its balance at its own time, when other lots may have
+    become available or expired. Every other purchase's `points.accrued` carries the
+    balance at `now`: its new lots (in memory) plus the stored ones' totals at `now`
+    (`Account.available_and_pending`), exactly what the restored lots would sum to.
+    """
+    now = uow.now
+    drawn_on = {customer_id for customer_id, account in accounts.items() if account.debt}
+    drawn_on.update(
+        e.customer_id for e in events if e.occurred_at > now or e.data.order_id in parked
+    )
+    await uow.accounts.attach_live_lots(accounts[c] for c in drawn_on)
+    await uow.accounts.attach_live_totals(
+        (a for c, a in accounts.items() if c not in drawn_on), now
+    )
 
 
 def receipt_lines(
