@@ -67,20 +67,19 @@ async def accrue_purchases(
     # so a purchase needs none of the customer's other orders.
     orders = await uow.orders.load(accounts, order_ids)
     parked = _by_order((await uow.returns.load(parked_for=order_ids)).values())
-    await _attach_lots(uow, accounts, events, parked)
+    moments = _balance_moments(uow, events)
+    await _attach_lots(uow, accounts, zip(events, moments, strict=True), parked)
     daily = await uow.orders.daily_points(_cap_days(book, events)) if book.has_daily_cap else {}
     changes, emitted = Changes(), []
     capped = book.has_daily_cap  # daily totals are kept only once some version caps them
-    for event in events:
+    for event, moment in zip(events, moments, strict=True):
         known = orders.get(event.data.order_id)
         if known is not None:
             _check_same_order(event, known)
             continue
         account = accounts[event.customer_id]
         rules = book.in_force(event.occurred_at)
-        setting = PurchaseSetting(
-            rules, 0, tuple(parked.get(event.data.order_id, ())), as_of(uow, event)
-        )
+        setting = PurchaseSetting(rules, 0, tuple(parked.get(event.data.order_id, ())), moment)
         if capped:
             setting.day = day = earning_day(rules.earning, event.occurred_at)
             key = (event.customer_id, day)
@@ -120,10 +119,20 @@ async def credit_points(
     emit_all(uow, points_topic, emitted)
 
 
+def _balance_moments(uow: PointsUnitOfWork, events: Sequence[PurchaseCompleted]) -> list[datetime]:
+    """Each purchase's `as_of`: the unit of work's `now` object itself, or the purchase's
+    own later time. One comparison per purchase (an aware datetime of the contract's
+    time zone against one of the standard library's costs two `utcoffset` calls), and
+    `_attach_lots` tells most of them apart by identity."""
+    now = uow.now
+    # exactly `max(e.occurred_at, now)`, which gives the first of two equal moments
+    return [now if now > e.occurred_at else e.occurred_at for e in events]
+
+
 async def _attach_lots(
     uow: PointsUnitOfWork,
     accounts: dict[str, Account],
-    events: Sequence[PurchaseCompleted],
+    purchases: Iterable[tuple[PurchaseCompleted, datetime]],
     parked: dict[str, list[ReturnRecord]],
 ) -> None:
     """Each customer's live lots, or only their totals when no purchase of the run draws
@@ -138,7 +147,9 @@ async def _attach_lots(
     now = uow.now
     drawn_on = {customer_id for customer_id, account in accounts.items() if account.debt}
     drawn_on.update(
-        e.customer_id for e in events if e.occurred_at > now or e.data.order_id in parked
+        e.customer_id
+        for e, moment in purchases
+        if (moment is not now and moment > now) or e.data.order_id in parked
     )
     await uow.accounts.attach_live_lots(accounts[c] for c in drawn_on)
     await uow.accounts.attach_live_totals(
