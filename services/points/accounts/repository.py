@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.points.db import ledger, lots
-from services.points.domain.book import Account, Changes
+from services.points.domain.book import Account, Changes, LotTotals
 from services.points.domain.ledger import EntryKind, LedgerEntry
 from services.points.domain.lots import Lot
 from services.points.domain.tiers import Tier
@@ -47,6 +47,16 @@ _LIVE_LOTS = (
     "SELECT customer_id, lot_id::text, source, points, earned_at, pending_until, expires_at,"
     " merchant_id, reference, redeemed, clawed_back, expired "
     "FROM lots WHERE customer_id = ANY($1::text[]) AND remaining > 0"
+)
+# What `available_and_pending` sums over the same lots at $2, in the same terms: a lot
+# counts while `expires_at > $2`, for its `remaining` when positive, as pending while
+# `pending_until > $2`, else as available.
+_LIVE_TOTALS = (
+    "SELECT customer_id,"
+    " coalesce(sum(remaining) FILTER (WHERE pending_until <= $2), 0)::bigint,"
+    " coalesce(sum(remaining) FILTER (WHERE pending_until > $2), 0)::bigint "
+    "FROM lots WHERE customer_id = ANY($1::text[]) AND remaining > 0 AND expires_at > $2 "
+    "GROUP BY customer_id"
 )
 _SOURCES = {kind.value: kind for kind in EntryKind}
 # Absolute values, safe because the writer holds the rows' locks (see the module).
@@ -82,12 +92,35 @@ class AccountRepository:
 
     async def lock(self, customer_ids: Iterable[str]) -> dict[str, Account]:
         """Open (creating if new) and lock the customers' accounts, with their live lots."""
+        found = await self.lock_rows(customer_ids)
+        await self._attach_live_lots(found)
+        return found
+
+    async def lock_rows(self, customer_ids: Iterable[str]) -> dict[str, Account]:
+        """`lock` without the lots: the caller attaches each account's live lots
+        (`attach_live_lots`) or, when it draws on none, their totals (`attach_live_totals`)."""
         ids = sorted(set(customer_ids))
         driver = await transaction_driver(self.conn)
         await driver.execute(_ENSURE_ACCOUNTS, ids)
-        found = {row[0]: _account(row) for row in await driver.fetch(_LOCK_ACCOUNTS, ids)}
-        await self._attach_live_lots(found)
-        return found
+        return {row[0]: _account(row) for row in await driver.fetch(_LOCK_ACCOUNTS, ids)}
+
+    async def attach_live_lots(self, accounts: Iterable[Account]) -> None:
+        """The live lots of accounts locked by `lock_rows`."""
+        await self._attach_live_lots({account.customer_id: account for account in accounts})
+
+    async def attach_live_totals(self, accounts: Iterable[Account], at: datetime) -> None:
+        """Instead of their live lots, what those lots add to a balance at `at`
+        (`Account.unloaded_lots`), for accounts locked by `lock_rows` that nothing will draw
+        on: one row per customer instead of one restored `Lot` per live lot."""
+        by_id = {account.customer_id: account for account in accounts}
+        if not by_id:
+            return
+        driver = await transaction_driver(self.conn)
+        totals = {row[0]: row for row in await driver.fetch(_LIVE_TOTALS, list(by_id), at)}
+        for customer_id, account in by_id.items():
+            row = totals.get(customer_id)
+            available, pending = (row[1], row[2]) if row is not None else (0, 0)
+            account.unloaded_lots = LotTotals(at, available, pending)
 
     async def lock_if_free(self, customer_ids: Iterable[str]) -> dict[str, Account]:
         """Lock the accounts nobody else holds right now (for jobs); skip the busy ones."""

@@ -23,14 +23,7 @@ from decimal import Decimal
 
 from services.points.accrual.events import points_accrued, points_credited
 from services.points.domain.book import Account, Changes, LedgerLine, ReturnRecord, StoredOrder
-from services.points.domain.currency import CurrencyRates
-from services.points.domain.earning import (
-    EarningRuleSet,
-    OrderLine,
-    Purchase,
-    earning_day,
-    points_for_order,
-)
+from services.points.domain.earning import EarningRuleSet, earning_day, points_for_lines
 from services.points.domain.errors import InvalidPurchaseError
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, accrual_lot, credit_lot, settle_debt
@@ -40,15 +33,16 @@ from services.points.ledger.service import as_of, emit_all, rejecting
 from services.points.returns.service import apply_parked_return
 from services.points.rules.service import rule_book
 from services.points.uow import PointsUnitOfWork
-from shared.contracts.envelope import EventEnvelope, derived_event_id
+from shared.contracts.envelope import EventEnvelope, derived_event_id, derived_id_text
 from shared.contracts.pos import PurchaseCompleted
 from shared.contracts.rewards import PointsCreditRequested
 from shared.errors import RejectedEvent
+from shared.money import currency_exponent
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per purchase, and frozen init costs 3x
 class PurchaseSetting:
     """What the handler loaded for one purchase."""
 
@@ -57,6 +51,9 @@ class PurchaseSetting:
     parked_returns: tuple[ReturnRecord, ...]
     as_of: datetime
     day: date | None = None  # the purchase's `earning_day`, when the caller knows it already
+    # False when no rule version caps daily earning: then no daily total is kept, and the
+    # purchase's `earning_day` is never needed.
+    counts_daily: bool = True
 
 
 async def accrue_purchases(
@@ -64,35 +61,34 @@ async def accrue_purchases(
 ) -> None:
     """purchase.completed -> accrual (0 points included), parked returns applied."""
     book = await rule_book(uow)
-    accounts = await uow.accounts.lock(e.customer_id for e in events)
+    accounts = await uow.accounts.lock_rows(e.customer_id for e in events)
     order_ids = [e.data.order_id for e in events]
     # Only the orders named (to tell a replay from a conflict): tiers move at settlement,
     # so a purchase needs none of the customer's other orders.
     orders = await uow.orders.load(accounts, order_ids)
     parked = _by_order((await uow.returns.load(parked_for=order_ids)).values())
+    moments = _balance_moments(uow, events)
+    await _attach_lots(uow, accounts, zip(events, moments, strict=True), parked)
     daily = await uow.orders.daily_points(_cap_days(book, events)) if book.has_daily_cap else {}
     changes, emitted = Changes(), []
-    for event in events:
+    capped = book.has_daily_cap  # daily totals are kept only once some version caps them
+    for event, moment in zip(events, moments, strict=True):
         known = orders.get(event.data.order_id)
         if known is not None:
             _check_same_order(event, known)
             continue
         account = accounts[event.customer_id]
         rules = book.in_force(event.occurred_at)
-        day = earning_day(rules.earning, event.occurred_at)
-        key = (event.customer_id, day)
-        setting = PurchaseSetting(
-            rules=rules,
-            earned_today=daily.get(key, 0) + changes.daily_points[key],
-            parked_returns=tuple(parked.get(event.data.order_id, ())),
-            as_of=as_of(uow, event),
-            day=day,
-        )
+        setting = PurchaseSetting(rules, 0, tuple(parked.get(event.data.order_id, ())), moment)
+        if capped:
+            setting.day = day = earning_day(rules.earning, event.occurred_at)
+            key = (event.customer_id, day)
+            setting.earned_today = daily.get(key, 0) + changes.daily_points[key]
+        else:
+            setting.counts_daily = False
         with rejecting(event):
             emitted += record_purchase(account, event, setting, changes)
         orders[event.data.order_id] = account.orders[event.data.order_id]
-    if not book.has_daily_cap:
-        changes.daily_points.clear()  # counted only once some rule version caps earning
     await uow.save(accounts, changes)
     emit_all(uow, points_topic, emitted)
 
@@ -123,29 +119,76 @@ async def credit_points(
     emit_all(uow, points_topic, emitted)
 
 
-def purchase_from_event(event: PurchaseCompleted, rates: CurrencyRates) -> Purchase:
-    """The order as the earning rules see it.
+def _balance_moments(uow: PointsUnitOfWork, events: Sequence[PurchaseCompleted]) -> list[datetime]:
+    """Each purchase's `as_of`: the unit of work's `now` object itself, or the purchase's
+    own later time. One comparison per purchase (an aware datetime of the contract's
+    time zone against one of the standard library's costs two `utcoffset` calls), and
+    `_attach_lots` tells most of them apart by identity."""
+    now = uow.now
+    # exactly `max(e.occurred_at, now)`, which gives the first of two equal moments
+    return [now if now > e.occurred_at else e.occurred_at for e in events]
 
-    Lines earn with their own category/SKU weights; an amount paid beyond the lines (a
-    service charge) earns as one unweighted line; lines adding up to MORE than was paid
-    cannot be trusted to earn points and are refused.
+
+async def _attach_lots(
+    uow: PointsUnitOfWork,
+    accounts: dict[str, Account],
+    purchases: Iterable[tuple[PurchaseCompleted, datetime]],
+    parked: dict[str, list[ReturnRecord]],
+) -> None:
+    """Each customer's live lots, or only their totals when no purchase of the run draws
+    on them and every purchase's balance is taken at the unit of work's `now`.
+
+    Lots are drawn on to pay a debt from new points and by a parked return; and a purchase
+    that occurred after `now` takes its balance at its own time, when other lots may have
+    become available or expired. Every other purchase's `points.accrued` carries the
+    balance at `now`: its new lots (in memory) plus the stored ones' totals at `now`
+    (`Account.available_and_pending`), exactly what the restored lots would sum to.
+    """
+    now = uow.now
+    drawn_on = {customer_id for customer_id, account in accounts.items() if account.debt}
+    drawn_on.update(
+        e.customer_id
+        for e, moment in purchases
+        if (moment is not now and moment > now) or e.data.order_id in parked
+    )
+    await uow.accounts.attach_live_lots(accounts[c] for c in drawn_on)
+    await uow.accounts.attach_live_totals(
+        (a for c, a in accounts.items() if c not in drawn_on), now
+    )
+
+
+def receipt_lines(
+    event: PurchaseCompleted, rules: EarningRuleSet
+) -> tuple[tuple[EarningLine, ...], int]:
+    """The order's lines as they earn, and what was paid: order-currency minor units, and
+    the weight each line's SKU or category gives it, looked up once per line (one pass,
+    one object per line).
+
+    An amount paid beyond the lines (a service charge) earns as one more line, under no
+    SKU or category; lines adding up to MORE than was paid cannot be trusted to earn
+    points and are refused.
     """
     data = event.data
-    exponent = rates.exponent(data.currency)
-    lines = [
-        OrderLine(item.sku, item.quantity, _minor(item.unit_price, exponent), item.category)
-        for item in data.items
-    ]
+    exponent = rules.currency_rates.exponent(data.currency)  # refuses a malformed code
+    weight_of = rules.weight_of
+    lines = []
+    itemised = 0
+    for item in data.items:
+        price = _minor(item.unit_price, exponent)
+        _check_line(item.sku, item.quantity, price)
+        itemised += item.quantity * price
+        lines.append(
+            EarningLine(item.sku, item.quantity, price, weight_of(item.sku, item.category))
+        )
     paid = _minor(data.amount, exponent)
-    itemised = sum(line.amount_minor for line in lines)
     if itemised > paid:
         raise InvalidPurchaseError(
             f"order {data.order_id}: lines add up to {itemised} minor units, more than the "
             f"{paid} paid"
         )
     if paid > itemised:
-        lines.append(OrderLine(UNITEMISED, 1, paid - itemised))
-    return Purchase(data.order_id, data.merchant_id, event.occurred_at, data.currency, tuple(lines))
+        lines.append(EarningLine(UNITEMISED, 1, paid - itemised, weight_of(UNITEMISED, None)))
+    return tuple(lines), paid
 
 
 def record_purchase(
@@ -157,27 +200,35 @@ def record_purchase(
     an order counts for them when it settles (`settle_order`), net of its returns.
     """
     rules = setting.rules.earning
-    purchase = purchase_from_event(event, rules.currency_rates)
-    earned = points_for_order(purchase, account.tier, rules, setting.earned_today)
-    window = rules.return_window_for(purchase.merchant_id)
+    data = event.data
+    occurred_at = event.occurred_at  # aware: the contract's, and `accrual_lot` checks again
+    lines, paid = receipt_lines(event, rules)
+    order_key = (data.merchant_id, occurred_at, data.currency)
+    earned = points_for_lines(lines, order_key, account.tier, rules, setting.earned_today)
+    window = rules.return_window_for(data.merchant_id)
     cause = str(event.event_id)  # both ids below derive from it: format the UUID once
     lot = None
     if earned.points > 0:
         lot = accrual_lot(
-            str(derived_event_id(cause, "lot")),
+            derived_id_text(cause, "lot"),
             earned.points,
-            event.occurred_at,
-            purchase.merchant_id,
-            purchase.order_id,
+            occurred_at,
+            data.merchant_id,
+            data.order_id,
             window,
             rules.validity_months,
         )
         _grant(account, lot, event, changes, setting.as_of)
-        day = setting.day or earning_day(rules, event.occurred_at)
-        changes.daily_points[(account.customer_id, day)] += earned.points
-    order = _new_order(account, event, earned.points, lot, rules, purchase, window)
+        if setting.counts_daily:
+            day = setting.day or earning_day(rules, occurred_at)
+            changes.daily_points[(account.customer_id, day)] += earned.points
+    # Lines are kept with the weights they earned with, so a return of some of them takes
+    # back what they earned under the rule version of the purchase, not of the return. An
+    # order without receipt lines is kept without (one unweighted line, see `returns`).
+    kept = lines if data.items else ()
+    order = _new_order(account, event, (earned.points, paid), lot, rules, kept, window)
     changes.new_orders.add(order.order_id)
-    first = _count_purchase(account, event.occurred_at, changes)
+    first = _count_purchase(account, occurred_at, changes)
     events: list[EventEnvelope] = [
         points_accrued(cause, account, order, lot, earned, first, setting.as_of)
     ]
@@ -247,25 +298,17 @@ def _grant(
 def _new_order(
     account: Account,
     event: PurchaseCompleted,
-    points: int,
+    earned_and_paid: tuple[int, int],
     lot: Lot | None,
     rules: EarningRuleSet,
-    purchase: Purchase,
+    lines: tuple[EarningLine, ...],
     return_window: timedelta,
 ) -> StoredOrder:
     data = event.data
-    # Lines are kept with the weights they earned with, so a return of some of them takes
-    # back what they earned under the rule version of the purchase, not of the return.
-    lines = (
-        tuple(
-            EarningLine(line.sku, line.quantity, line.unit_price_minor, rules.line_weight(line))
-            for line in purchase.lines
-        )
-        if data.items
-        else ()
-    )
+    points, paid = earned_and_paid
+    amount_minor = order_amount_minor(event, paid, rules)
     earning = OrderEarning(
-        data.order_id, points, data.amount_minor, lot_id=lot.lot_id if lot else None, lines=lines
+        data.order_id, points, amount_minor, lot_id=lot.lot_id if lot else None, lines=lines
     )
     order = StoredOrder(
         earning=earning,
@@ -274,11 +317,21 @@ def _new_order(
         event_id=event.event_id,
         occurred_at=event.occurred_at,
         currency=data.currency,
-        spend_minor=rules.currency_rates.to_programme_minor(purchase.amount_minor, data.currency),
+        spend_minor=rules.currency_rates.to_programme_minor(paid, data.currency),
         settles_at=event.occurred_at + return_window,
     )
     account.orders[order.order_id] = order
     return order
+
+
+def order_amount_minor(event: PurchaseCompleted, paid: int, rules: EarningRuleSet) -> int:
+    """The order's amount as its contract counts it (`data.amount_minor`, ISO exponent):
+    `paid`, already read in the programme's exponent, unless the programme overrides the
+    currency's exponent (reading the amount again costs more than the rest of the order)."""
+    currency = event.data.currency
+    if rules.currency_rates.exponent(currency) == currency_exponent(currency):
+        return paid
+    return event.data.amount_minor
 
 
 def _count_purchase(account: Account, occurred_at: datetime, changes: Changes) -> bool:
@@ -319,6 +372,14 @@ def _cap_days(book: RuleBook, events: Sequence[PurchaseCompleted]) -> list[tuple
         (e.customer_id, earning_day(book.in_force(e.occurred_at).earning, e.occurred_at))
         for e in events
     ]
+
+
+def _check_line(sku: str, quantity: int, unit_price_minor: int) -> None:
+    """What `OrderLine` refuses: a line of no units or of a negative price."""
+    if quantity <= 0:
+        raise InvalidPurchaseError(f"line {sku} has quantity {quantity}")
+    if unit_price_minor < 0:
+        raise InvalidPurchaseError(f"line {sku} has a negative price")
 
 
 def _minor(amount: Decimal, exponent: int) -> int:

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from services.points.domain.balances import Balance, balance_at
+from services.points.domain.balances import Balance, available_and_pending, balance_at
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, LotMovement
 from services.points.domain.returns import OrderEarning, ReturnedLine
@@ -90,9 +90,29 @@ class ReturnRecord:
     applied_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LotTotals:
+    """What live lots left in storage add to a balance at the moment `at`.
+
+    An accrual that draws on no lot (the customer has no debt and no parked return) needs
+    its customer's lots only for the two figures every points event carries; summing them
+    in the database at the run's one `as_of` saves restoring every live lot. `lots` then
+    holds only the lots the run created.
+    """
+
+    at: datetime
+    available: int
+    pending: int
+
+
 @dataclass
 class Account:
-    """One customer's account row plus the lots and orders loaded with it."""
+    """One customer's account row plus the lots and orders loaded with it.
+
+    `lots` are all its live lots, unless `unloaded_lots` sums up the ones left in storage:
+    then nothing may draw on them (`Changes.move_lots` refuses), and the balance is known
+    only at the moment of the totals.
+    """
 
     customer_id: str
     tier: Tier = Tier.MEMBER
@@ -106,10 +126,26 @@ class Account:
     settled_purchase_count: int = 0
     lots: tuple[Lot, ...] = ()
     orders: dict[str, StoredOrder] = field(default_factory=dict)
+    unloaded_lots: LotTotals | None = None
 
     def balance(self, as_of: datetime) -> Balance:
         """Available (net of debt) and pending points at `as_of`; expired lots count for 0."""
+        if self.unloaded_lots is not None:
+            raise RuntimeError(f"{self.customer_id}'s lots were not loaded: no balance to give")
         return balance_at(self.lots, as_of, self.debt)
+
+    def available_and_pending(self, as_of: datetime) -> tuple[int, int]:
+        """`balance(as_of)`'s available and pending points, also from `unloaded_lots`."""
+        available, pending = available_and_pending(self.lots, as_of, self.debt)
+        totals = self.unloaded_lots
+        if totals is None:
+            return available, pending
+        if as_of != totals.at:
+            raise RuntimeError(
+                f"{self.customer_id}'s unloaded lots were summed at {totals.at.isoformat()},"
+                f" not at {as_of.isoformat()}"
+            )
+        return available + totals.available, pending + totals.pending
 
     def qualifying_purchases(self) -> list[QualifyingPurchase]:
         return [order.qualifying() for order in self.orders.values()]
@@ -156,6 +192,8 @@ class Changes:
 
     def move_lots(self, account: Account, movement: LotMovement) -> None:
         """Take a domain movement's lots as the account's lots and note the lots it drew on."""
+        if account.unloaded_lots is not None:  # it would draw on part of the lots only
+            raise RuntimeError(f"{account.customer_id}'s lots were not loaded to draw on")
         account.lots = movement.lots
         self.touched_lots.update(draw.lot_id for draw in movement.draws)
         self.accounts.add(account.customer_id)

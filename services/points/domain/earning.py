@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from services.points.domain.currency import CurrencyRates, require_currency_code
 from services.points.domain.errors import InvalidPurchaseError, InvalidRuleError
 from services.points.domain.moments import require_aware
+from services.points.domain.returns import EarningLine
 from services.points.domain.tiers import Tier
 
 DEFAULT_TIER_MULTIPLIERS: Mapping[Tier, Decimal] = MappingProxyType(
@@ -145,8 +146,14 @@ class EarningRuleSet:
 
     def return_window_for(self, merchant_id: str) -> timedelta:
         """How long this merchant's points stay pending (its return window)."""
-        days = self.merchant_return_window_days.get(merchant_id, self.return_window_days)
+        days = self.merchant_return_window_days.get(merchant_id)
+        if days is None:
+            return self._default_return_window  # most merchants: built once per version
         return timedelta(days=days)
+
+    @cached_property
+    def _default_return_window(self) -> timedelta:
+        return timedelta(days=self.return_window_days)
 
     @cached_property
     def _weights(self) -> tuple[Mapping[str, Fraction], Mapping[str, Fraction]]:
@@ -183,13 +190,17 @@ class EarningRuleSet:
 
     def line_weight(self, line: OrderLine) -> Fraction:
         """Weight of a line: its SKU rule, else its category rule, else 1 (0 means excluded)."""
+        return self.weight_of(line.sku, line.category)
+
+    def weight_of(self, sku: str, category: str | None) -> Fraction:
+        """`line_weight` of a line with this SKU and category."""
         if not self.item_multipliers:
             return _UNWEIGHTED
         by_sku, by_category = self._weights
-        if line.sku in by_sku:
-            return by_sku[line.sku]
-        if line.category is not None and line.category in by_category:
-            return by_category[line.category]
+        if sku in by_sku:
+            return by_sku[sku]
+        if category is not None and category in by_category:
+            return by_category[category]
         return _UNWEIGHTED
 
 
@@ -280,12 +291,46 @@ def points_for_order(
     matters when the rules have a daily cap. Raises ``UnknownCurrencyError`` for a currency the
     programme has no rate for.
     """
-    campaigns = tuple(
-        c for c in rules.campaigns if c.applies_to(purchase.merchant_id, purchase.occurred_at)
-    )
+    amounts = _amounts_by_weight(purchase, rules) if rules.item_multipliers else None
+    order = (purchase.merchant_id, purchase.occurred_at, purchase.currency)
+    return _earned(order, amounts, purchase.amount_minor, tier, rules, earned_today)
+
+
+def points_for_lines(
+    lines: Iterable[EarningLine],
+    order: tuple[str, datetime, str],
+    tier: Tier,
+    rules: EarningRuleSet,
+    earned_today: int = 0,
+) -> EarnedPoints:
+    """`points_for_order` of an order given as its lines as they earn, each with the weight
+    ``rules`` give it (`EarningRuleSet.weight_of`); ``order`` is (merchant, time, currency).
+
+    The accrual builds each line once, with its weight, and keeps it for later returns,
+    instead of an `OrderLine` to earn with and an `EarningLine` to keep.
+    """
+    if not rules.item_multipliers:  # every line weighs 1: no amounts by weight to hash
+        total = sum(line.quantity * line.unit_price_minor for line in lines)
+        return _earned(order, None, total, tier, rules, earned_today)
+    amounts: dict[Fraction, int] = {}
+    for line in lines:
+        amounts[line.weight] = amounts.get(line.weight, 0) + line.quantity * line.unit_price_minor
+    return _earned(order, amounts, 0, tier, rules, earned_today)
+
+
+def _earned(
+    order: tuple[str, datetime, str],
+    amounts: dict[Fraction, int] | None,
+    total_minor: int,
+    tier: Tier,
+    rules: EarningRuleSet,
+    earned_today: int,
+) -> EarnedPoints:
+    """The points of an order's amounts by line weight (None: every line weighs 1)."""
+    merchant_id, occurred_at, currency = order
+    campaigns = tuple(c for c in rules.campaigns if c.applies_to(merchant_id, occurred_at))
     weighted_minor: int | Fraction
-    if rules.item_multipliers:
-        amounts = _amounts_by_weight(purchase, rules)
+    if amounts is not None:
         face_minor = sum(amount for weight, amount in amounts.items() if weight > 0)
         # Unweighted amounts stay integers (exact, and no Fraction built for most baskets).
         weighted_minor = sum(
@@ -293,9 +338,9 @@ def points_for_order(
             for weight, amount in amounts.items()
         )
     else:  # no item rule: every line weighs 1
-        face_minor = weighted_minor = purchase.amount_minor
-    below_minimum = _below_minimum(face_minor, purchase.currency, rules)
-    factor = rules.order_factor(purchase.merchant_id, tier, purchase.currency, campaigns)
+        face_minor = weighted_minor = total_minor
+    below_minimum = _below_minimum(face_minor, currency, rules)
+    factor = rules.order_factor(merchant_id, tier, currency, campaigns)
     uncapped = 0 if below_minimum else _floor_of_product(weighted_minor, factor)
     points = _apply_daily_cap(uncapped, rules.daily_cap_points, earned_today)
     return EarnedPoints(

@@ -20,7 +20,7 @@ the database layer needs to update lot rows and to record redemption allocations
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
 from services.points.domain.errors import InsufficientPointsError, InvalidRuleError
@@ -118,17 +118,26 @@ def accrual_lot(
     return_window: timedelta = DEFAULT_RETURN_WINDOW,
     validity_months: int = DEFAULT_VALIDITY_MONTHS,
 ) -> Lot:
-    """Lot of a purchase: pending for the return window, valid for months after that."""
+    """Lot of a purchase: pending for the return window, valid for months after that.
+
+    Built without `Lot`'s own checks (`_unchecked_lot`), because this function already
+    guarantees each of them: the purchase time is checked aware here, so the pending and
+    expiry dates computed from it are aware too, and the source is ACCRUAL. Every
+    purchase that earns builds one, and the constructor's checks were most of its cost.
+    """
     pending_until = require_aware(occurred_at, "purchase time") + return_window
-    return Lot(
-        lot_id=lot_id,
-        source=EntryKind.ACCRUAL,
-        points=_require_positive(points),
-        earned_at=occurred_at,
-        pending_until=pending_until,
-        expires_at=add_months(pending_until, validity_months),
-        merchant_id=merchant_id,
-        reference=order_id,
+    return _unchecked_lot(
+        lot_id,
+        EntryKind.ACCRUAL,
+        _require_positive(points),
+        occurred_at,
+        pending_until,
+        add_months(pending_until, validity_months),
+        merchant_id,
+        order_id,
+        0,
+        0,
+        0,
     )
 
 
@@ -266,6 +275,23 @@ def _apply(lots: Sequence[Lot], draws: Iterable[LotDraw], counter: str) -> tuple
         else lot
         for lot in lots
     )
+
+
+def _unchecked_lot(*values: object) -> Lot:
+    """A `Lot` of these values (in field order, every field given) without `__post_init__`,
+    set slot by slot as pickle restores a slotted dataclass (a frozen one refuses setattr).
+
+    Only for values whose checks the caller has made; `dataclasses.replace` and every
+    other construction still go through the checked constructor.
+    """
+    lot = _new_object(Lot)
+    for slot, value in zip(_LOT_SLOTS, values, strict=True):
+        slot.__set__(lot, value)
+    return lot
+
+
+_new_object = object.__new__
+_LOT_SLOTS = tuple(vars(Lot)[field.name] for field in fields(Lot))
 
 
 def _require_positive(points: int) -> int:

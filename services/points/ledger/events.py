@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import annotated_types
 from pydantic import BaseModel
 
-from services.points.domain.balances import available_and_pending
 from services.points.domain.book import Account
 from services.points.domain.currency import CurrencyRates
 from services.points.domain.tiers import Tier
@@ -33,7 +32,7 @@ _TIER_NAMES = {tier: TierName(tier.value) for tier in Tier}  # the contract's na
 
 def snapshot(account: Account, as_of: datetime, first_purchase: bool = False) -> dict[str, Any]:
     """The account fields every points event carries."""
-    available, pending = available_and_pending(account.lots, as_of, account.debt)
+    available, pending = account.available_and_pending(as_of)
     return {
         "available": available,
         "pending": pending,
