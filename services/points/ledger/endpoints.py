@@ -26,7 +26,7 @@ from services.points.ledger.schemas import (
     LedgerPage,
     Moment,
     OptionalQueryId,
-    balance_out,
+    balance_json,
     decode_cursor,
     encode_cursor,
     entry_out,
@@ -78,9 +78,8 @@ async def balance_body(app: FastAPI, customer_id: str) -> bytes:
         view = await account_view(conn, customer_id, now, book)
     if view is None:
         raise CustomerNotFound(f"customer {customer_id} has no points account")
-    # Built (and so validated) once and sent as it is: returning the model would make the
-    # framework validate it again against `response_model` before encoding it.
-    return balance_out(view, book.in_force(now), now).model_dump_json().encode()
+    # Written straight to bytes: `BalanceOut` (the route's `response_model`) documents it.
+    return balance_json(view, book.in_force(now), now)
 
 
 async def lean_balance(
