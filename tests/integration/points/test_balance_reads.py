@@ -161,3 +161,25 @@ async def test_a_database_outage_is_a_503_on_both_paths_and_at_the_gate(
     api.app.state.lean_routes = True
     for headers in (reader, unchecked):
         problem(await api.client.get(unknown, headers=headers), 404, "customer_not_found")
+
+
+async def test_a_crash_on_the_lean_path_is_a_logged_opaque_500(
+    infra: Infra, points_db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def crashing(
+        app: FastAPI, path: Mapping[str, str], principal: ApiPrincipal | None
+    ) -> bytes | None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(endpoints.get_balance, "__lean_handler__", crashing)
+    async with points_api(infra, points_db) as api:
+        reader = await api.key(POINTS_READ)
+        answer = await api.client.get("/v1/customers/kim/balance", headers=reader)
+        body = problem(answer, 500, "internal_error")
+        assert "secret" not in answer.text and body["incident"] in caplog.text
+        api.app.state.lean_routes = False
+        problem(
+            await api.client.get("/v1/customers/kim/balance", headers=reader),
+            404,
+            "customer_not_found",
+        )
