@@ -233,6 +233,7 @@ def create_service_app(
     app.state.service_name = name
     app.state.settings = settings
     app.state.gate_limits = build_limits(settings)
+    app.state.lean_routes = True  # lean handlers answer their GETs (shared.http.lean)
     app.add_middleware(Gate, service=app)  # inside the crash net installed next
     install_problem_handlers(app)
     app.include_router(_operations_router(bootstrap_servers, readiness_timeout))

@@ -4,7 +4,8 @@ In this order, each refusal a problem+json document:
 1. the API key, when the matched route requires one (`shared.http.security.require`):
    401 (missing, wrong, revoked) or 403 (lacks the scope) *before a byte of the body is
    read*, so a caller without a key learns nothing about the body's shape and cannot
-   make the service parse 100 MB for it;
+   make the service parse 100 MB for it; 503 `database_unavailable` when the key is not
+   trusted yet and the database does not answer;
 2. failed authentications per client address: past the `auth_failure` bucket a further
    unknown key gets 429 without a database look-up (a key already trusted in this
    process still passes, so a shared address does not lock its good keys out);
@@ -20,7 +21,9 @@ In this order, each refusal a problem+json document:
 
 A method the path does not serve is a 405 whose `Allow` names every method the path
 serves. The route then runs with the body already read (replayed from memory) and finds the
-principal the gate authenticated, so the key is checked once per request.
+principal the gate authenticated, so the key is checked once per request. A GET of a lean
+route (`shared.http.lean`) is answered here by its lean handler, past the framework, unless
+the handler declines it.
 """
 
 from __future__ import annotations
@@ -36,13 +39,15 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.datastructures import URL
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import ApiKeyAuthenticator, ApiPrincipal
 from shared.auth import Scope as KeyScope
-from shared.errors import DomainError, Forbidden
+from shared.errors import DomainError, Forbidden, is_transient
+from shared.http.lean import LeanHandler, lean_handler, send_json
 from shared.http.limits import Clock, Rate, TokenBuckets, UnknownCodeLockout, retry_after
-from shared.http.problem import problem_response
+from shared.http.problem import domain_problem, problem_response
 from shared.settings import ServiceSettings
 
 PRINCIPAL = "loyalty.principal"  # where the gate leaves the authenticated principal
@@ -103,7 +108,7 @@ def required_scopes(dependant: Dependant) -> set[KeyScope]:
     return found
 
 
-RouteEntry = tuple[re.Pattern[str], frozenset[str], frozenset[KeyScope]]
+RouteEntry = tuple[re.Pattern[str], frozenset[str], frozenset[KeyScope], LeanHandler | None]
 
 
 def _api_routes(routes: Iterable[Any]) -> Iterator[tuple[re.Pattern[str], set[str], APIRoute]]:
@@ -123,9 +128,15 @@ def _api_routes(routes: Iterable[Any]) -> Iterator[tuple[re.Pattern[str], set[st
 
 
 def route_table(app: FastAPI) -> list[RouteEntry]:
-    """Each API route's path pattern, methods and the key scopes it requires."""
+    """Each API route's path pattern, methods, the key scopes it requires and its lean
+    handler (`shared.http.lean`), if it has one."""
     return [
-        (pattern, frozenset(methods), frozenset(required_scopes(route.dependant)))
+        (
+            pattern,
+            frozenset(methods),
+            frozenset(required_scopes(route.dependant)),
+            lean_handler(route.endpoint),
+        )
         for pattern, methods, route in _api_routes(app.routes)
     ]
 
@@ -190,7 +201,7 @@ class Gate:
             return
         limits: GateLimits = self.service.state.gate_limits
         head = _head(scope)
-        needs, path_params, allowed = self._route(scope)
+        needs, path_params, allowed, lean = self._route(scope)
         if allowed:
             await _not_allowed(scope, allowed)(scope, receive, send)
             return
@@ -214,23 +225,48 @@ class Gate:
         if errors:
             await self._invalid(scope, errors)(scope, receive, send)
             return
-        await self.app(scope, _replay(body, trailing, receive), send)
+        if lean is None or scope["method"] != "GET" or not self.service.state.lean_routes:
+            await self.app(scope, _replay(body, trailing, receive), send)
+        elif not await self._lean(lean, scope, path_params, receive, send):
+            await self.app(scope, _replay(body, trailing, receive), send)  # declined
 
-    def _route(self, scope: Scope) -> tuple[frozenset[KeyScope], dict[str, Any], set[str]]:
-        """The scopes the route matching this request needs and its path parameters; when
-        only the method differs, the methods the path allows (for the 405's `Allow`)."""
+    def _route(
+        self, scope: Scope
+    ) -> tuple[frozenset[KeyScope], dict[str, Any], set[str], LeanHandler | None]:
+        """The scopes the route matching this request needs, its path parameters and its
+        lean handler; when only the method differs, the methods the path allows (for the
+        405's `Allow`)."""
         if self._table is None:
             self._table = route_table(self.service)
         path, method = scope.get("path", ""), scope.get("method", "")
         allowed: set[str] = set()
-        for pattern, methods, needs in self._table:
+        for pattern, methods, needs, lean in self._table:
             match = pattern.match(path)
             if match is None:
                 continue
             if method in methods:
-                return needs, match.groupdict(), set()
+                return needs, match.groupdict(), set(), lean
             allowed |= methods
-        return frozenset(), {}, allowed
+        return frozenset(), {}, allowed, None
+
+    async def _lean(
+        self,
+        handler: LeanHandler,
+        scope: Scope,
+        path_params: dict[str, Any],
+        receive: Receive,
+        send: Send,
+    ) -> bool:
+        """Answer with the route's lean handler; False (nothing sent) when it declines."""
+        try:
+            body = await handler(self.service, path_params, gate_principal(scope))
+        except DomainError as refused:
+            await domain_problem(refused, URL(scope=scope).path)(scope, receive, send)
+            return True
+        if body is None:
+            return False
+        await send_json(send, body)
+        return True
 
     async def _authorize(
         self, scope: Scope, token: str | None, needs: frozenset[KeyScope], limits: GateLimits
@@ -253,6 +289,15 @@ class Gate:
                     scope, "too_many_failed_authentications", wait, "auth_failure"
                 )
             return _problem(scope, refused)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            return problem_response(  # as the services' own reads answer an outage
+                503,
+                "database_unavailable",
+                detail="the API key could not be checked: the database did not answer; retry later",
+                instance=scope.get("path"),
+            )
         missing = sorted(need.value for need in needs if not principal.allows(need))
         if missing:
             return _problem(

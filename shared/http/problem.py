@@ -124,17 +124,22 @@ def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     return rendered
 
 
-async def _domain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DomainError)
+def domain_problem(exc: DomainError, instance: str) -> JSONResponse:
+    """The problem document of a refused request (`instance`: the request's path)."""
     return problem_response(
         exc.status,
         exc.code,
         title=exc.title,
         detail=exc.detail,
-        instance=request.url.path,
+        instance=instance,
         headers=exc.headers,
         **exc.extra,
     )
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return domain_problem(exc, request.url.path)
 
 
 async def _request_validation(request: Request, exc: Exception) -> Response:
