@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -276,14 +276,21 @@ def rewards_envelope(
     so downstream consumers deduplicate it.
     """
     event_type = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    return model.model_validate(
-        {
-            "event_id": derived_event_id(cause, event_type),
-            "type": event_type,
-            "version": 1,
-            "occurred_at": at,
-            "source": "rewards",
-            "customer_id": customer_id,
-            "data": data,
-        }
-    )
+    return model.model_validate(rewards_envelope_fields(event_type, customer_id, cause, at, data))
+
+
+def rewards_envelope_fields(
+    event_type: str, customer_id: str, cause: Any, at: datetime, data: Any
+) -> dict[str, Any]:
+    """The envelope fields of a rewards event, as `rewards_envelope` validates them (and as
+    the compensation path assembles them without validating, when every field is known to
+    be within the contract)."""
+    return {
+        "event_id": derived_event_id(cause, event_type),
+        "type": event_type,
+        "version": 1,
+        "occurred_at": at,
+        "source": "rewards",
+        "customer_id": customer_id,
+        "data": data,
+    }

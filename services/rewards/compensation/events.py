@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import annotated_types
 from pydantic import BaseModel, WithJsonSchema
 
-from shared.contracts.envelope import EventEnvelope, derived_event_id
+from shared.contracts.envelope import EventEnvelope
 from shared.contracts.rewards import (
     CompensationGranted,
     CompensationGrantedData,
@@ -33,6 +33,7 @@ from shared.contracts.rewards import (
     RefundInstructed,
     RefundInstructedData,
     rewards_envelope,
+    rewards_envelope_fields,
 )
 from shared.money import format_money, is_known_currency
 
@@ -84,19 +85,8 @@ def aware(value: Any) -> bool:
     return value.__class__ is datetime and value.utcoffset() is not None
 
 
-def envelope(
-    event_type: str, customer_id: str, cause: Any, at: datetime, data: Any
-) -> dict[str, Any]:
-    """The envelope fields of a rewards event, as `rewards_envelope` validates them."""
-    return {
-        "event_id": derived_event_id(cause, event_type),
-        "type": event_type,
-        "version": 1,
-        "occurred_at": at,
-        "source": "rewards",
-        "customer_id": customer_id,
-        "data": data,
-    }
+envelope = rewards_envelope_fields
+"""The envelope fields of a rewards event, as `rewards_envelope` validates them."""
 
 
 customer_id_rule = text_rule(EventEnvelope, "customer_id")
