@@ -7,6 +7,7 @@ stack in ./var nor another run; everything is stopped and removed at the end.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import tempfile
@@ -43,6 +44,8 @@ class BenchInfra:
     durable: bool
     root: Path
     broker: str = "tansu"
+    pg_pid: int | None = None  # the postmaster: its children are the backends
+    broker_pid: int | None = None
 
     def database_url(self, name: str) -> str:
         return f"{self.admin_url.rsplit('/', 1)[0]}/{name}"
@@ -71,6 +74,27 @@ class BenchInfra:
         return url
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user + system) of process `pid` and its direct children, live or ended
+    (the ones it has waited for), read from /proc: a uvicorn server and its workers, or
+    PostgreSQL's postmaster and its backends, which end when the benchmark's pool closes
+    (NaN without a pid)."""
+    if pid is None:
+        return float("nan")
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # a process that ended while being read
+        process, parent = int(stat.parent.name), int(fields[1])
+        if process == pid:  # utime, stime, and those of its children that ended
+            ticks += sum(int(field) for field in fields[11:15])
+        elif parent == pid:  # utime, stime
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def embedded_infra(durable: bool, broker: str | None = None) -> Iterator[BenchInfra]:
     root = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
@@ -92,6 +116,8 @@ def embedded_infra(durable: bool, broker: str | None = None) -> Iterator[BenchIn
             durable=durable,
             root=embedded.root,
             broker=broker,
+            pg_pid=state.pg_pid,
+            broker_pid=state.kafka_pid,
         )
     finally:
         try:

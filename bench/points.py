@@ -31,7 +31,6 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
@@ -39,7 +38,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.foundation import TimedConsumer
-from bench.infra import BenchInfra, free_port
+from bench.infra import BenchInfra, free_port, process_cpu_seconds
 from bench.phases import POLL, PhaseClock, print_phases, runtime_phases
 from bench.report import Progress, Rate, garbage_collection_time, print_table, target_line
 from bench.startup import StartupTimeline
@@ -79,6 +78,8 @@ class AccrualFigures:
     customers: list[str]
     phases: PhaseClock
     startup: StartupTimeline
+    # CPU seconds of the processes the bench does not time by phase, over the run
+    others_cpu: dict[str, float]
 
 
 class CountingRelay(OutboxRelay):
@@ -107,11 +108,14 @@ async def measure_accrual(infra: BenchInfra, count: int) -> AccrualFigures:
     url = await infra.fresh_database("points")
     print("measuring points accrual: consumer + outbox relay, one instance ...")
     clock = PhaseClock()
+    others = {"PostgreSQL": infra.pg_pid, "broker": infra.broker_pid}
+    before = {name: process_cpu_seconds(pid) for name, pid in others.items()}
     with clock.patch(_hot_path_phases()):
         committed, relayed, messages, startup = await _run_accrual(
             infra, url, inbound, outbound, count, clock
         )
-    return AccrualFigures(committed, relayed, messages, url, customers, clock, startup)
+    others_cpu = {name: process_cpu_seconds(pid) - before[name] for name, pid in others.items()}
+    return AccrualFigures(committed, relayed, messages, url, customers, clock, startup, others_cpu)
 
 
 def _hot_path_phases() -> list[tuple[Any, str, str]]:
@@ -228,22 +232,6 @@ class Latency:
     server_cpu_us: float = float("nan")  # the server's CPU per measured request
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of process `pid` and its children (uvicorn's worker
-    processes), read from /proc: how near the server is to saturating its cores, which is
-    what turns a short stall into a long tail."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # a process that ended while being read
-        process, parent = int(stat.parent.name), int(fields[1])
-        if pid in (process, parent):
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _percentile(sorted_ms: list[float], share: float) -> float:
     if not sorted_ms:
         return float("nan")
@@ -264,9 +252,9 @@ async def measure_balance_latency(
             f"{WARM_UP:g}s warm-up, {DURATION:g}s measured"
         )
         await _drive(port, token, customers, WARM_UP)
-        cpu_before = _cpu_seconds(server.pid)
+        cpu_before = process_cpu_seconds(server.pid)
         latency = await _drive(port, token, customers, DURATION)
-        cpu_us = (_cpu_seconds(server.pid) - cpu_before) / latency.requests * 1e6
+        cpu_us = (process_cpu_seconds(server.pid) - cpu_before) / latency.requests * 1e6
         return replace(latency, server_cpu_us=cpu_us)
     finally:
         server.terminate()
@@ -505,6 +493,12 @@ def report(
         accrual.relayed.eps,
     )
     phases = print_phases(f"{SECTION} accrual", accrual.phases, count)
+    others = {name: seconds / count * 1e6 for name, seconds in accrual.others_cpu.items()}
+    print(
+        "the other processes' CPU per event over the same run (start to outbox empty): "
+        + ", ".join(f"{name} {us:,.1f} µs" for name, us in others.items())
+        + f"; all three: {sum(phases.values()) + sum(others.values()):,.1f} µs per event"
+    )
     end_to_end = accrual.relayed.eps
     print(
         f"accrual end to end {end_to_end:,.0f} events/s from start, "
@@ -540,6 +534,10 @@ def report(
         p + "accrual_messages_relayed": accrual.messages_relayed,
         p + "balance_rate_rps": RATE,
         p + "accrual_cpu_us_per_event": round(sum(phases.values()), 1),
+        **{
+            f"{p}accrual_cpu_us_per_event_{name.lower()}": round(us, 1)
+            for name, us in others.items()
+        },
     }
     figures.update({p + key: met for key, _, met in _accrual_targets(accrual.relayed)})
     figures.update(accrual.startup.figures(p + "accrual_"))
