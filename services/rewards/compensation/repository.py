@@ -27,6 +27,7 @@ from services.rewards.db import (
     breaches,
     compensations,
     guarantee_claims,
+    merchant_month_grants,
     reward_definitions,
 )
 from services.rewards.domain.breach_book import (
@@ -54,7 +55,6 @@ from shared.db import transaction_driver
 _LOCK_ALL = sa.text(
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) AS k"
 )
-_MONTH = sa.func.date_trunc("month", sa.func.timezone("UTC", compensations.c.decided_at))
 _UPDATE_BREACH = (
     sa.update(breaches)
     .where(breaches.c.breach_key == sa.bindparam("b_key"))
@@ -237,22 +237,18 @@ class CompensationRepository:
     async def _merchant_months(
         self, reports: Sequence[BreachReport]
     ) -> dict[tuple[str, datetime], tuple[int, int]]:
-        """Money and points each merchant granted in each budget month (UTC) of the reports."""
+        """Money and points each merchant granted in each budget month (UTC) of the reports:
+        the running totals `merchant_month_grants` keeps (rewards_0008), one row per month
+        instead of a sum over every grant of it."""
         start = budget_month(min(r.at for r in reports))[0]
         end = budget_month(max(r.at for r in reports))[1]
-        granted = compensations.c
+        months = merchant_month_grants.c
         rows = await self.conn.execute(
-            sa.select(
-                granted.merchant_id,
-                _MONTH.label("month"),
-                sa.func.sum(granted.refund_minor + granted.voucher_value_minor),
-                sa.func.sum(granted.points),
+            sa.select(months.merchant_id, months.month, months.money_minor, months.points).where(
+                among(months.merchant_id, sorted({r.merchant_id for r in reports})),
+                months.month >= start.replace(tzinfo=None),
+                months.month < end.replace(tzinfo=None),
             )
-            .where(
-                granted.merchant_id.in_(sorted({r.merchant_id for r in reports})),
-                *_granted_in(start, end),
-            )
-            .group_by(granted.merchant_id, _MONTH)
         )
         return {(row[0], row[1].replace(tzinfo=UTC)): (int(row[2]), int(row[3])) for row in rows}
 
