@@ -17,7 +17,10 @@ What the database itself guarantees, so no code path can break it:
   (rewards_0005);
 - `config_version` goes up in the transaction of every write to `guarantee_policies`,
   `merchant_limits` or `reward_definitions` (a statement trigger on each, rewards_0007), so
-  a cache of them checked against it is never stale.
+  a cache of them checked against it is never stale;
+- `merchant_month_grants` holds each merchant's granted money and points per UTC month,
+  moved in the transaction of every write to `compensations` (statement triggers with
+  transition tables, rewards_0008), so the budget caps read one row, never a stale sum.
 """
 
 from __future__ import annotations
@@ -470,4 +473,16 @@ config_version = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, server_default="1"),
     sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
     sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+# rewards_0008: each merchant's granted money (refunds and voucher values) and points per
+# budget month (UTC), kept by statement triggers on `compensations`: what the merchant
+# budget caps read (`compensation.repository`), one row instead of the month's grants.
+merchant_month_grants = sa.Table(
+    "merchant_month_grants",
+    metadata,
+    sa.Column("merchant_id", sa.Text, primary_key=True),
+    sa.Column("month", sa.DateTime(timezone=False), primary_key=True),
+    sa.Column("money_minor", sa.BigInteger, nullable=False),
+    sa.Column("points", sa.BigInteger, nullable=False),
 )
