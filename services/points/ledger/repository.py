@@ -60,10 +60,12 @@ class LedgerFilter:
 
 # One round trip: the account row, the sum of its quiet lots and the count and spend of its
 # plain orders (see `StoredBooks`), and its other live lots and window orders as arrays of
-# rows (asyncpg decodes anonymous records). $1 customer, $2 the tier window's start, $3 now,
-# $4 the end of the expiring-soon window. Most of a customer's history is quiet lots and
-# plain orders: summed here, they cost the read no decoding and no objects (decoding them
-# all was most of the request's CPU, and it grew with the customer's history).
+# rows (asyncpg decodes anonymous records; NULL when there are none). $1 customer, $2 the
+# tier window's start, $3 now, $4 the end of the expiring-soon window. Most of a customer's
+# history is quiet lots and plain orders: summed here, they cost the read no decoding and
+# no objects (decoding them all was most of the request's CPU, and it grew with the
+# customer's history). One pass over the customer's live lots and one over the window's
+# orders, each split by FILTER.
 _QUIET_LOT = "l.pending_until <= $3 AND l.expires_at > $4"
 _PLAIN_ORDER = (
     "o.occurred_at <= $3 AND COALESCE(o.settles_at, o.occurred_at) <= $3"
@@ -72,22 +74,22 @@ _PLAIN_ORDER = (
 # Only the two constant fragments above are interpolated; every value is a bound argument.
 _BOOKS = (
     "SELECT a.tier, a.debt, a.ledger_balance, a.lifetime_earned, a.purchase_count,"  # noqa: S608
-    " a.first_purchase_at,"
-    " (SELECT COALESCE(SUM(l.remaining), 0)::bigint FROM lots AS l"
-    f"  WHERE l.customer_id = a.customer_id AND l.remaining > 0 AND {_QUIET_LOT}) AS quiet,"
-    " plain.purchases, plain.spend,"
-    " ARRAY(SELECT ROW(l.lot_id, l.source, l.points, l.earned_at, l.pending_until, l.expires_at,"
-    "  l.merchant_id, l.reference, l.redeemed, l.clawed_back, l.expired)"
-    "  FROM lots AS l WHERE l.customer_id = a.customer_id AND l.remaining > 0"
-    f"  AND l.expires_at > $3 AND NOT ({_QUIET_LOT})) AS lots,"
-    " ARRAY(SELECT ROW(o.order_id, o.occurred_at, o.amount_minor, o.spend_minor,"
-    "  o.refunded_minor, o.settles_at, o.lines::text, o.returned::text)"
-    "  FROM order_earnings AS o WHERE o.customer_id = a.customer_id AND o.occurred_at > $2"
-    f"  AND NOT ({_PLAIN_ORDER})) AS orders "
+    " a.first_purchase_at, lot_sums.quiet, lot_sums.lots,"
+    " order_sums.purchases, order_sums.spend, order_sums.orders "
     "FROM accounts AS a,"
-    " LATERAL (SELECT COUNT(*) AS purchases, COALESCE(SUM(o.spend_minor), 0)::bigint AS spend"
-    "  FROM order_earnings AS o WHERE o.customer_id = a.customer_id AND o.occurred_at > $2"
-    f"  AND {_PLAIN_ORDER}) AS plain "
+    f" LATERAL (SELECT COALESCE(SUM(l.remaining) FILTER (WHERE {_QUIET_LOT}), 0)::bigint"
+    "  AS quiet,"
+    "  ARRAY_AGG(ROW(l.lot_id, l.source, l.points, l.earned_at, l.pending_until, l.expires_at,"
+    "  l.merchant_id, l.reference, l.redeemed, l.clawed_back, l.expired))"
+    f"  FILTER (WHERE l.expires_at > $3 AND NOT ({_QUIET_LOT})) AS lots"
+    "  FROM lots AS l WHERE l.customer_id = a.customer_id AND l.remaining > 0) AS lot_sums,"
+    f" LATERAL (SELECT COUNT(*) FILTER (WHERE {_PLAIN_ORDER}) AS purchases,"
+    f"  COALESCE(SUM(o.spend_minor) FILTER (WHERE {_PLAIN_ORDER}), 0)::bigint AS spend,"
+    "  ARRAY_AGG(ROW(o.order_id, o.occurred_at, o.amount_minor, o.spend_minor,"
+    "  o.refunded_minor, o.settles_at, o.lines::text, o.returned::text))"
+    f"  FILTER (WHERE NOT ({_PLAIN_ORDER})) AS orders"
+    "  FROM order_earnings AS o WHERE o.customer_id = a.customer_id AND o.occurred_at > $2)"
+    "  AS order_sums "
     "WHERE a.customer_id = $1"
 )
 _LEDGER_COLUMNS = "id, customer_id, kind, points, occurred_at, reference, merchant_id, reason"
@@ -117,9 +119,9 @@ class BookReader:
             purchase_count=row["purchase_count"],
             first_purchase_at=row["first_purchase_at"],
             quiet_points=row["quiet"],
-            lots=[_lot(*lot) for lot in row["lots"]],
+            lots=[_lot(*lot) for lot in row["lots"] or ()],
             plain=QualifyingActivity(row["purchases"], row["spend"]),
-            purchases=[_qualifying(*order) for order in row["orders"]],
+            purchases=[_qualifying(*order) for order in row["orders"] or ()],
         )
 
     async def page(
