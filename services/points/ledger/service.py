@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.points.domain.balances import Balance, balance_at
+from services.points.domain.balances import EXPIRING_SOON_WINDOW, Balance, balance_at
 from services.points.domain.errors import PointsRuleError
 from services.points.domain.ledger import LedgerEntry
 from services.points.domain.moments import add_months
 from services.points.domain.programme import RuleBook
 from services.points.domain.tiers import (
+    QualifyingActivity,
     Tier,
     TierProgress,
     progress_to_next_tier,
@@ -54,21 +55,35 @@ async def account_view(
     conn: asyncpg.Connection, customer_id: str, now: datetime, rules: RuleBook
 ) -> AccountView | None:
     """Balance (available, pending with dates, expiring soon), tier and progress; None if
-    unknown. On a bare asyncpg connection (the partner API's read pool)."""
+    unknown. On a bare asyncpg connection (the partner API's read pool).
+
+    The read sums the lots and orders whose only effect is known (`StoredBooks`: quiet lots
+    add to `available`, plain orders count with their whole spend) and the domain's rules
+    judge the rest; tests/integration/points/test_balance_shape.py holds the result equal
+    to those rules over every lot and order."""
     policy = rules.in_force(now).tiers
-    books = await BookReader(conn).books(customer_id, add_months(now, -policy.window_months))
+    since = add_months(now, -policy.window_months)
+    books = await BookReader(conn).books(customer_id, now, since, EXPIRING_SOON_WINDOW)
     if books is None:
         return None
+    balance = balance_at(books.lots, now, books.debt, EXPIRING_SOON_WINDOW)
     activity = qualifying_activity(books.purchases, now, policy)
     return AccountView(
         customer_id=customer_id,
-        balance=balance_at(books.lots, now, books.debt),
+        balance=replace(balance, available=balance.available + books.quiet_points),
         tier=books.tier,
         lifetime_earned=books.lifetime_earned,
         purchase_count=books.purchase_count,
         first_purchase_at=books.first_purchase_at,
         ledger_balance=books.ledger_balance,
-        progress=progress_to_next_tier(books.tier, activity, policy),
+        progress=progress_to_next_tier(
+            books.tier,
+            QualifyingActivity(
+                activity.purchases + books.plain.purchases,
+                activity.spend_minor + books.plain.spend_minor,
+            ),
+            policy,
+        ),
     )
 
 
