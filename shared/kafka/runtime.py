@@ -182,7 +182,8 @@ async def _release(polled: Polled) -> None:
 
 @dataclass(slots=True)
 class Polled:
-    """One `getmany` batch, decoded, and the assignment changes seen before it was polled."""
+    """One `getmany` batch, decoded and deduplicated within itself, and the assignment
+    changes seen before it was polled."""
 
     batch: dict[TopicPartition, list[Record]]
     items: list[Incoming]
@@ -587,7 +588,9 @@ class EventConsumer:
         batch = await self.consumer.getmany(
             timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
         )
-        return Polled(batch, await decode_in_slices(batch), rebalances)
+        items = await decode_in_slices(batch)
+        dedupe_within_batch(items)  # pure: done here, it is off the applying batch's path
+        return Polled(batch, items, rebalances)
 
     def _poll_ahead(self, applied: Polled | None) -> Coroutine[Any, Any, Polled]:
         """`_poll`, run as a task of its own, beside the batch being applied (a method of
@@ -611,9 +614,12 @@ class EventConsumer:
         """Apply one batch and commit its offsets; None if abandoned because of a stop."""
         started = time.perf_counter()
         ahead, self._ahead = self._ahead, None
-        items = ahead.items if ahead is not None and ahead.batch is batch else decode_batch(batch)
+        if ahead is not None and ahead.batch is batch:
+            items = ahead.items  # decoded and deduplicated within the batch by `_poll`
+        else:
+            items = decode_batch(batch)
+            dedupe_within_batch(items)
         EVENTS_CONSUMED.labels(self.group_id).inc(len(items))
-        dedupe_within_batch(items)
         outcome = await self._apply_with_retries(items)
         if outcome is None:
             return None
