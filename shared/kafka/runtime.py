@@ -65,9 +65,10 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 MAX_HANDLER_FAILURES = 3  # an event whose handler fails this often, alone, is dead-lettered
-# Messages decoded between two yields to the event loop while the next batch is decoded
-# ahead: ~3 ms of CPU, the longest the batch being applied waits for its driver's reply.
-DECODE_SLICE = 250
+# Messages decoded (or freed) between two yields to the event loop in the poll ahead:
+# ~1.2 ms of CPU, the longest the batch being applied waits once its driver's reply is
+# in. 100 against 250 and 500: `python -m bench foundation`, no-op steady rate.
+DECODE_SLICE = 100
 
 
 def utc_now() -> datetime:
