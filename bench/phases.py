@@ -26,6 +26,12 @@ UNTIMED = "untimed: event loop, driver callbacks, broker client tasks"
 POLL = "consumer: poll (getmany)"
 
 
+class TaskPhase(str):
+    """A phase name that marks a method returning a coroutine its caller runs as a task
+    of its own (the consumer's poll ahead): when a timed task calls it, that coroutine
+    is timed too, with this phase as its base, so its CPU is not left untimed."""
+
+
 class _TimedTask(Coroutine[Any, Any, Any]):
     """A coroutine that charges the CPU of each of its steps to its innermost phase."""
 
@@ -100,7 +106,9 @@ class PhaseClock:
         with ExitStack() as undo:
             for owner, attribute, phase in phases:
                 original = inspect.getattr_static(owner, attribute)
-                setattr(owner, attribute, self.timed(getattr(owner, attribute), phase))
+                fn = getattr(owner, attribute)
+                wrapped = self.adopted(fn, phase) if isinstance(phase, TaskPhase) else None
+                setattr(owner, attribute, wrapped or self.timed(fn, phase))
                 undo.callback(setattr, owner, attribute, original)
             yield
 
@@ -136,6 +144,18 @@ class PhaseClock:
 
         return timed_sync
 
+    def adopted(self, fn: Callable[..., Any], base: str) -> Callable[..., Any]:
+        """`fn` (returning a coroutine) with that coroutine timed, base `base`, when a
+        timed task calls it."""
+        clock = self
+
+        @functools.wraps(fn)
+        def adopt(*args: Any, **kwargs: Any) -> Any:
+            coro = fn(*args, **kwargs)
+            return coro if clock.active is None else clock.task(coro, base)
+
+        return adopt
+
     def _name(self, phase: str) -> None:
         if phase not in self.order:
             self.order.append(phase)
@@ -160,7 +180,8 @@ def runtime_phases() -> tuple[list[tuple[Any, str, str]], list[tuple[Any, str, s
     from shared.outbox import OutboxWriter
 
     before = [
-        (runtime, "decode_batch", "decode + validate (runtime.decode_batch)"),
+        (runtime, "decode_records", "decode + validate (runtime.decode_records)"),
+        (EventConsumer, "_poll_ahead", TaskPhase(POLL)),
         (runtime, "dedupe_within_batch", "dedupe: within the batch"),
         (BatchApplier, "_record_processed", "dedupe: insert processed_events"),
         (BatchApplier, "_conflicts", "dedupe: payload conflicts"),
@@ -173,6 +194,7 @@ def runtime_phases() -> tuple[list[tuple[Any, str, str]], list[tuple[Any, str, s
         (EventConsumer, "_apply_with_retries", "transaction: begin + commit"),
         (EventConsumer, "_commit_offsets", "offset commit"),
         (EventConsumer, "process", "runtime: batch bookkeeping (metrics, lag)"),
+        (runtime, "_release", "runtime: free the last batch (in the poll ahead)"),
     ]
     return before, after
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
-from bench.phases import UNTIMED, PhaseClock
+from bench.phases import UNTIMED, PhaseClock, TaskPhase
 
 
 class WorkCounter:
@@ -75,3 +76,41 @@ async def test_phases_are_exclusive_and_other_tasks_are_never_charged() -> None:
         UNTIMED: 7.0,
     }
     assert "timed" not in Steps.decode.__qualname__, "the clock left a patched method behind"
+
+
+class Ahead:
+    """A consumer that starts its next poll as a task of its own (as the runtime does)."""
+
+    def __init__(self, cpu: WorkCounter) -> None:
+        self.cpu = cpu
+
+    def decode(self) -> None:
+        self.cpu.work(2.0)
+
+    async def poll(self) -> None:
+        self.cpu.work(0.25)
+        self.decode()
+
+    def poll_ahead(self) -> Coroutine[Any, Any, None]:
+        return self.poll()
+
+
+async def test_a_task_started_by_a_timed_task_through_a_task_phase_is_timed_too() -> None:
+    cpu = WorkCounter()
+    ahead = Ahead(cpu)
+    clock = PhaseClock(cpu)
+
+    async def consumer() -> None:
+        cpu.work(0.5)
+        await asyncio.create_task(ahead.poll_ahead())
+
+    phases: list[tuple[Any, str, str]] = [
+        (Ahead, "decode", "decode"),
+        (Ahead, "poll_ahead", TaskPhase("poll")),
+    ]
+    with clock.patch(phases), clock.process():
+        await asyncio.create_task(clock.task(consumer(), "poll"))
+        cpu.work(4.0)  # outside every timed task
+        await asyncio.create_task(ahead.poll_ahead())  # started by no timed task: untimed
+    assert dict(clock.rows()) == {"poll": 0.75, "decode": 2.0, UNTIMED: 6.25}
+    assert "adopt" not in Ahead.poll_ahead.__qualname__, "the clock left a patch behind"
