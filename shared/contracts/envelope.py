@@ -45,7 +45,21 @@ def derived_event_id(parent_event_id: uuid.UUID | str, purpose: str) -> uuid.UUI
     name = f"{parent_event_id}:{purpose}".encode()
     digest = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
     value = int.from_bytes(digest[:16], "big") & _VERSION_VARIANT_CLEAR | _VERSION_5_VARIANT_RFC
-    return uuid.UUID(int=value)
+    return _uuid_of(value)
+
+
+def _uuid_of(value: int) -> uuid.UUID:
+    """`uuid.UUID(int=value)` for a 128-bit `value`, its two slots set directly: the
+    constructor's argument checks cost 0.5 µs, more than the rest of the id."""
+    made = _new_object(uuid.UUID)
+    _set_uuid_int(made, value)
+    _set_uuid_safe(made, uuid.SafeUUID.unknown)
+    return made
+
+
+_new_object = object.__new__
+_set_uuid_int = vars(uuid.UUID)["int"].__set__
+_set_uuid_safe = vars(uuid.UUID)["is_safe"].__set__
 
 
 def derived_id_text(parent_event_id: uuid.UUID | str, purpose: str) -> str:

@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from services.points.accrual.events import points_accrued, points_credited
+from services.points.domain.assembly import assembler
 from services.points.domain.book import Account, Changes, LedgerLine, ReturnRecord, StoredOrder
 from services.points.domain.earning import EarningRuleSet, earning_day, points_for_lines
 from services.points.domain.errors import InvalidPurchaseError
@@ -40,6 +41,12 @@ from shared.errors import RejectedEvent
 from shared.money import currency_exponent
 
 log = logging.getLogger(__name__)
+
+# What every purchase builds, without the frozen classes' per-field `object.__setattr__`
+# (see `domain.assembly`): each value is computed or checked here before.
+_earning_line = assembler(EarningLine)
+_ledger_line = assembler(LedgerLine)
+_order_earning = assembler(OrderEarning)
 
 
 @dataclass(slots=True)  # not frozen: built per purchase, and frozen init costs 3x
@@ -178,7 +185,7 @@ def receipt_lines(
         _check_line(item.sku, item.quantity, price)
         itemised += item.quantity * price
         lines.append(
-            EarningLine(item.sku, item.quantity, price, weight_of(item.sku, item.category))
+            _earning_line(item.sku, item.quantity, price, weight_of(item.sku, item.category))
         )
     paid = _minor(data.amount, exponent)
     if itemised > paid:
@@ -187,7 +194,7 @@ def receipt_lines(
             f"{paid} paid"
         )
     if paid > itemised:
-        lines.append(EarningLine(UNITEMISED, 1, paid - itemised, weight_of(UNITEMISED, None)))
+        lines.append(_earning_line(UNITEMISED, 1, paid - itemised, weight_of(UNITEMISED, None)))
     return tuple(lines), paid
 
 
@@ -277,15 +284,16 @@ def _grant(
     kind = EntryKind.ACCRUAL if lot.source is EntryKind.ACCRUAL else EntryKind.CREDIT
     changes.add_lot(account, lot)
     changes.write(
-        LedgerLine(
+        _ledger_line(  # LedgerLine(customer_id, kind, points, reference, occurred_at, ...)
             account.customer_id,
             kind,
             lot.points,
             lot.reference or lot.lot_id,
             event.occurred_at,
-            merchant_id=lot.merchant_id,
-            reason=reason,
-            event_id=event.event_id,
+            lot.merchant_id,
+            reason,
+            None,  # actor: none, the event caused it
+            event.event_id,
         )
     )
     account.lifetime_earned += lot.points
@@ -307,8 +315,8 @@ def _new_order(
     data = event.data
     points, paid = earned_and_paid
     amount_minor = order_amount_minor(event, paid, rules)
-    earning = OrderEarning(
-        data.order_id, points, amount_minor, lot_id=lot.lot_id if lot else None, lines=lines
+    earning = _order_earning(  # OrderEarning(order_id, points, amount_minor, refunded, ...)
+        data.order_id, points, amount_minor, 0, 0, lot.lot_id if lot else None, lines, ()
     )
     order = StoredOrder(
         earning=earning,

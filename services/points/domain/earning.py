@@ -39,6 +39,7 @@ from functools import cached_property, lru_cache
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.points.domain.assembly import assembler
 from services.points.domain.currency import CurrencyRates, require_currency_code
 from services.points.domain.errors import InvalidPurchaseError, InvalidRuleError
 from services.points.domain.moments import require_aware
@@ -257,6 +258,9 @@ class EarnedPoints:
     capped: bool
 
 
+_earned_points = assembler(EarnedPoints)  # every order builds one: see `assembly`
+
+
 def rule_set_in_force(
     rule_sets: Iterable[EarningRuleSet],
     at: datetime,
@@ -343,13 +347,13 @@ def _earned(
     factor = rules.order_factor(merchant_id, tier, currency, campaigns)
     uncapped = 0 if below_minimum else _floor_of_product(weighted_minor, factor)
     points = _apply_daily_cap(uncapped, rules.daily_cap_points, earned_today)
-    return EarnedPoints(
-        points=points,
-        points_before_cap=uncapped,
-        tier_multiplier=rules.tier_multipliers[tier],
-        campaign_ids=tuple(c.campaign_id for c in campaigns),
-        below_minimum=below_minimum,
-        capped=points < uncapped,
+    return _earned_points(  # EarnedPoints(points, points_before_cap, tier_multiplier, ...)
+        points,
+        uncapped,
+        rules.tier_multipliers[tier],
+        tuple(c.campaign_id for c in campaigns) if campaigns else (),
+        below_minimum,
+        points < uncapped,
     )
 
 

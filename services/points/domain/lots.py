@@ -20,9 +20,10 @@ the database layer needs to update lot rows and to record redemption allocations
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from services.points.domain.assembly import assembler
 from services.points.domain.errors import InsufficientPointsError, InvalidRuleError
 from services.points.domain.ledger import EntryKind
 from services.points.domain.moments import add_months, require_aware
@@ -277,21 +278,10 @@ def _apply(lots: Sequence[Lot], draws: Iterable[LotDraw], counter: str) -> tuple
     )
 
 
-def _unchecked_lot(*values: object) -> Lot:
-    """A `Lot` of these values (in field order, every field given) without `__post_init__`,
-    set slot by slot as pickle restores a slotted dataclass (a frozen one refuses setattr).
-
-    Only for values whose checks the caller has made; `dataclasses.replace` and every
-    other construction still go through the checked constructor.
-    """
-    lot = _new_object(Lot)
-    for slot, value in zip(_LOT_SLOTS, values, strict=True):
-        slot.__set__(lot, value)
-    return lot
-
-
-_new_object = object.__new__
-_LOT_SLOTS = tuple(vars(Lot)[field.name] for field in fields(Lot))
+# A `Lot` of these values (in field order, every field given) without `__post_init__`:
+# only for values whose checks the caller has made; `dataclasses.replace` and every other
+# construction still go through the checked constructor.
+_unchecked_lot = assembler(Lot)
 
 
 def _require_positive(points: int) -> int:

@@ -145,16 +145,22 @@ def _within(data: dict[str, Any], bounds: tuple[tuple[str, float, float], ...]) 
 
 
 def _assembled(model: type[M], values: dict[str, Any]) -> M:
-    """What `model.model_construct(**values)` returns when `values` holds every field."""
+    """What `model.model_construct(**values)` returns when `values` holds every field.
+
+    Each of `BaseModel`'s four slots is set through its own descriptor, bound once:
+    `object.__setattr__` by name looks each one up on the model's type first."""
     instance = model.__new__(model)
-    _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_fields_set__", set(values))
-    _set(instance, "__pydantic_extra__", {})
-    _set(instance, "__pydantic_private__", None)
+    _set_dict(instance, values)
+    _set_fields_set(instance, set(values))
+    _set_extra(instance, {})
+    _set_private(instance, None)
     return instance
 
 
-_set = object.__setattr__
+_set_dict = vars(BaseModel)["__dict__"].__set__
+_set_fields_set = vars(BaseModel)["__pydantic_fields_set__"].__set__
+_set_extra = vars(BaseModel)["__pydantic_extra__"].__set__
+_set_private = vars(BaseModel)["__pydantic_private__"].__set__
 
 
 def programme_money(minor: int, programme: CurrencyRates) -> str:
