@@ -23,15 +23,13 @@ def points_accrued(
     as_of: datetime,
 ) -> PointsAccrued:
     data = snapshot(account, as_of, first_purchase=first_purchase)
-    data.update(
-        order_id=order.order_id,
-        merchant_id=order.merchant_id,
-        points=order.earning.points,
-        pending_until=lot.pending_until if lot else None,
-        expires_at=lot.expires_at if lot else None,
-        campaign_ids=list(earned.campaign_ids),
-        capped=earned.capped,
-    )
+    data["order_id"] = order.order_id  # item by item: `update(**fields)` builds a dict more
+    data["merchant_id"] = order.merchant_id
+    data["points"] = order.earning.points
+    data["pending_until"] = lot.pending_until if lot else None
+    data["expires_at"] = lot.expires_at if lot else None
+    data["campaign_ids"] = list(earned.campaign_ids)
+    data["capped"] = earned.capped
     return assembled_points_event(
         PointsAccrued, "points.accrued", cause, account, order.occurred_at, data
     )

@@ -181,12 +181,11 @@ def receipt_lines(
     lines = []
     itemised = 0
     for item in data.items:
-        price = _minor(item.unit_price, exponent)
-        _check_line(item.sku, item.quantity, price)
-        itemised += item.quantity * price
-        lines.append(
-            _earning_line(item.sku, item.quantity, price, weight_of(item.sku, item.category))
-        )
+        sku, quantity, price = item.sku, item.quantity, _minor(item.unit_price, exponent)
+        if quantity <= 0 or price < 0:
+            _refuse_line(sku, quantity, price)
+        itemised += quantity * price
+        lines.append(_earning_line(sku, quantity, price, weight_of(sku, item.category)))
     paid = _minor(data.amount, exponent)
     if itemised > paid:
         raise InvalidPurchaseError(
@@ -326,7 +325,8 @@ def _new_order(
         occurred_at=event.occurred_at,
         currency=data.currency,
         spend_minor=rules.currency_rates.to_programme_minor(paid, data.currency),
-        settles_at=event.occurred_at + return_window,
+        # the lot's pending date is this very moment: the addition is made once
+        settles_at=lot.pending_until if lot else event.occurred_at + return_window,
     )
     account.orders[order.order_id] = order
     return order
@@ -382,7 +382,7 @@ def _cap_days(book: RuleBook, events: Sequence[PurchaseCompleted]) -> list[tuple
     ]
 
 
-def _check_line(sku: str, quantity: int, unit_price_minor: int) -> None:
+def _refuse_line(sku: str, quantity: int, unit_price_minor: int) -> None:
     """What `OrderLine` refuses: a line of no units or of a negative price."""
     if quantity <= 0:
         raise InvalidPurchaseError(f"line {sku} has quantity {quantity}")

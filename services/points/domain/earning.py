@@ -332,7 +332,11 @@ def _earned(
 ) -> EarnedPoints:
     """The points of an order's amounts by line weight (None: every line weighs 1)."""
     merchant_id, occurred_at, currency = order
-    campaigns = tuple(c for c in rules.campaigns if c.applies_to(merchant_id, occurred_at))
+    campaigns = (
+        tuple(c for c in rules.campaigns if c.applies_to(merchant_id, occurred_at))
+        if rules.campaigns
+        else ()
+    )
     weighted_minor: int | Fraction
     if amounts is not None:
         face_minor = sum(amount for weight, amount in amounts.items() if weight > 0)
