@@ -7,7 +7,8 @@ on different servers, and a replay must give the same result anywhere.
 from __future__ import annotations
 
 import calendar
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from services.points.domain.errors import NaiveDatetimeError
 
@@ -26,7 +27,33 @@ def add_months(moment: datetime, months: int) -> datetime:
 
     The day is clamped to the end of a shorter month, so 29 February plus 12 months is
     28 February: points never live longer than the promised number of months.
+
+    Every earning purchase asks (its lot's expiry), for a handful of distinct days: the
+    shift in days is computed once per (day, months) by the calendar rule
+    (`_on_calendar`) and added, a third of the cost of rebuilding the date each time.
+    Adding days keeps the wall-clock time and the time zone, exactly as replacing the
+    date does; only an ambiguous wall time's `fold`, which an addition resets, takes the
+    calendar path itself.
     """
+    if moment.fold:
+        return _on_calendar(moment, months)
+    key = (moment.toordinal(), months)
+    shift = _SHIFTS.get(key)
+    if shift is None:
+        if len(_SHIFTS) >= _MAX_SHIFTS:
+            _SHIFTS.clear()
+        day = date.fromordinal(key[0])
+        shift = _SHIFTS[key] = _on_calendar(day, months) - day
+    return moment + shift
+
+
+_SHIFTS: dict[tuple[int, int], timedelta] = {}
+_MAX_SHIFTS = 100_000  # a few years of days x the month counts in use; cleared beyond
+_D = TypeVar("_D", date, datetime)
+
+
+def _on_calendar(moment: _D, months: int) -> _D:
+    """`add_months` by the calendar: the same day (clamped) ``months`` later."""
     month_index = moment.year * 12 + (moment.month - 1) + months
     year, month = divmod(month_index, 12)
     month += 1

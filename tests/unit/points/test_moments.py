@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,3 +35,36 @@ def test_leap_day_plus_a_year_is_the_last_of_february() -> None:
     assert add_months(leap, 12) == datetime(2029, 2, 28, 10, tzinfo=UTC)
     assert add_months(leap, 48) == leap + timedelta(days=4 * 365 + 1)
     assert add_months(datetime(2027, 1, 31, tzinfo=UTC), 1) == datetime(2027, 2, 28, tzinfo=UTC)
+
+
+_ZONES = st.sampled_from(
+    [
+        UTC,
+        timezone(timedelta(hours=5, minutes=30)),
+        timezone(-timedelta(hours=3)),
+        ZoneInfo("Europe/Paris"),
+        ZoneInfo("America/New_York"),
+    ]
+)
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1970, 1, 1), max_value=datetime(2100, 12, 31), timezones=_ZONES
+    ),
+    fold=st.sampled_from([0, 1]),
+    months=st.sampled_from([-24, -12, -1, 1, 11, 12, 13, 36]),
+)
+def test_the_cached_shift_gives_the_calendar_rules_moment_itself(
+    moment: datetime, fold: int, months: int
+) -> None:
+    """Per (day, months) `add_months` adds a cached number of days: the result must be the
+    calendar rule's to the last attribute (wall time, zone object, fold), on a first call
+    and on the cached ones, in fixed-offset zones and in zones with daylight saving."""
+    moment = moment.replace(fold=fold)
+    expected = _reference(moment, months)
+    for _ in range(2):  # the second call takes the cached shift
+        shifted = add_months(moment, months)
+        assert shifted.isoformat() == expected.isoformat()
+        assert (shifted.tzinfo, shifted.fold) == (expected.tzinfo, expected.fold)
+        assert shifted == expected
