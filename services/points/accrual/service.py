@@ -25,12 +25,12 @@ from services.points.accrual.events import points_accrued, points_credited
 from services.points.domain.assembly import assembler
 from services.points.domain.book import Account, Changes, LedgerLine, ReturnRecord, StoredOrder
 from services.points.domain.earning import EarningRuleSet, earning_day, points_for_lines
-from services.points.domain.errors import InvalidPurchaseError
+from services.points.domain.errors import InvalidPurchaseError, PointsRuleError
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, accrual_lot, credit_lot, settle_debt
 from services.points.domain.programme import ProgrammeRules, RuleBook
 from services.points.domain.returns import UNITEMISED, EarningLine, OrderEarning
-from services.points.ledger.service import as_of, emit_all, rejecting
+from services.points.ledger.service import as_of, emit_all, rejected
 from services.points.returns.service import apply_parked_return
 from services.points.rules.service import rule_book
 from services.points.uow import PointsUnitOfWork
@@ -93,8 +93,10 @@ async def accrue_purchases(
             setting.earned_today = daily.get(key, 0) + changes.daily_points[key]
         else:
             setting.counts_daily = False
-        with rejecting(event):
+        try:
             emitted += record_purchase(account, event, setting, changes)
+        except PointsRuleError as error:
+            raise rejected(event, error) from error
         orders[event.data.order_id] = account.orders[event.data.order_id]
     await uow.save(accounts, changes)
     emit_all(uow, points_topic, emitted)

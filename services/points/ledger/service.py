@@ -128,7 +128,14 @@ class rejecting:  # lower case: used like the function it was, `with rejecting(e
         self, kind: type[BaseException] | None, error: BaseException | None, _: Any
     ) -> None:
         if isinstance(error, PointsRuleError):
-            raise RejectedEvent(self.event, error.code, str(error)) from error
+            raise rejected(self.event, error) from error
+
+
+def rejected(event: EventEnvelope, error: PointsRuleError) -> RejectedEvent:
+    """What `rejecting` raises: the event dead-lettered with the broken rule's code. For a
+    loop over a batch's events, `try`/`except PointsRuleError` around each costs nothing
+    until one breaks a rule, where a `rejecting` per event costs an object and two calls."""
+    return RejectedEvent(event, error.code, str(error))
 
 
 def as_of(uow: PointsUnitOfWork, event: EventEnvelope) -> datetime:
