@@ -145,8 +145,10 @@ lots = sa.Table(
     ),
     sa.CheckConstraint("redeemed + clawed_back + expired <= points", name="counters_within_points"),
     sa.CheckConstraint("earned_at <= pending_until AND pending_until <= expires_at", name="dates"),
-    sa.Index("ix_lots_customer_id", "customer_id"),
-    sa.Index("ix_lots_live_customer_id", "customer_id", postgresql_where=sa.text("remaining > 0")),
+    # One index serves the live lots of a purchase (`remaining > 0` is a range on its second
+    # column, so spent lots are skipped inside the index) and every lot of a customer (the
+    # audit); see migration points_0006.
+    sa.Index("ix_lots_customer_id_remaining", "customer_id", "remaining"),
     sa.Index("ix_lots_live_expires_at", "expires_at", postgresql_where=sa.text("remaining > 0")),
 )
 
