@@ -50,6 +50,7 @@ from services.points.accrual.repository import OrderRepository
 from services.points.handlers import points_registry
 from services.points.returns.repository import ReturnRepository
 from services.points.scopes import POINTS_READ, SCOPES
+from services.points.settings import PointsSettings
 from shared.auth import create_key, register_scopes
 from shared.db import asyncpg_dsn, create_engine
 from shared.kafka.admin import ensure_topics
@@ -57,7 +58,8 @@ from shared.outbox import OutboxRelay
 
 SECTION = "points"
 PARTITIONS = 8
-BATCH = 2000  # the service's default max_batch
+BATCH = PointsSettings.model_fields["max_batch"].default  # the service's defaults
+RELAY_BATCH = PointsSettings.model_fields["outbox_batch"].default
 TARGET_EPS = 10_000  # accrual end to end, steady
 STRETCH_EPS = 25_000
 TARGET_P99_MS = 10.0
@@ -151,7 +153,7 @@ async def _run_accrual(
     engine = create_engine(url)
     producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, linger_ms=5)
     await producer.start()
-    relay = CountingRelay(engine, producer, service="bench-points", batch_size=BATCH)
+    relay = CountingRelay(engine, producer, service="bench-points", batch_size=RELAY_BATCH)
     progress = Progress(count)
     consumer = TimedConsumer(
         progress,

@@ -24,6 +24,13 @@ class PointsSettings(ServiceSettings):
     expiry_batch: int = Field(default=500, ge=1, le=50_000)
     review_batch: int = Field(default=200, ge=1, le=50_000)
     settlement_batch: int = Field(default=500, ge=1, le=50_000)
+    # Purchases come in faster than any other service's events, and a batch's fixed cost
+    # (about a dozen statements, a COMMIT, an offset commit, a relay pass) is spread over
+    # twice as many: `python -m bench points --events 60000`, 4 runs each, interleaved,
+    # 7.1k -> 7.7k events/s steady, 174 -> 163 µs of machine CPU per purchase. A
+    # rebalance waits for the batch in flight: about half a second at that rate.
+    max_batch: int = Field(default=4000, ge=1, le=50_000)
+    outbox_batch: int = Field(default=4000, ge=1, le=50_000)
     # False builds the app for HTTP only (tests, or an API-only deployment): no consumer,
     # no outbox relay, no due-time jobs.
     run_workers: bool = True
