@@ -41,6 +41,15 @@ _SAVED = ",\n            ".join(
     f"{c} = CASE WHEN v.customer_id IS NULL THEN a.{c} ELSE v.{c} END" for c in _COLUMNS
 )
 
+# Unchanged from points_0002: the balance a redemption leaves is checked after the update.
+_REDEMPTION_CHECK = """IF EXISTS (
+        SELECT 1 FROM added AS r JOIN accounts AS a USING (customer_id)
+        WHERE r.kind = 'redemption' AND a.ledger_balance < 0
+    ) THEN
+        RAISE EXCEPTION 'a redemption may not leave the points balance negative'
+            USING ERRCODE = 'check_violation';
+    END IF;"""
+
 _WITH_SAVES = f"""
 CREATE OR REPLACE FUNCTION points_ledger_to_balance() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -58,30 +67,18 @@ BEGIN
         tier_changed_at timestamptz, next_review_at timestamptz, settled_points bigint,
         settled_purchase_count integer) ON v.customer_id = s.customer_id
     WHERE a.customer_id = coalesce(s.customer_id, v.customer_id);
-    IF EXISTS (
-        SELECT 1 FROM added AS r JOIN accounts AS a USING (customer_id)
-        WHERE r.kind = 'redemption' AND a.ledger_balance < 0
-    ) THEN
-        RAISE EXCEPTION 'a redemption may not leave the points balance negative'
-            USING ERRCODE = 'check_violation';
-    END IF;
+    {_REDEMPTION_CHECK}
     RETURN NULL;
 END $$
 """
 
-_BALANCE_ONLY = """
+_BALANCE_ONLY = f"""
 CREATE OR REPLACE FUNCTION points_ledger_to_balance() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE accounts AS a SET ledger_balance = a.ledger_balance + s.points
     FROM (SELECT customer_id, sum(points) AS points FROM added GROUP BY customer_id) AS s
     WHERE a.customer_id = s.customer_id;
-    IF EXISTS (
-        SELECT 1 FROM added AS r JOIN accounts AS a USING (customer_id)
-        WHERE r.kind = 'redemption' AND a.ledger_balance < 0
-    ) THEN
-        RAISE EXCEPTION 'a redemption may not leave the points balance negative'
-            USING ERRCODE = 'check_violation';
-    END IF;
+    {_REDEMPTION_CHECK}
     RETURN NULL;
 END $$
 """
