@@ -31,10 +31,8 @@ from services.points.ledger.repository import BookReader, LedgerFilter
 from services.points.rules.repository import RuleRepository
 from services.points.uow import PointsUnitOfWork
 from shared.contracts.envelope import EventEnvelope
-from shared.contracts.registry import encode_plain_event
 from shared.db import driver_connection
 from shared.errors import RejectedEvent
-from shared.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +142,9 @@ def as_of(uow: PointsUnitOfWork, event: EventEnvelope) -> datetime:
 
 
 def emit_all(uow: PointsUnitOfWork, topic: str, events: Sequence[EventEnvelope]) -> None:
-    """Queue a run's outgoing events on the unit of work's outbox, in order.
-
-    A consumer batch emits one event per purchase: each is encoded by orjson from its own
-    values (`encode_plain_event`, the same bytes as `encode_event` in a half of the time)."""
-    queue = uow.outbox.emit_raw
+    """Queue a run's outgoing events on the unit of work's outbox, in order."""
     for event in events:
-        queue(OutboxMessage(topic, event.customer_id.encode(), encode_plain_event(event)))
+        uow.emit(topic, event)
 
 
 DueBatch = Callable[[PointsUnitOfWork], Awaitable[tuple[int, int]]]
