@@ -25,7 +25,7 @@ from shared.contracts.topics import dead_letter_topic
 from shared.db import create_engine
 from shared.kafka.admin import ensure_topics
 from shared.settings import KafkaSettings
-from tests.support.counting import wait_until
+from tests.support.counting import publish, wait_until
 from tests.support.dlq import read_topic
 from tests.support.infra import Infra
 from tests.support.running import Running, running_consumer
@@ -217,6 +217,16 @@ class RewardsStack:
     async def execute(self, sql: str, **params: Any) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(sa.text(sql), params)
+
+    async def publish_in_batches(
+        self, topic: str, batches: list[list[dict[str, Any]]], handled: int
+    ) -> None:
+        """Publish each batch once the consumer handled the one before (`handled` events
+        already), so that every later batch reads what the earlier ones wrote."""
+        for batch in batches:
+            await publish(self.infra.bootstrap_servers, topic, batch)
+            handled += len(batch)
+            await self.wait_handled(handled)
 
     async def outbox_empty(self) -> None:
         async def drained() -> object:

@@ -150,15 +150,9 @@ async def test_batches_of_incidents_pay_and_cap_as_one_by_one_would(
         await publish(infra.bootstrap_servers, stack.purchases, [purchase(c, o) for c, o in orders])
         async with stack.consumer():
             await stack.wait_handled(160)
-            handled = 160
-            for half in (orders[:80], orders[80:]):  # 5 breaches per customer each
-                await publish(
-                    infra.bootstrap_servers,
-                    stack.incidents,
-                    [incident(c, o, "17", amount="999.00") for c, o in half],
-                )
-                handled += len(half)
-                await stack.wait_handled(handled)  # the second half reads what the first paid
+            reports = [incident(c, o, "17", amount="999.00") for c, o in orders]
+            # 5 breaches per customer in each half; the second half reads what the first paid
+            await stack.publish_in_batches(stack.incidents, [reports[:80], reports[80:]], 160)
             await stack.outbox_empty()
         rows = await stack.rows(
             "SELECT customer_id, order_id, tier, vouchers, refund_minor, status, review_reasons,"

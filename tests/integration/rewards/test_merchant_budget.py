@@ -32,15 +32,9 @@ async def test_incidents_in_two_batches_never_grant_past_the_merchant_budget(
         )
         async with stack.consumer():
             await stack.wait_handled(12)
-            handled = 12
-            for half in (customers[:6], customers[6:]):
-                await publish(
-                    infra.bootstrap_servers,
-                    stack.incidents,
-                    [incident(c, f"o-{c}", "17", amount="9999.00") for c in half],
-                )
-                handled += len(half)
-                await stack.wait_handled(handled)  # the second half reads what the first paid
+            breaches = [incident(c, f"o-{c}", "17", amount="9999.00") for c in customers]
+            # the second half reads what the first paid
+            await stack.publish_in_batches(stack.incidents, [breaches[:6], breaches[6:]], 12)
             await stack.outbox_empty()
         rows = await stack.rows(
             "SELECT status, review_reasons, refund_minor + voucher_value_minor AS cost"
