@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -120,23 +121,27 @@ _TRY_LEAD = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
 # with a plan cached while the outbox was small, one pass over a 100,000-row backlog ran
 # for minutes (`python -m bench foundation alerts points`: relayed 1.1k/s against 3.3k/s
 # committed), and the backlog grew behind it.
+# Headers come back as text, NULL when there are none (most rows: only dead letters carry
+# headers): the engine's connections decode JSONB with SQLAlchemy's codec, the standard
+# library's json, which cost ~2.5 µs per row even for '[]' (relay alone, 60,000 points
+# events: 7.2 -> 4.6 µs of CPU per message together with the C sort key below); a NULL is
+# not decoded at all, and the few others go through orjson.
 _TAKE_BATCH = (
     "DELETE FROM outbox WHERE id = ANY(ARRAY("
     "SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))"
-    " RETURNING id, topic, key, value, headers"
+    " RETURNING id, topic, key, value, NULLIF(headers, '[]'::jsonb)::text"
 )
+# DELETE ... RETURNING gives no order; publishing must follow the outbox's. Sorted here:
+# an ORDER BY over the DELETE (a WITH query) cost PostgreSQL ~1 µs more per row (same run).
+_BY_ID = itemgetter(0)
+_NO_HEADERS: list[tuple[str, bytes]] = []  # shared, never changed
 
 
-def _outbox_id(row: Any) -> int:
-    return int(row[0])
-
-
-def _headers(raw: Any) -> list[tuple[str, bytes]]:
-    """The headers column as the producer takes them; asyncpg hands JSONB over as text."""
-    if raw is None or raw == "[]":
-        return []
-    pairs = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
-    return [(name, value.encode()) for name, value in pairs]
+def _headers(raw: str | None) -> list[tuple[str, bytes]]:
+    """The headers column (JSON text, or NULL for none) as the producer takes them."""
+    if raw is None:
+        return _NO_HEADERS
+    return [(name, value.encode()) for name, value in orjson.loads(raw)]
 
 
 _PRODUCER_ID_PROBE_SECONDS = 10
@@ -263,8 +268,7 @@ class OutboxRelay:
             rows = await driver.fetch(_TAKE_BATCH, self.batch_size)
             if not rows:
                 return 0
-            # DELETE ... RETURNING gives no order; publishing must follow the outbox's.
-            rows.sort(key=_outbox_id)
+            rows.sort(key=_BY_ID)
             await self._publish(rows)
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
