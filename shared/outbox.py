@@ -181,8 +181,18 @@ async def broker_grants_producer_ids(producer: Any) -> bool:
     return code == 0
 
 
+# Bytes of one record batch the relay fills (a partition's share of a relay pass). With
+# the producer's default 16 KB, a pass of 4,000 points events (~400 bytes each, 8
+# partitions) was ~100 batches, each a future, a drain wait and a slot in a produce
+# request: 512 KB makes it one batch per partition, ~1 µs less of the relay's CPU per
+# message and half the broker's (relay alone, 60,000 messages, 16 KB against 256 KB and
+# 1 MB). Half of the broker's default largest batch (max.message.bytes, 1 MB).
+RELAY_BATCH_BYTES = 512 * 1024
+
+
 async def relay_producer(bootstrap_servers: str, client_id: str, idempotence: str = "auto") -> Any:
-    """A started producer for the outbox relay: acks=all, idempotent where possible.
+    """A started producer for the outbox relay: acks=all, idempotent where possible,
+    record batches of `RELAY_BATCH_BYTES`.
 
     `idempotence`: `auto` probes the broker, `on` requires it (the relay fails to start
     on a broker without it), `off` never asks.
@@ -194,6 +204,7 @@ async def relay_producer(bootstrap_servers: str, client_id: str, idempotence: st
         "client_id": client_id,
         "linger_ms": 5,
         "acks": "all",
+        "max_batch_size": RELAY_BATCH_BYTES,
     }
     if idempotence == "off":
         producer = AIOKafkaProducer(**options)
