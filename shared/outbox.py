@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -36,12 +36,15 @@ log = logging.getLogger(__name__)
 _RELAY_LOCK_KEY = 0x10_7A_17_0B
 
 
-@dataclass
+@dataclass(slots=True)
 class OutboxMessage:
+    """One outgoing message. Slots and a shared empty `headers` default: one is made per
+    outgoing event, and a list each cost ~0.08 µs more (4,000 messages, this machine)."""
+
     topic: str
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: Sequence[tuple[str, str]] = ()
 
 
 class OutboxWriter:
@@ -67,23 +70,34 @@ class OutboxWriter:
         against abstract base classes (~8 µs per message on the points hot path, `python
         -m bench points`); COPY encodes each value once, but costs an extra round trip,
         which an HTTP request writing one message would only wait for.
+        A COPY of messages none of which has headers (all of a points batch but its dead
+        letters) leaves the headers column to its default, '[]': each row's empty list
+        dumped to JSON and through the engine's JSONB encoder cost ~0.4 µs (4,000
+        messages, this machine).
         """
-        if not self.pending:
+        pending = self.pending
+        if not pending:
             return 0
-        count = len(self.pending)
+        count = len(pending)
         if count < _COPY_FROM:
-            await conn.execute(sa.insert(outbox), [_row(m) for m in self.pending])
+            await conn.execute(sa.insert(outbox), [_row(m) for m in pending])
         else:
             driver = await transaction_driver(conn)
-            await driver.copy_records_to_table(
-                "outbox", records=[_record(m) for m in self.pending], columns=_COPY_COLUMNS
-            )
-        self.pending.clear()
+            records: list[tuple[Any, ...]]
+            if any(m.headers for m in pending):
+                records = [_record(m) for m in pending]
+                columns = _COPY_COLUMNS
+            else:
+                records = [(m.topic, m.key, m.value) for m in pending]
+                columns = _COPY_NO_HEADERS
+            await driver.copy_records_to_table("outbox", records=records, columns=columns)
+        pending.clear()
         return count
 
 
 _COPY_FROM = 64  # messages; fewer go by INSERT
 _COPY_COLUMNS = ["topic", "key", "value", "headers"]
+_COPY_NO_HEADERS = ["topic", "key", "value"]
 
 
 def _row(message: OutboxMessage) -> dict[str, Any]:
