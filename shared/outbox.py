@@ -181,6 +181,10 @@ _TAKE_BATCH = (
 # DELETE ... RETURNING gives no order; publishing must follow the outbox's. Sorted here:
 # an ORDER BY over the DELETE (a WITH query) cost PostgreSQL ~1 µs more per row (same run).
 _BY_ID = itemgetter(0)
+# Whether there is anything to take: the oldest row by the primary key's index, as the
+# take itself looks (a scan of the table would walk the rows deleted since its last vacuum).
+# Not EXISTS: PostgreSQL drops the ORDER BY inside one, and scans the table.
+_ANY_ROW = "SELECT id FROM outbox ORDER BY id LIMIT 1"
 _NO_HEADERS: list[tuple[str, bytes]] = []  # shared, never changed
 
 
@@ -316,18 +320,25 @@ class OutboxRelay:
         the module says). Statements go to asyncpg directly: through SQLAlchemy, a row
         object per message and a second statement to delete cost ~10 µs per message
         (`python -m bench points`, phase "relay: select + delete rows").
+        Most polls find the outbox empty (the idle polls between two consumer batches):
+        one statement outside a transaction says so, where the lock, the take and a
+        transaction around them were five round trips and ~500 µs of CPU (~200 µs now,
+        relay alone on an empty outbox).
         """
-        async with self.engine.begin() as conn:
-            # Through SQLAlchemy first: it begins its transaction on its first statement,
-            # and the driver's statements must run inside that one.
-            if not await conn.scalar(_TRY_LEAD, {"key": _RELAY_LOCK_KEY}):
-                return 0
+        async with self.engine.connect() as conn:
             driver = await driver_connection(conn)
-            rows = await driver.fetch(_TAKE_BATCH, self.batch_size)
-            if not rows:
+            if await driver.fetchval(_ANY_ROW) is None:
                 return 0
-            rows.sort(key=_BY_ID)
-            await self._publish(rows)
+            async with conn.begin():
+                # Through SQLAlchemy first: it begins its transaction on its first
+                # statement, and the driver's statements must run inside that one.
+                if not await conn.scalar(_TRY_LEAD, {"key": _RELAY_LOCK_KEY}):
+                    return 0
+                rows = await driver.fetch(_TAKE_BATCH, self.batch_size)
+                if not rows:
+                    return 0
+                rows.sort(key=_BY_ID)
+                await self._publish(rows)
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
 
