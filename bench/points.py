@@ -35,7 +35,6 @@ from typing import Any, cast
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from bench.foundation import TimedConsumer
 from bench.infra import BenchInfra, free_port, process_cpu_seconds
@@ -54,7 +53,7 @@ from services.points.settings import PointsSettings
 from shared.auth import create_key, register_scopes
 from shared.db import asyncpg_dsn, create_engine
 from shared.kafka.admin import ensure_topics
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, relay_producer
 
 SECTION = "points"
 PARTITIONS = 8
@@ -151,8 +150,8 @@ async def _run_accrual(
     infra: BenchInfra, url: str, inbound: str, outbound: str, count: int, clock: PhaseClock
 ) -> tuple[Rate, Rate, int, StartupTimeline]:
     engine = create_engine(url)
-    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, linger_ms=5)
-    await producer.start()
+    # The relay's producer as the services build it (acks, record batch size).
+    producer = await relay_producer(infra.bootstrap_servers, "bench-points-relay")
     relay = CountingRelay(engine, producer, service="bench-points", batch_size=RELAY_BATCH)
     progress = Progress(count)
     consumer = TimedConsumer(

@@ -11,12 +11,13 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from shared.db import create_engine, transaction_driver
 from shared.kafka.admin import ensure_topics
-from shared.outbox import _TAKE_BATCH, OutboxMessage, OutboxRelay, OutboxWriter
+from shared.outbox import _COPY_FROM, _TAKE_BATCH, OutboxMessage, OutboxRelay, OutboxWriter
 from tests.support.counting import wait_until
 from tests.support.dlq import read_topic
 from tests.support.infra import Databases, Infra
@@ -77,6 +78,35 @@ async def test_relayed_batches_keep_partitions_order_and_headers(
             got[(topic, record.key)].append(record.value)
         mine = {k: v for k, v in expected.items() if k[0] == topic}
         assert got == mine, "per key, messages arrive in outbox order"
+
+
+async def test_a_copy_without_headers_stores_and_relays_none(
+    infra: Infra, databases: Databases, unique: str
+) -> None:
+    """A consumer batch's COPY of messages none of which has headers leaves the column to
+    its default (an empty list), and the relay publishes them without headers."""
+    url = await databases.fresh("points")
+    topic = f"relay-bare.{unique}"
+    await ensure_topics(infra.bootstrap_servers, [topic], 2)
+    count = _COPY_FROM + 36  # one COPY
+    writer = OutboxWriter()
+    for n in range(count):
+        writer.emit_raw(OutboxMessage(topic, f"customer-{n % 9}".encode(), str(n).encode()))
+    engine = create_engine(url)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers)
+    await producer.start()
+    try:
+        async with engine.begin() as conn:
+            assert await writer.flush(conn) == count
+            empty = sa.text("SELECT count(*) FROM outbox WHERE headers = '[]'::jsonb")
+            assert await conn.scalar(empty) == count
+        assert await OutboxRelay(engine, producer, service="relay-bare").relay_once() == count
+    finally:
+        await producer.stop()
+        await engine.dispose()
+    records = await read_topic(infra.bootstrap_servers, topic, expected=count)
+    assert sorted(int(r.value or b"") for r in records) == list(range(count))
+    assert all(list(r.headers) == [] for r in records)
 
 
 class _WokenDuringFirstBatch(OutboxRelay):
