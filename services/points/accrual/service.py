@@ -121,11 +121,14 @@ async def accrue_purchases(
 
 
 # Early writes (`EarlyWrites`): PostgreSQL idled while a batch of 4,000 purchases computed
-# (~140 ms), then Python idled while it wrote them. A chunk's new lots and orders are
-# written while the next chunk computes. Chunks of 1,000 keep the writes' round trips and
-# fixed costs few (three per batch; the last chunk goes with the rest of the save), and
-# a yield every 100 purchases (~3.5 ms of Python) sends the chunk's second statement soon
-# after the first one's reply.
+# (~120 ms), then Python idled while the save wrote them (~270 ms a batch, `python -m bench
+# points --events 60000`). A chunk's new lots and orders are written while the next chunk
+# computes: the save fell to ~100 ms and steady accrual rose from 6.0-6.9k/s to 7.1-7.6k/s
+# (runs alternated with the code before), for 3-5 µs more consumer CPU per purchase (the
+# task and its yields). Chunks of 1,000: 500 left a shorter last write (2 ms wait instead
+# of 27) but cost ~5 µs more CPU per purchase and gave 7.2k/s, not 7.6k/s. A yield every
+# 100 purchases (~3.5 ms of Python) sends a chunk's second statement soon after the first
+# one's reply.
 EARLY_WRITE_EVERY = 1000
 YIELD_EVERY = 100
 # The outgoing events (~4 µs each) are encoded while the last chunk's write is in flight,
