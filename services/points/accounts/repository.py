@@ -211,6 +211,11 @@ class AccountRepository:
         driver = await transaction_driver(self.conn)
         await driver.execute(_STAGE_ACCOUNTS if staged else _SAVE_ACCOUNTS, document)
 
+    async def insert_lots(self, new: list[tuple[str, Lot]]) -> None:
+        """New lots (customer, lot) written ahead of the run's save (`accrual.EarlyWrites`);
+        the save must then leave them out of `Changes.new_lots`."""
+        await self._insert_lots(new)
+
     async def _insert_lots(self, new: list[tuple[str, Lot]]) -> None:
         if not new:
             return

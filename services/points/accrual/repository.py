@@ -60,6 +60,11 @@ class OrderRepository:
         changed = (changes.touched_orders | changes.settled_orders) - changes.new_orders
         await self._update_orders([orders[i] for i in sorted(changed)])
 
+    async def insert_orders(self, new: list[StoredOrder]) -> None:
+        """New orders written ahead of the run's save (`accrual.EarlyWrites`), after their
+        lots; the save must then leave them out of `Changes.new_orders`."""
+        await self._insert_orders(new)
+
     async def _insert_orders(self, new: list[StoredOrder]) -> None:
         if not new:
             return

@@ -15,6 +15,7 @@ outgoing events carry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -79,27 +80,150 @@ async def accrue_purchases(
     daily = await uow.orders.daily_points(_cap_days(book, events)) if book.has_daily_cap else {}
     changes, emitted = Changes(), []
     capped = book.has_daily_cap  # daily totals are kept only once some version caps them
-    for event, moment in zip(events, moments, strict=True):
-        known = orders.get(event.data.order_id)
-        if known is not None:
-            _check_same_order(event, known)
-            continue
-        account = accounts[event.customer_id]
-        rules = book.in_force(event.occurred_at)
-        setting = PurchaseSetting(rules, 0, tuple(parked.get(event.data.order_id, ())), moment)
-        if capped:
-            setting.day = day = earning_day(rules.earning, event.occurred_at)
-            key = (event.customer_id, day)
-            setting.earned_today = daily.get(key, 0) + changes.daily_points[key]
-        else:
-            setting.counts_daily = False
-        try:
-            emitted += record_purchase(account, event, setting, changes)
-        except PointsRuleError as error:
-            raise rejected(event, error) from error
-        orders[event.data.order_id] = account.orders[event.data.order_id]
+    early = EarlyWrites(uow)
+    final: list[StoredOrder] = []  # new orders nothing later in the run can change, unwritten
+    try:
+        for index, (event, moment) in enumerate(zip(events, moments, strict=True)):
+            if not index % YIELD_EVERY and early.busy:
+                await asyncio.sleep(0)  # the write in flight gets its next statement sent
+            known = orders.get(event.data.order_id)
+            if known is not None:
+                _check_same_order(event, known)
+                continue
+            account = accounts[event.customer_id]
+            rules = book.in_force(event.occurred_at)
+            setting = PurchaseSetting(rules, 0, tuple(parked.get(event.data.order_id, ())), moment)
+            if capped:
+                setting.day = day = earning_day(rules.earning, event.occurred_at)
+                key = (event.customer_id, day)
+                setting.earned_today = daily.get(key, 0) + changes.daily_points[key]
+            else:
+                setting.counts_daily = False
+            try:
+                emitted += record_purchase(account, event, setting, changes)
+            except PointsRuleError as error:
+                raise rejected(event, error) from error
+            order = orders[event.data.order_id] = account.orders[event.data.order_id]
+            if account.unloaded_lots is not None:
+                final.append(order)
+                if len(final) == EARLY_WRITE_EVERY:
+                    await early.write(accounts, final)
+                    final = []
+        if final:
+            await early.write(accounts, final)  # the last chunk's, while the events encode
+        await _emit_beside(early, uow, points_topic, emitted)
+        await early.finish()
+    except BaseException:
+        await early.abandon()
+        raise
+    early.leave_out(changes)
     await uow.save(accounts, changes)
-    emit_all(uow, points_topic, emitted)
+
+
+# Early writes (`EarlyWrites`): PostgreSQL idled while a batch of 4,000 purchases computed
+# (~120 ms), then Python idled while the save wrote them (~270 ms a batch, `python -m bench
+# points --events 60000`). A chunk's new lots and orders are written while the next chunk
+# computes: the save fell to ~100 ms and steady accrual rose from 6.0-6.9k/s to 7.1-7.6k/s
+# (runs alternated with the code before), for 3-5 µs more consumer CPU per purchase (the
+# task and its yields). Chunks of 1,000: 500 left a shorter last write (2 ms wait instead
+# of 27) but cost ~5 µs more CPU per purchase and gave 7.2k/s, not 7.6k/s. A yield every
+# 100 purchases (~3.5 ms of Python) sends a chunk's second statement soon after the first
+# one's reply.
+EARLY_WRITE_EVERY = 1000
+YIELD_EVERY = 100
+# The outgoing events (~4 µs each) are encoded while the last chunk's write is in flight,
+# with the same yield every ~2 ms.
+EMIT_SLICE = 500
+
+
+class EarlyWrites:
+    """The new lots and orders of a run's accounts on lot totals, inserted while the rest
+    of the run computes: one write task at a time on the unit of work's connection (it
+    runs one statement at a time), awaited before the next, before the save, and on every
+    failure, so that no statement is left running when the transaction ends.
+
+    Only accounts on lot totals (`Account.unloaded_lots`): nothing may draw on their lots
+    (`Changes.move_lots` refuses), and their orders can change only by a parked return,
+    which loads the account's lots. So what is written early is final. Should that ever
+    change, `leave_out` still keeps the end state: a lot or order written early and then
+    touched is updated by the save like any stored one, not inserted again.
+    """
+
+    __slots__ = ("_lots", "_orders", "_task", "_uow")
+
+    def __init__(self, uow: PointsUnitOfWork) -> None:
+        self._uow = uow
+        self._task: asyncio.Task[None] | None = None
+        self._lots: set[str] = set()
+        self._orders: set[str] = set()
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def write(self, accounts: dict[str, Account], orders: list[StoredOrder]) -> None:
+        """Start inserting `orders` and their lots, once the previous write has finished."""
+        await self.finish()
+        lots = []
+        for order in orders:
+            lot_id = order.earning.lot_id
+            if lot_id is not None:
+                lots.append((order.customer_id, _lot_of(accounts[order.customer_id], lot_id)))
+        lots.sort(key=lambda pair: pair[1].lot_id)  # the save's order: by id
+        self._lots.update(lot.lot_id for _, lot in lots)
+        self._orders.update(order.order_id for order in orders)
+        self._task = asyncio.create_task(
+            self._insert(lots, sorted(orders, key=lambda order: order.order_id))
+        )
+        await asyncio.sleep(0)  # the task sends its first statement now, not at the next yield
+
+    async def _insert(self, lots: list[tuple[str, Lot]], orders: list[StoredOrder]) -> None:
+        await self._uow.accounts.insert_lots(lots)  # first: the orders' foreign key
+        await self._uow.orders.insert_orders(orders)
+
+    async def finish(self) -> None:
+        """Wait for the write in flight; its error, if any, is the run's."""
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def abandon(self) -> None:
+        """On a failure of the run: let the write in flight end before the transaction
+        rolls back (its own error, if any, is dropped: the run's is the one to report).
+        Cancelled while waiting, cancel the write too."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" warning
+
+    def leave_out(self, changes: Changes) -> None:
+        """What the save must not insert again: the lots and orders written early."""
+        changes.new_lots -= self._lots
+        changes.new_orders -= self._orders
+
+
+async def _emit_beside(
+    early: EarlyWrites, uow: PointsUnitOfWork, topic: str, events: list[EventEnvelope]
+) -> None:
+    """`emit_all`, `EMIT_SLICE` events at a time, letting the write in flight go on."""
+    for start in range(0, len(events), EMIT_SLICE):
+        if start and early.busy:
+            await asyncio.sleep(0)
+        emit_all(uow, topic, events[start : start + EMIT_SLICE])
+
+
+def _lot_of(account: Account, lot_id: str) -> Lot:
+    """The run's new lot `lot_id` (an account on lot totals holds only the run's lots)."""
+    for lot in reversed(account.lots):
+        if lot.lot_id == lot_id:
+            return lot
+    raise LookupError(f"lot {lot_id} of order not among {account.customer_id}'s lots")
 
 
 async def credit_points(
