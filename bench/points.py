@@ -38,7 +38,7 @@ import httpx
 
 from bench.foundation import TimedConsumer
 from bench.infra import BenchInfra, free_port, process_cpu_seconds
-from bench.phases import POLL, PhaseClock, print_phases, runtime_phases
+from bench.phases import POLL, PhaseClock, TaskPhase, print_phases, runtime_phases
 from bench.report import Progress, Rate, garbage_collection_time, print_table, target_line
 from bench.startup import StartupTimeline
 from bench.workload import make_purchases, produce
@@ -133,6 +133,8 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
         (ReturnRepository, "load", "read: parked returns"),
         (OrderRepository, "daily_points", "read: daily points"),
         (accrual, "emit_all", "encode outgoing events (outbox.emit)"),
+        # the early writes' task (accrual.EarlyWrites): its lots and orders rows below
+        (accrual.EarlyWrites, "_insert", TaskPhase("write: early lots + orders, own task")),
         (AccountRepository, "_save_accounts", "write: accounts"),
         (AccountRepository, "_insert_lots", "write: lots"),
         (AccountRepository, "_update_lot_counters", "write: lot counters"),
