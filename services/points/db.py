@@ -11,6 +11,9 @@ What the database itself guarantees, so that no code path can break it:
   `remaining` is a generated column, so no writer can get it out of step.
 - debt, counters and refunds are never negative; an order never reverses more than it
   earned.
+- lots, ledger lines and orders name an existing account, an order's lot an existing lot:
+  checked once per statement by triggers that keep the foreign keys' names, and
+  `accounts` and `lots` rows are never deleted nor re-keyed (points_0008).
 - `earning_rule_edits` is append-only (a trigger refuses UPDATE, DELETE and TRUNCATE):
   what an edit of a rule version replaced, who edited it and when, stays for audit.
 "Only available points can be redeemed" needs the clock and is kept by the domain rules
@@ -100,7 +103,7 @@ ledger = sa.Table(
     "ledger",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("customer_id", sa.Text, sa.ForeignKey("accounts.customer_id"), nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),  # key checked per statement (points_0008)
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("points", sa.BigInteger, nullable=False),
     sa.Column("merchant_id", sa.Text),
@@ -120,7 +123,7 @@ lots = sa.Table(
     "lots",
     metadata,
     sa.Column("lot_id", pg.UUID(as_uuid=True), primary_key=True),
-    sa.Column("customer_id", sa.Text, sa.ForeignKey("accounts.customer_id"), nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),  # key checked per statement (points_0008)
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("points", sa.BigInteger, nullable=False),
     sa.Column("redeemed", sa.BigInteger, nullable=False, server_default="0"),
@@ -156,7 +159,7 @@ order_earnings = sa.Table(
     "order_earnings",
     metadata,
     sa.Column("order_id", sa.Text, primary_key=True),
-    sa.Column("customer_id", sa.Text, sa.ForeignKey("accounts.customer_id"), nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),  # key checked per statement (points_0008)
     sa.Column("merchant_id", sa.Text, nullable=False),
     sa.Column("event_id", pg.UUID(as_uuid=True), nullable=False),
     _moment("occurred_at"),
@@ -166,7 +169,7 @@ order_earnings = sa.Table(
     sa.Column("points", sa.BigInteger, nullable=False),
     sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("reversed_points", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("lot_id", pg.UUID(as_uuid=True), sa.ForeignKey("lots.lot_id")),
+    sa.Column("lot_id", pg.UUID(as_uuid=True)),  # key checked per statement (points_0008)
     _recorded_at(),
     # The receipt lines with the weight each earned with, and the value returned per line
     # (exact fractions as text); NULL: one unweighted line / refunds spread proportionally.
