@@ -184,3 +184,33 @@ async def test_a_run_failing_with_an_early_write_in_flight_rolls_back(
         await engine.dispose()
     rows = await _every_row(points_db)
     assert len(rows["order_earnings"]) == 2
+
+
+async def test_an_order_written_early_earns_once_and_cannot_be_claimed_again(
+    points_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same order again later in the run, after its chunk was written: a replay earns
+    nothing more; another customer's claim to it (or a made-up amount) is refused."""
+    monkeypatch.setattr(accrual, "EARLY_WRITE_EVERY", 1)
+    first = _purchase("kim", "o-1", "11.00", NOW - timedelta(hours=3))
+    replay = _purchase("kim", "o-1", "11.00", NOW - timedelta(hours=3))
+    engine = create_engine(points_db)
+    try:
+        async with PointsUnitOfWork.begin(engine, lambda: NOW) as uow:
+            await accrue_purchases(
+                uow, [first, _purchase("lee", "o-2", "12.00", NOW), replay], TOPIC
+            )
+        for claim in (
+            _purchase("lee", "o-1", "11.00", NOW - timedelta(hours=3)),
+            _purchase("kim", "o-1", "99.00", NOW - timedelta(hours=3)),
+        ):
+            run = [_purchase("kim", "o-3", "5.00", NOW), _purchase("lee", "o-4", "6.00", NOW)]
+            with pytest.raises(RejectedEvent) as raised:
+                async with PointsUnitOfWork.begin(engine, lambda: NOW) as uow:
+                    await accrue_purchases(uow, [*run, claim], TOPIC)
+            assert raised.value.code == "order_conflict"
+    finally:
+        await engine.dispose()
+    rows = await _every_row(points_db)
+    assert [row[0] for row in rows["order_earnings"]] == ["'o-1'", "'o-2'"]
+    assert len(rows["lots"]) == 2, "the replay or a refused run left a lot behind"
