@@ -61,6 +61,9 @@ async def test_ledger_is_append_only_and_balances_follow_it(points_db: str) -> N
         assert "follows the ledger" in await _refused(
             engine, "UPDATE accounts SET ledger_balance = 1000"
         )
+        assert "follows the ledger" in await _refused(
+            engine, "DO $$ BEGIN UPDATE accounts SET ledger_balance = 1000; END $$"
+        ), "nor from a function that is not the ledger's trigger"
         assert "uq_ledger_kind_reference" in await _refused(
             engine,
             "INSERT INTO ledger (customer_id, kind, points, reference, occurred_at)"
