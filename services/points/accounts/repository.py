@@ -12,11 +12,12 @@ the writer holds the accounts' row locks. Repositories never commit: the unit of
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -220,7 +221,11 @@ class AccountRepository:
         if not new:
             return
         await insert_records(
-            self.conn, "lots", _LOT_COLUMNS, [_lot_record(c, lot) for c, lot in new]
+            self.conn,
+            "lots",
+            _LOT_COLUMNS,
+            [_lot_record(c, lot) for c, lot in new],
+            moments=_LOT_MOMENTS,
         )
 
     async def _update_lot_counters(self, changed: list[Lot]) -> None:
@@ -258,13 +263,14 @@ class AccountRepository:
                     line.points,
                     line.merchant_id,
                     line.reference,
-                    line.occurred_at,
+                    wire_moment(line.occurred_at),
                     line.reason,
                     line.actor,
                     line.event_id,
                 )
                 for line in lines
             ],
+            moments=_LEDGER_MOMENTS,
         )
 
     async def entries(self, customer_id: str) -> list[LedgerEntry]:
@@ -276,7 +282,12 @@ class AccountRepository:
 
 
 async def insert_records(
-    conn: AsyncConnection, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
+    conn: AsyncConnection,
+    table: str,
+    columns: Sequence[str],
+    records: list[tuple[Any, ...]],
+    *,
+    moments: Collection[str] = (),
 ) -> None:
     """Many new rows of `table` (each a tuple in the order of `columns`) by one binary COPY
     in the caller's transaction.
@@ -289,10 +300,59 @@ async def insert_records(
     afterwards) and UUIDs travel as their text, which the driver's codec parses in C
     (`uuid.UUID(text)` cost ~1 µs each). Table and column names come from the
     repositories, never from input; the values are of the columns' own types (JSON
-    columns take text).
+    columns take text), except the `moments` columns (`timestamptz`), whose values are
+    already `wire_moment`s (or None).
+
+    Why `moments`: binary `timestamptz` is an int8 of microseconds since 2000-01-01 UTC,
+    and the driver's codec gets there from an aware datetime by datetime arithmetic in
+    Python objects (an infinity comparison, `astimezone`, a subtraction). A purchase
+    copies six moments (lots 3, order 2, ledger 1); sent as the int8 the server reads
+    anyway they cost the client ~0.4 µs less each (3.2 vs 2.0 µs per lot row, moments
+    converted by `wire_moment` included, 4,000-row COPYs), and the server stores the same
+    `timestamptz` through the same receive function (range checked). The driver has no
+    public way to encode one column with another type's codec, so the COPY is started
+    through its protocol with a row description that says int8 for those columns.
     """
     driver = await transaction_driver(conn)
-    await driver.copy_records_to_table(table, records=records, columns=list(columns))
+    if not moments or not _WIRE_MOMENTS:
+        if moments:
+            records = [_with_datetimes(r, columns, moments) for r in records]
+        await driver.copy_records_to_table(table, records=records, columns=list(columns))
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    shape = ", ".join("0::int8" if c in moments else f'"{c}"' for c in columns)
+    # Names from the repositories (see above); prepared once per connection, never run.
+    intro_sql = f'SELECT {shape} FROM "{table}" LIMIT 1'  # noqa: S608
+    intro = await driver._prepare(intro_sql, use_cache=True)
+    copy = f'COPY "{table}" ({names}) FROM STDIN (FORMAT binary)'
+    await driver._protocol.copy_in(copy, None, None, records, intro._state, None)
+
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def wire_moment(moment: datetime) -> int:
+    """An aware moment as binary `timestamptz` carries it: microseconds since 2000-01-01
+    UTC, exactly (integer arithmetic; a naive datetime raises TypeError)."""
+    return (moment - _PG_EPOCH) // _MICROSECOND
+
+
+def _with_datetimes(
+    record: tuple[Any, ...], columns: Sequence[str], moments: Collection[str]
+) -> tuple[Any, ...]:
+    """A record's wire moments back as datetimes, for the driver's own codec."""
+    return tuple(
+        _PG_EPOCH + v * _MICROSECOND if c in moments and v is not None else v
+        for c, v in zip(columns, record, strict=True)
+    )
+
+
+# The driver internals the moments' COPY starts through (those `copy_records_to_table`
+# uses itself, asyncpg 0.29-0.32); without them, the public way.
+_WIRE_MOMENTS = hasattr(asyncpg.Connection, "_prepare") and hasattr(
+    asyncpg.protocol.Protocol, "copy_in"
+)
 
 
 async def claim_due(
@@ -411,10 +471,11 @@ _LOT_COLUMNS = (
     "merchant_id",
     "reference",
 )
+_LOT_MOMENTS = frozenset({"earned_at", "pending_until", "expires_at"})
 
 
 def _lot_record(customer_id: str, lot: Lot) -> tuple[Any, ...]:
-    """A new lot in the order of `_LOT_COLUMNS`."""
+    """A new lot in the order of `_LOT_COLUMNS` (moments as `wire_moment`s)."""
     return (
         lot.lot_id,
         customer_id,
@@ -423,9 +484,9 @@ def _lot_record(customer_id: str, lot: Lot) -> tuple[Any, ...]:
         lot.redeemed,
         lot.clawed_back,
         lot.expired,
-        lot.earned_at,
-        lot.pending_until,
-        lot.expires_at,
+        wire_moment(lot.earned_at),
+        wire_moment(lot.pending_until),
+        wire_moment(lot.expires_at),
         lot.merchant_id,
         lot.reference,
     )
@@ -442,6 +503,7 @@ _LEDGER_COLUMNS = (
     "actor",
     "event_id",
 )
+_LEDGER_MOMENTS = frozenset({"occurred_at"})
 
 
 def entry_from_row(row: Any) -> LedgerEntry:

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.points.accounts.repository import among, insert_records
+from services.points.accounts.repository import among, insert_records, wire_moment
 from services.points.db import (
     ledger,
     lines_from_json,
@@ -69,7 +69,11 @@ class OrderRepository:
         if not new:
             return
         await insert_records(
-            self.conn, "order_earnings", _ORDER_COLUMNS, [_order_record(o) for o in new]
+            self.conn,
+            "order_earnings",
+            _ORDER_COLUMNS,
+            [_order_record(o) for o in new],
+            moments=_ORDER_MOMENTS,
         )
 
     async def _update_orders(self, changed: list[StoredOrder]) -> None:
@@ -158,17 +162,20 @@ _ORDER_COLUMNS = (
     "settles_at",
     "settled_at",
 )
+_ORDER_MOMENTS = frozenset({"occurred_at", "settles_at", "settled_at"})
 
 
 def _order_record(order: StoredOrder) -> tuple[Any, ...]:
-    """A new order in the order of `_ORDER_COLUMNS` (JSON as text, the lot id as text)."""
+    """A new order in the order of `_ORDER_COLUMNS` (JSON as text, the lot id as text,
+    moments as `wire_moment`s)."""
     earning = order.earning
+    settled_at = order.settled_at
     return (
         earning.order_id,
         order.customer_id,
         order.merchant_id,
         order.event_id,
-        order.occurred_at,
+        wire_moment(order.occurred_at),
         order.currency,
         earning.amount_minor,
         order.spend_minor,
@@ -178,8 +185,8 @@ def _order_record(order: StoredOrder) -> tuple[Any, ...]:
         earning.lot_id,
         lines_to_json(earning.lines),
         returned_to_json(earning.returned),
-        order.settles_at or order.occurred_at,
-        order.settled_at,
+        wire_moment(order.settles_at or order.occurred_at),
+        None if settled_at is None else wire_moment(settled_at),
     )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -10,7 +11,8 @@ from asyncpg.exceptions import ForeignKeyViolationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.points.accounts.repository import insert_records
+from services.points.accounts import repository
+from services.points.accounts.repository import insert_records, wire_moment
 from services.points.db import metadata
 from shared.db import create_engine, foundation
 from tests.support.schema_drift import schema_drift
@@ -59,6 +61,9 @@ async def test_ledger_is_append_only_and_balances_follow_it(points_db: str) -> N
         assert "follows the ledger" in await _refused(
             engine, "UPDATE accounts SET ledger_balance = 1000"
         )
+        assert "follows the ledger" in await _refused(
+            engine, "DO $$ BEGIN UPDATE accounts SET ledger_balance = 1000; END $$"
+        ), "nor from a function that is not the ledger's trigger"
         assert "uq_ledger_kind_reference" in await _refused(
             engine,
             "INSERT INTO ledger (customer_id, kind, points, reference, occurred_at)"
@@ -185,5 +190,59 @@ async def test_copied_rows_name_existing_accounts(points_db: str) -> None:
             await insert_records(conn, "ledger", columns, [("ola", "credit", 5, "c-1", moment)])
             balance = await conn.scalar(sa.text("SELECT ledger_balance FROM accounts"))
         assert balance == 5
+    finally:
+        await engine.dispose()
+
+
+async def test_copied_wire_moments_are_the_same_instants(
+    points_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moments copied as `wire_moment`s (the accrual's lots, orders and ledger lines) are
+    stored as the instants the datetimes name: any zone, microseconds, before 2000, and
+    as the driver's own codec stores them (also the way taken without the driver's
+    internals)."""
+    engine = create_engine(points_db, pool_size=1)
+    columns = ("customer_id", "kind", "points", "reference", "occurred_at")
+    moments = [
+        datetime(2026, 12, 7, 13, 5, 9, 123457, tzinfo=UTC),
+        datetime(2026, 3, 29, 3, 30, 0, 1, tzinfo=ZoneInfo("Europe/Berlin")),
+        datetime(2026, 6, 30, 23, 59, 59, 999999, tzinfo=ZoneInfo("America/St_Johns")),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
+        datetime(2299, 1, 1, 0, 0, 0, 7, tzinfo=UTC),
+    ]
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO accounts (customer_id) VALUES ('ola')"))
+            await insert_records(
+                conn,
+                "ledger",
+                columns,
+                [("ola", "credit", 5, f"w-{i}", wire_moment(m)) for i, m in enumerate(moments)],
+                moments={"occurred_at"},
+            )
+            await insert_records(
+                conn,
+                "ledger",
+                columns,
+                [("ola", "credit", 5, f"d-{i}", m) for i, m in enumerate(moments)],
+            )
+            monkeypatch.setattr(repository, "_WIRE_MOMENTS", False)
+            await insert_records(
+                conn,
+                "ledger",
+                columns,
+                [("ola", "credit", 5, f"f-{i}", wire_moment(m)) for i, m in enumerate(moments)],
+                moments={"occurred_at"},
+            )
+            rows = (await conn.execute(sa.text("SELECT reference, occurred_at FROM ledger"))).all()
+        stored: dict[str, datetime] = {row[0]: row[1] for row in rows}
+        assert [stored[f"w-{i}"] for i in range(len(moments))] == moments
+        for prefix in ("d", "f"):
+            assert [stored[f"w-{i}"] for i in range(len(moments))] == [
+                stored[f"{prefix}-{i}"] for i in range(len(moments))
+            ]
+        with pytest.raises(TypeError):
+            wire_moment(datetime(2026, 12, 7))  # a naive datetime names no instant
     finally:
         await engine.dispose()
