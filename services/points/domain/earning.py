@@ -361,10 +361,12 @@ def _earned(
         )
     else:  # no item rule: every line weighs 1
         face_minor = weighted_minor = total_minor
-    below_minimum = _below_minimum(face_minor, currency, rules)
+    # Most versions have no minimum and no cap: then neither rule is called.
+    below_minimum = rules.minimum_order_minor != 0 and _below_minimum(face_minor, currency, rules)
     factor = rules.order_factor(merchant_id, tier, currency, campaigns)
     uncapped = 0 if below_minimum else _floor_of_product(weighted_minor, factor)
-    points = _apply_daily_cap(uncapped, rules.daily_cap_points, earned_today)
+    cap = rules.daily_cap_points
+    points = uncapped if cap is None else _apply_daily_cap(uncapped, cap, earned_today)
     return _earned_points(  # EarnedPoints(points, points_before_cap, tier_multiplier, ...)
         points,
         uncapped,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.points.domain.assembly import assembler
 from services.points.domain.errors import InsufficientPointsError, InvalidRuleError
@@ -128,7 +128,11 @@ def accrual_lot(
     """
     # On `UTC` (`on_utc`): every balance compares these two dates with `now`, and the
     # accrual's own event takes one at once: ~0.7 µs less per bench purchase in memory.
-    pending_until = on_utc(require_aware(occurred_at, "purchase time")) + return_window
+    # A moment `on_utc` put on `UTC` is aware: no `utcoffset` call to check it (~0.2 µs).
+    start = on_utc(occurred_at)
+    if start.tzinfo is not UTC:
+        require_aware(start, "purchase time")
+    pending_until = start + return_window
     return _unchecked_lot(
         lot_id,
         EntryKind.ACCRUAL,
