@@ -21,11 +21,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from services.points.accrual.events import points_accrued, points_credited
 from services.points.domain.assembly import assembler
 from services.points.domain.book import Account, Changes, LedgerLine, ReturnRecord, StoredOrder
-from services.points.domain.earning import EarningRuleSet, earning_day, points_for_lines
+from services.points.domain.earning import (
+    UNWEIGHTED,
+    EarningRuleSet,
+    earning_day,
+    points_for_amount,
+    points_for_lines,
+)
 from services.points.domain.errors import InvalidPurchaseError, PointsRuleError
 from services.points.domain.ledger import EntryKind
 from services.points.domain.lots import Lot, accrual_lot, credit_lot, settle_debt
@@ -291,7 +298,7 @@ async def _attach_lots(
 
 
 def receipt_lines(
-    event: PurchaseCompleted, rules: EarningRuleSet
+    event: PurchaseCompleted, rules: EarningRuleSet, exponent: int | None = None
 ) -> tuple[tuple[EarningLine, ...], int]:
     """The order's lines as they earn, and what was paid: order-currency minor units, and
     the weight each line's SKU or category gives it, looked up once per line (one pass,
@@ -299,11 +306,13 @@ def receipt_lines(
 
     An amount paid beyond the lines (a service charge) earns as one more line, under no
     SKU or category; lines adding up to MORE than was paid cannot be trusted to earn
-    points and are refused.
+    points and are refused. `exponent`: the order currency's, when the caller has it.
     """
     data = event.data
-    exponent = rules.currency_rates.exponent(data.currency)  # refuses a malformed code
-    weight_of = rules.weight_of
+    if exponent is None:
+        exponent = rules.currency_rates.exponent(data.currency)  # refuses a malformed code
+    # Without item rules every line weighs 1: no lookup per line.
+    weight_of = rules.weight_of if rules.item_multipliers else None
     lines = []
     itemised = 0
     for item in data.items:
@@ -311,7 +320,8 @@ def receipt_lines(
         if quantity <= 0 or price < 0:
             _refuse_line(sku, quantity, price)
         itemised += quantity * price
-        lines.append(_earning_line(sku, quantity, price, weight_of(sku, item.category)))
+        weight = UNWEIGHTED if weight_of is None else weight_of(sku, item.category)
+        lines.append(_earning_line(sku, quantity, price, weight))
     paid = _minor(data.amount, exponent)
     if itemised > paid:
         raise InvalidPurchaseError(
@@ -319,7 +329,8 @@ def receipt_lines(
             f"{paid} paid"
         )
     if paid > itemised:
-        lines.append(_earning_line(UNITEMISED, 1, paid - itemised, weight_of(UNITEMISED, None)))
+        weight = UNWEIGHTED if weight_of is None else weight_of(UNITEMISED, None)
+        lines.append(_earning_line(UNITEMISED, 1, paid - itemised, weight))
     return tuple(lines), paid
 
 
@@ -334,9 +345,17 @@ def record_purchase(
     rules = setting.rules.earning
     data = event.data
     occurred_at = event.occurred_at  # aware: the contract's, and `accrual_lot` checks again
-    lines, paid = receipt_lines(event, rules)
+    # The exponent is looked up once (the lines, the amount and the order ask), and under
+    # rules without item multipliers the order earns on what was paid, which its lines add
+    # up to, with no weight looked up or summed per line: ~1.5 µs less per bench purchase
+    # (`make_purchases`, 1-3 lines, in memory: 30.9 -> 29.0 µs, alternated runs).
+    exponent = rules.currency_rates.exponent(data.currency)  # refuses a malformed code
+    lines, paid = receipt_lines(event, rules, exponent)
     order_key = (data.merchant_id, occurred_at, data.currency)
-    earned = points_for_lines(lines, order_key, account.tier, rules, setting.earned_today)
+    if rules.item_multipliers:
+        earned = points_for_lines(lines, order_key, account.tier, rules, setting.earned_today)
+    else:
+        earned = points_for_amount(paid, order_key, account.tier, rules, setting.earned_today)
     window = rules.return_window_for(data.merchant_id)
     cause = str(event.event_id)  # both ids below derive from it: format the UUID once
     lot = None
@@ -358,7 +377,7 @@ def record_purchase(
     # back what they earned under the rule version of the purchase, not of the return. An
     # order without receipt lines is kept without (one unweighted line, see `returns`).
     kept = lines if data.items else ()
-    order = _new_order(account, event, (earned.points, paid), lot, rules, kept, window)
+    order = _new_order(account, event, (earned.points, paid, exponent), lot, rules, kept, window)
     changes.new_orders.add(order.order_id)
     first = _count_purchase(account, occurred_at, changes)
     events: list[EventEnvelope] = [
@@ -431,41 +450,49 @@ def _grant(
 def _new_order(
     account: Account,
     event: PurchaseCompleted,
-    earned_and_paid: tuple[int, int],
+    earned_paid_exponent: tuple[int, int, int],
     lot: Lot | None,
     rules: EarningRuleSet,
     lines: tuple[EarningLine, ...],
     return_window: timedelta,
 ) -> StoredOrder:
     data = event.data
-    points, paid = earned_and_paid
-    amount_minor = order_amount_minor(event, paid, rules)
+    points, paid, exponent = earned_paid_exponent
+    amount_minor = order_amount_minor(event, paid, exponent)
     earning = _order_earning(  # OrderEarning(order_id, points, amount_minor, refunded, ...)
         data.order_id, points, amount_minor, 0, 0, lot.lot_id if lot else None, lines, ()
     )
+    # By position, ~0.35 µs less than by keyword: StoredOrder(earning, customer_id,
+    # merchant_id, event_id, occurred_at, currency, spend_minor, settles_at)
     order = StoredOrder(
-        earning=earning,
-        customer_id=account.customer_id,
-        merchant_id=data.merchant_id,
-        event_id=event.event_id,
-        occurred_at=event.occurred_at,
-        currency=data.currency,
-        spend_minor=rules.currency_rates.to_programme_minor(paid, data.currency),
+        earning,
+        account.customer_id,
+        data.merchant_id,
+        event.event_id,
+        event.occurred_at,
+        data.currency,
+        rules.currency_rates.to_programme_minor(paid, data.currency),
         # the lot's pending date is this very moment: the addition is made once
-        settles_at=lot.pending_until if lot else event.occurred_at + return_window,
+        lot.pending_until if lot else event.occurred_at + return_window,
     )
-    account.orders[order.order_id] = order
+    account.orders[data.order_id] = order
     return order
 
 
-def order_amount_minor(event: PurchaseCompleted, paid: int, rules: EarningRuleSet) -> int:
+def order_amount_minor(event: PurchaseCompleted, paid: int, exponent: int) -> int:
     """The order's amount as its contract counts it (`data.amount_minor`, ISO exponent):
-    `paid`, already read in the programme's exponent, unless the programme overrides the
-    currency's exponent (reading the amount again costs more than the rest of the order)."""
-    currency = event.data.currency
-    if rules.currency_rates.exponent(currency) == currency_exponent(currency):
+    `paid`, already read in the programme's `exponent` of the currency, unless the
+    programme overrides the currency's exponent (reading the amount again costs more than
+    the rest of the order)."""
+    if exponent == _iso_exponent(event.data.currency):
         return paid
     return event.data.amount_minor
+
+
+@lru_cache(maxsize=512)  # a bad code raises, and an exception is never cached
+def _iso_exponent(currency: str) -> int:
+    """`currency_exponent`, once per currency: every order asks (~0.15 µs saved)."""
+    return currency_exponent(currency)
 
 
 def _count_purchase(account: Account, occurred_at: datetime, changes: Changes) -> bool:

@@ -55,7 +55,7 @@ DEFAULT_TIER_MULTIPLIERS: Mapping[Tier, Decimal] = MappingProxyType(
     }
 )
 BEGINNING_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-_UNWEIGHTED = Fraction(1)
+UNWEIGHTED = Fraction(1)
 
 
 class ItemScope(StrEnum):
@@ -196,13 +196,13 @@ class EarningRuleSet:
     def weight_of(self, sku: str, category: str | None) -> Fraction:
         """`line_weight` of a line with this SKU and category."""
         if not self.item_multipliers:
-            return _UNWEIGHTED
+            return UNWEIGHTED
         by_sku, by_category = self._weights
         if sku in by_sku:
             return by_sku[sku]
         if category is not None and category in by_category:
             return by_category[category]
-        return _UNWEIGHTED
+        return UNWEIGHTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +322,20 @@ def points_for_lines(
     return _earned(order, amounts, 0, tier, rules, earned_today)
 
 
+def points_for_amount(
+    total_minor: int,
+    order: tuple[str, datetime, str],
+    tier: Tier,
+    rules: EarningRuleSet,
+    earned_today: int = 0,
+) -> EarnedPoints:
+    """`points_for_lines` of lines adding up to ``total_minor``, under rules without item
+    multipliers (every line weighs 1): the accrual has the total already."""
+    if rules.item_multipliers:
+        raise InvalidRuleError("item multipliers weigh each line: give the lines")
+    return _earned(order, None, total_minor, tier, rules, earned_today)
+
+
 def _earned(
     order: tuple[str, datetime, str],
     amounts: dict[Fraction, int] | None,
@@ -342,15 +356,17 @@ def _earned(
         face_minor = sum(amount for weight, amount in amounts.items() if weight > 0)
         # Unweighted amounts stay integers (exact, and no Fraction built for most baskets).
         weighted_minor = sum(
-            amount if weight is _UNWEIGHTED else weight * amount
+            amount if weight is UNWEIGHTED else weight * amount
             for weight, amount in amounts.items()
         )
     else:  # no item rule: every line weighs 1
         face_minor = weighted_minor = total_minor
-    below_minimum = _below_minimum(face_minor, currency, rules)
+    # Most versions have no minimum and no cap: then neither rule is called.
+    below_minimum = rules.minimum_order_minor != 0 and _below_minimum(face_minor, currency, rules)
     factor = rules.order_factor(merchant_id, tier, currency, campaigns)
     uncapped = 0 if below_minimum else _floor_of_product(weighted_minor, factor)
-    points = _apply_daily_cap(uncapped, rules.daily_cap_points, earned_today)
+    cap = rules.daily_cap_points
+    points = uncapped if cap is None else _apply_daily_cap(uncapped, cap, earned_today)
     return _earned_points(  # EarnedPoints(points, points_before_cap, tier_multiplier, ...)
         points,
         uncapped,

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.points.domain.assembly import assembler
 from services.points.domain.errors import InsufficientPointsError, InvalidRuleError
 from services.points.domain.ledger import EntryKind
-from services.points.domain.moments import add_months, require_aware
+from services.points.domain.moments import add_months, on_utc, require_aware
 
 DEFAULT_RETURN_WINDOW = timedelta(days=14)
 DEFAULT_VALIDITY_MONTHS = 12
@@ -126,7 +126,13 @@ def accrual_lot(
     expiry dates computed from it are aware too, and the source is ACCRUAL. Every
     purchase that earns builds one, and the constructor's checks were most of its cost.
     """
-    pending_until = require_aware(occurred_at, "purchase time") + return_window
+    # On `UTC` (`on_utc`): every balance compares these two dates with `now`, and the
+    # accrual's own event takes one at once: ~0.7 µs less per bench purchase in memory.
+    # A moment `on_utc` put on `UTC` is aware: no `utcoffset` call to check it (~0.2 µs).
+    start = on_utc(occurred_at)
+    if start.tzinfo is not UTC:
+        require_aware(start, "purchase time")
+    pending_until = start + return_window
     return _unchecked_lot(
         lot_id,
         EntryKind.ACCRUAL,

@@ -7,7 +7,7 @@ on different servers, and a replay must give the same result anywhere.
 from __future__ import annotations
 
 import calendar
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TypeVar
 
 from services.points.domain.errors import NaiveDatetimeError
@@ -20,6 +20,37 @@ def require_aware(moment: datetime, what: str) -> datetime:
     if moment.utcoffset() is None:  # None without a tzinfo, or from a tzinfo that has no offset
         raise NaiveDatetimeError(f"{what} must be timezone-aware, got {moment.isoformat()}")
     return moment
+
+
+def on_utc(moment: datetime) -> datetime:
+    """The same instant on the standard library's `UTC` when ``moment`` is at a fixed
+    offset of zero (a contract's parsed `Z`: pydantic's own tzinfo object), else ``moment``.
+
+    Two aware datetimes of different tzinfo objects compare through `utcoffset` on both
+    (~0.37 µs), of the same object directly (~0.02 µs); balances compare lot dates with
+    `now`, which is on `UTC`. A tzinfo that gives an offset for no datetime in particular
+    (`utcoffset(None)`) has one offset for good (`timezone`, pydantic's; a `ZoneInfo` gives
+    one only for a zone without transitions): then the wall-clock difference from its
+    epoch is the elapsed time, and `UTC`'s epoch plus it the same instant (~0.07 µs).
+    Equal, hashed alike, and written alike (`Z`) to JSON and to the database.
+    """
+    global _zero_offset
+    zone = moment.tzinfo
+    if zone is UTC:
+        return moment
+    known, epoch = _zero_offset
+    if zone is not known:
+        if zone is None or zone.utcoffset(None) != _NO_OFFSET:
+            return moment
+        epoch = datetime(1970, 1, 1, tzinfo=zone)
+        _zero_offset = (zone, epoch)
+    return _UTC_EPOCH + (moment - epoch)
+
+
+_NO_OFFSET = timedelta(0)
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The last zero-offset tzinfo seen (the contracts' parser shares one) and its epoch.
+_zero_offset: tuple[tzinfo, datetime] = (UTC, _UTC_EPOCH)
 
 
 def add_months(moment: datetime, months: int) -> datetime:

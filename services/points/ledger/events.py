@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -93,19 +94,19 @@ def assembled_points_event(
     assembled as `model_construct` assembles one, without its per-field Python loop
     (which costs more than validating); its bytes are the validated event's.
     """
-    data_model, fields, bounds = _assembly_plan(model)
-    if len(data) != fields or not _within(data, bounds):
+    data_model, fields, within = _assembly_plan(model)
+    if len(data) != fields or not within(data):
         return points_event(model, event_type, cause, account, at, data)
     envelope = _envelope(event_type, cause, account, at, _assembled(data_model, data))
     return _assembled(model, envelope)
 
 
-_Plan = tuple[type[BaseModel], int, tuple[tuple[str, float, float], ...]]
+_Plan = tuple[type[BaseModel], int, Callable[[dict[str, Any]], bool]]
 _PLANS: dict[type[EventEnvelope], _Plan] = {}
 
 
 def _assembly_plan(model: type[EventEnvelope]) -> _Plan:
-    """The event's data model, its number of fields and its numeric bounds (name, low, high)."""
+    """The event's data model, its number of fields and the check of its numeric bounds."""
     plan = _PLANS.get(model)
     if plan is None:
         data_model = model.model_fields["data"].annotation
@@ -113,7 +114,7 @@ def _assembly_plan(model: type[EventEnvelope]) -> _Plan:
         plan = _PLANS[model] = (
             data_model,
             len(data_model.model_fields),
-            tuple(_numeric_bounds(data_model)),
+            _bounds_check(_numeric_bounds(data_model)),
         )
     return plan
 
@@ -136,12 +137,24 @@ def _numeric_bounds(model: type[BaseModel]) -> list[tuple[str, float, float]]:
     return bounds
 
 
-def _within(data: dict[str, Any], bounds: tuple[tuple[str, float, float], ...]) -> bool:
+def _bounds_check(bounds: list[tuple[str, float, float]]) -> Callable[[dict[str, Any]], bool]:
+    """A check of data: True when every bounded value is given and within its (name, low,
+    high) bounds; a None fails it (validation decides). One expression built from them, the
+    way `domain.assembly` builds its constructors: a loop over the four bounds of
+    `points.accrued` cost 0.40 µs per event, the expression 0.17 (timeit)."""
+    terms = []
     for name, low, high in bounds:
-        value = data[name]
-        if value is None or not low <= value <= high:  # None: let validation decide
-            return False
-    return True
+        value = f"data[{name!r}]"
+        terms.append(f"{value} is not None")
+        if low != -math.inf:
+            terms.append(f"{low!r} <= {value}")
+        if high != math.inf:
+            terms.append(f"{value} <= {high!r}")
+    source = f"def within(data):\n    return {' and '.join(terms) or 'True'}\n"
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # noqa: S102 - source built above from the model's fields' bounds
+    within: Callable[[dict[str, Any]], bool] = namespace["within"]
+    return within
 
 
 def _assembled(model: type[M], values: dict[str, Any]) -> M:

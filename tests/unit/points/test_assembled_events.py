@@ -10,6 +10,7 @@ reasoning fails a test instead of publishing an event the contract refuses.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.points.domain.book import Account
 from services.points.domain.tiers import Tier
-from services.points.ledger.events import assembled_points_event, points_event
+from services.points.ledger.events import _bounds_check, assembled_points_event, points_event
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.points import (
     AccountSnapshot,
@@ -188,3 +189,31 @@ def test_data_missing_a_field_is_validated_and_gets_its_default() -> None:
         PointsCredited, "points.credited", uuid.uuid4(), Account("c"), at, data
     )
     assert event.data.first_purchase is False
+
+
+_BOUNDS = [
+    ("ge_0", 0.0, math.inf),
+    ("gt_0", math.nextafter(0.0, math.inf), math.inf),
+    ("le_10", -math.inf, 10.0),
+    ("between", 1.0, 2.0),
+]
+
+
+def _reference_within(data: dict[str, Any], bounds: list[tuple[str, float, float]]) -> bool:
+    """The bounds check as a loop, the way it was written before it was generated."""
+    for name, low, high in bounds:
+        value = data[name]
+        if value is None or not low <= value <= high:
+            return False
+    return True
+
+
+@given(
+    values=st.fixed_dictionaries(
+        {name: st.one_of(st.none(), st.integers(-3, 12)) for name, _, _ in _BOUNDS}
+    )
+)
+def test_the_generated_bounds_check_agrees_with_the_loop(values: dict[str, Any]) -> None:
+    within = _bounds_check(_BOUNDS)
+    assert within(values) == _reference_within(values, _BOUNDS)
+    assert _bounds_check([])(values)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic_core import TzInfo
 
-from services.points.domain.moments import add_months
+from services.points.domain.moments import add_months, on_utc
 
 
 def _reference(moment: datetime, months: int) -> datetime:
@@ -68,3 +69,39 @@ def test_the_cached_shift_gives_the_calendar_rules_moment_itself(
         assert shifted.isoformat() == expected.isoformat()
         assert (shifted.tzinfo, shifted.fold) == (expected.tzinfo, expected.fold)
         assert shifted == expected
+
+
+# The zones a contract's parsed time or a stored one can carry, and some it cannot.
+_ZERO_OFFSETS = [UTC, timezone(timedelta(0)), TzInfo(0), ZoneInfo("UTC")]
+_OTHER_ZONES = [
+    timezone(timedelta(hours=5, minutes=30)),
+    TzInfo(-3 * 3600),
+    ZoneInfo("Europe/London"),  # at offset 0 half the year: not for good
+    ZoneInfo("Africa/Abidjan"),  # at offset 0 since 1912, but not from the first
+]
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 12, 31)),
+    zones=st.lists(st.sampled_from(_ZERO_OFFSETS + _OTHER_ZONES), min_size=1, max_size=4),
+)
+def test_on_utc_is_the_same_instant_and_wall_time_on_utc_for_a_fixed_zero_offset(
+    moment: datetime, zones: list[tzinfo]
+) -> None:
+    """`on_utc` moves only a moment at a fixed zero offset onto `UTC` (the same instant,
+    the same wall-clock time: the same JSON and database value), whatever zone it saw
+    before (it keeps the last zero-offset zone's epoch); any other moment is left as is."""
+    for zone in zones:
+        local = moment.replace(tzinfo=zone)
+        moved = on_utc(local)
+        assert moved == local
+        if any(zone is z for z in _ZERO_OFFSETS):
+            assert moved.tzinfo is UTC
+            assert moved.replace(tzinfo=None) == moment
+        else:
+            assert moved is local
+
+
+def test_on_utc_leaves_a_naive_moment_alone() -> None:
+    naive = datetime(2026, 3, 1, 12)
+    assert on_utc(naive) is naive

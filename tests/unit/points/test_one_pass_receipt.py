@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,10 +29,11 @@ from services.points.domain.earning import (
     ItemScope,
     OrderLine,
     Purchase,
+    points_for_amount,
     points_for_lines,
     points_for_order,
 )
-from services.points.domain.errors import InvalidPurchaseError, PointsRuleError
+from services.points.domain.errors import InvalidPurchaseError, InvalidRuleError, PointsRuleError
 from services.points.domain.returns import UNITEMISED, EarningLine
 from services.points.domain.tiers import Tier
 from shared.contracts.pos import PurchaseCompleted
@@ -85,15 +87,21 @@ def _two_pass(event: PurchaseCompleted, rules: EarningRuleSet, tier: Tier, today
 
 
 def _one_pass(event: PurchaseCompleted, rules: EarningRuleSet, tier: Tier, today: int) -> Outcome:
+    """The reading as `record_purchase` makes it: the exponent looked up once, and an
+    order under rules without item multipliers earning on its total."""
     data = event.data
     try:
-        lines, paid = receipt_lines(event, rules)
+        exponent = rules.currency_rates.exponent(data.currency)
+        lines, paid = receipt_lines(event, rules, exponent)
         order = (data.merchant_id, event.occurred_at, data.currency)
-        earned = points_for_lines(lines, order, tier, rules, today)
+        if rules.item_multipliers:
+            earned = points_for_lines(lines, order, tier, rules, today)
+        else:
+            earned = points_for_amount(paid, order, tier, rules, today)
         spend = rules.currency_rates.to_programme_minor(paid, data.currency)
     except PointsRuleError as error:
         return type(error), str(error)
-    return earned, (lines if data.items else ()), spend, order_amount_minor(event, paid, rules)
+    return earned, (lines if data.items else ()), spend, order_amount_minor(event, paid, exponent)
 
 
 def _minor(amount: Decimal, exponent: int) -> int:
@@ -227,3 +235,9 @@ def test_the_comparison_sees_each_outcome() -> None:
     )
     earned, kept, spend, _ = seen[2]
     assert (earned.points, kept, spend) == (7, (), 750)
+
+
+def test_an_order_total_cannot_earn_under_rules_that_weigh_its_lines() -> None:
+    rules = EarningRuleSet(item_multipliers=(ItemMultiplier(ItemScope.SKU, "tea", Decimal(2)),))
+    with pytest.raises(InvalidRuleError):
+        points_for_amount(1_000, ("grocer", AT, "EUR"), Tier.MEMBER, rules)
