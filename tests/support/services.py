@@ -48,6 +48,29 @@ class ServiceProcess:
     def tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.is_file() else ""
 
+    def log_after_startup(self, lines: int = 150) -> str:
+        """The log's last `lines` lines for a failure message: no HTTP access lines, and a
+        line that says what one of the 8 lines before it said (a client retrying a broker
+        that is down, ten times a second) counted on that line instead of shown."""
+        text = self.log.read_text(errors="replace") if self.log.is_file() else ""
+        kept: list[tuple[str, str]] = []  # (line, what it says without its timestamp)
+        repeats: list[int] = []
+        for line in text.splitlines():
+            if '"GET /' in line:
+                continue
+            said = line[24:] if line[:4].isdigit() else line
+            recent = [i for i in range(max(len(kept) - 8, 0), len(kept)) if kept[i][1] == said]
+            if recent:
+                repeats[recent[0]] += 1
+            else:
+                kept.append((line, said))
+                repeats.append(0)
+        shown = [
+            f"{line} (+{n} alike)" if n else line
+            for (line, _), n in zip(kept, repeats, strict=True)
+        ]
+        return f"--- {self.log.name}, last {lines} lines ---\n" + "\n".join(shown[-lines:])
+
 
 def start_service(
     name: str, env: Mapping[str, str], log_dir: Path, label: str | None = None

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -77,9 +78,16 @@ async def test_a_broker_restarted_mid_stream_loses_nothing(
         assert service.process.poll() is None, service.tail()
         await asyncio.to_thread(cluster.start_node, 1)
         await send(messages[half:])
-        await assert_points_booked_once(
-            engine, bootstrap, names["POINTS_POINTS_TOPIC"], messages, expected, distinct
-        )
+        try:
+            await assert_points_booked_once(
+                engine, bootstrap, names["POINTS_POINTS_TOPIC"], messages, expected, distinct
+            )
+        except AssertionError as failure:
+            async with httpx.AsyncClient(base_url=service.url, timeout=5) as client:
+                ready = (await client.get("/readyz")).text
+            raise AssertionError(
+                f"{failure}\n/readyz: {ready}\n{service.log_after_startup()}"
+            ) from failure
     finally:
         if service is not None:
             service.kill()
