@@ -27,5 +27,10 @@ CONSUMER_LAG = Gauge(
 TRANSIENT_RETRIES = Counter(
     "loyalty_transient_retries_total", "Batches retried after a transient fault", ["group"]
 )
+CLIENT_REBUILDS = Counter(
+    "loyalty_consumer_client_rebuilds_total",
+    "Kafka consumer clients replaced after they broke",
+    ["group"],
+)
 OUTBOX_BACKLOG = Gauge("loyalty_outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter("loyalty_outbox_published_total", "Outbox rows published", ["service"])

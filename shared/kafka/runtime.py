@@ -52,6 +52,7 @@ from shared.kafka.membership import GroupMembership
 from shared.outbox import OutboxMessage, OutboxWriter
 from shared.telemetry import (
     BATCH_SECONDS,
+    CLIENT_REBUILDS,
     CONSUMER_LAG,
     EVENTS_APPLIED,
     EVENTS_CONSUMED,
@@ -524,6 +525,33 @@ def cyclic_gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+class BrokenClient(Exception):
+    """The Kafka client can no longer deliver messages; a new one must replace it."""
+
+
+# A broken client is replaced after 1 s, then 2, 4 ... at most 30 s apart.
+REBUILD_FIRST_WAIT = 1.0
+REBUILD_MAX_WAIT = 30.0
+# How long a client gets to leave its group when it is stopped (its requests time out
+# after 40 s each otherwise: a broken one would hold the stop or the rebuild that long).
+CLIENT_STOP_SECONDS = 15.0
+
+
+def _check_fetch_routine(consumer: AIOKafkaConsumer) -> None:
+    """Raise `BrokenClient` if the client's background fetch routine has ended.
+
+    aiokafka fetches in one background task per consumer; if that task ends on an error
+    it did not expect, it logs "Unexpected error in fetcher routine" and `getmany`
+    returns nothing ever after, without raising: the consumer would sit idle with its
+    partitions assigned, forever. Its task is `Fetcher.error_future` (aiokafka
+    0.11-0.14); a client without one is not checked.
+    """
+    routine = getattr(getattr(consumer, "_fetcher", None), "error_future", None)
+    if isinstance(routine, asyncio.Future) and routine.done():
+        error = None if routine.cancelled() else routine.exception()
+        raise BrokenClient(f"its fetch routine ended: {error!r}") from error
+
+
 async def _forget(task: asyncio.Task[Any]) -> None:
     """Cancel `task` and wait for it, whatever it ends with (a poll ahead at a stop)."""
     task.cancel()
@@ -563,16 +591,21 @@ class EventConsumer:
         self._ahead: Polled | None = None  # the batch `process` is given, decoded already
         self.sweep = CollectorSweep()
         self.membership = membership or GroupMembership.from_environment()
-        options = self.membership.consumer_options(group_id)
-        options.update(consumer_options or {})
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
-            client_id=f"{group_id}-{uuid.uuid4().hex[:8]}",
+        self._options = self.membership.consumer_options(group_id)
+        self._options.update(consumer_options or {})
+        self._bootstrap_servers = bootstrap_servers
+        self.consumer = self._kafka_consumer()
+        self.rebuilds = 0  # Kafka clients replaced after they broke (see `run`)
+
+    def _kafka_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
+            group_id=self.group_id,
+            client_id=f"{self.group_id}-{uuid.uuid4().hex[:8]}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=max_batch,
-            **options,
+            max_poll_records=self.max_batch,
+            **self._options,
         )
 
     def request_stop(self) -> None:
@@ -592,8 +625,50 @@ class EventConsumer:
         anyway), so a revoked partition's batch is never applied here and no message
         is skipped. A stop requested while a batch is applied applies none polled
         ahead of it: the next owner reads it.
+
+        A Kafka client that breaks (`BrokenClient`: its fetch routine ended, or `getmany`
+        raised) is stopped and replaced by a new one, after a wait that doubles up to
+        `REBUILD_MAX_WAIT`: the new member rejoins the group and reads from the committed
+        offsets, and what was applied but not committed is a duplicate `processed_events`
+        turns into a no-op. Every other error ends the run, as before (the worker board
+        reports it).
         """
         _tune_garbage_collector()
+        wait = REBUILD_FIRST_WAIT
+        try:
+            while True:
+                started = time.monotonic()
+                try:
+                    await self._consume()
+                    return
+                except BrokenClient as broken:
+                    if time.monotonic() - started > 2 * REBUILD_MAX_WAIT:
+                        wait = REBUILD_FIRST_WAIT  # it worked a while: not the same fault
+                    log.error(
+                        "%s: Kafka client broken, replacing it in %.1fs: %s",
+                        self.group_id,
+                        wait,
+                        broken,
+                        exc_info=broken.__cause__,
+                    )
+                await self._sleep_unless_stopping(wait)
+                if self._stopping.is_set():
+                    return
+                wait = min(wait * 2, REBUILD_MAX_WAIT)
+                self.consumer = self._kafka_consumer()
+                self.rebuilds += 1
+                CLIENT_REBUILDS.labels(self.group_id).inc()
+        finally:
+            self.sweep.release()
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _consume(self) -> None:
+        """`run`'s loop with one Kafka client, stopped (the group left) however it ends."""
         self.consumer.subscribe(self.topics, listener=self._listener)
         await self.consumer.start()
         leave_group_in_every_generation(self.consumer)
@@ -621,17 +696,36 @@ class EventConsumer:
             self._ahead = None
             if ahead is not None:
                 await _forget(ahead)
-            await self.consumer.stop()  # leaves the group; the next owner starts at our commit
-            self.sweep.release()
+            await self._stop_client()
+
+    async def _stop_client(self) -> None:
+        """Stop the Kafka client: it leaves the group, so the next owner starts at our
+        commit. A broken client gets `CLIENT_STOP_SECONDS` to do so, then is dropped."""
+        try:
+            async with asyncio.timeout(CLIENT_STOP_SECONDS):
+                await self.consumer.stop()
+        except TimeoutError:
+            log.warning("%s: Kafka client did not stop in %ss", self.group_id, CLIENT_STOP_SECONDS)
 
     async def _poll(self, applied: Polled | None) -> Polled:
         """The next batch, decoded; first frees `applied`, a batch done with."""
         if applied is not None:
             await _release(applied)
         rebalances = self._listener.rebalances
-        batch = await self.consumer.getmany(
-            timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
-        )
+        try:
+            batch = await self.consumer.getmany(
+                timeout_ms=self.poll_timeout_ms, max_records=self.max_batch
+            )
+        except Exception as exc:  # e.g. its group coordination routine's error
+            raise BrokenClient(f"getmany raised {exc!r}") from exc
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # this poll is cancelled (a stop)
+            # a task of the client's own was cancelled and getmany passed that on
+            raise BrokenClient("getmany raised CancelledError") from exc
+        if not batch:
+            _check_fetch_routine(self.consumer)
         items = await decode_in_slices(batch)
         dedupe_within_batch(items)  # pure: done here, it is off the applying batch's path
         return Polled(batch, items, rebalances)

@@ -181,3 +181,32 @@ async def test_relay_crash_after_publish_causes_no_double_effect(
         infra.bootstrap_servers, downstream, group, [topic], counting_registry()
     ):
         await wait_until(exactly_once(downstream, _ids(events)))
+
+
+@pytest.mark.parametrize("routine", ["fetch", "coordination"])
+async def test_a_kafka_client_whose_routine_ended_is_replaced(
+    infra: Infra, points_db: str, unique: str, routine: str
+) -> None:
+    """(g) aiokafka runs a consumer's fetching and its group membership in background
+    tasks. Once its fetch task has ended, `getmany` returns nothing ever after, without
+    raising; once its coordination task has ended, `getmany` raises. Either way the
+    runtime replaces the client, and the stream goes on: nothing lost, nothing doubled."""
+    topic, group = f"g.{unique}", f"g-g-{unique}"
+    await ensure_topics(infra.bootstrap_servers, [topic, dead_letter_topic(group)], 4)
+    await prepare(points_db)
+    first, second = _stream(400), _stream(400)
+    async with running_consumer(
+        infra.bootstrap_servers, points_db, group, [topic], counting_registry(), max_batch=50
+    ) as running:
+        await publish(infra.bootstrap_servers, topic, first)
+        await wait_until(exactly_once(points_db, _ids(first)), timeout=60)
+        broken = running.consumer.consumer
+        if routine == "fetch":
+            task = broken._fetcher.error_future  # the fault: the task ends
+        else:
+            task = broken._coordinator._coordination_task
+        task.cancel()
+        await publish(infra.bootstrap_servers, topic, second)
+        await wait_until(exactly_once(points_db, _ids(first) | _ids(second)), timeout=90)
+        assert running.consumer.consumer is not broken
+        assert running.consumer.rebuilds == 1
