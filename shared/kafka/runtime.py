@@ -552,6 +552,69 @@ def _check_fetch_routine(consumer: AIOKafkaConsumer) -> None:
         raise BrokenClient(f"its fetch routine ended: {error!r}") from error
 
 
+class IdleWatch:
+    """Tells a client that stopped fetching from one with nothing to fetch.
+
+    An idle consumer polls empty batches; every `every` seconds of that, it asks the
+    broker how many messages wait past its positions. A working client fetches a
+    message within a poll or two of its arrival, which ends the idle spell; so messages
+    waiting at two checks in a row, with nothing polled between them, mean the client
+    no longer fetches (whatever the cause: the routine check above knows one). A check
+    that gets no answer (broker down, a rebalance) is no verdict either way.
+    """
+
+    __slots__ = ("clock", "every", "since", "strikes")
+
+    def __init__(self, every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self.since: float | None = None  # when the idle spell began, or the last check
+        self.strikes = 0
+
+    def busy(self) -> None:
+        """A poll returned messages."""
+        self.since = None
+        self.strikes = 0
+
+    def due(self) -> bool:
+        """An empty poll: True when a check is due."""
+        now = self.clock()
+        if self.since is None:
+            self.since = now
+            return False
+        if now - self.since < self.every:
+            return False
+        self.since = now
+        return True
+
+    def judge(self, waiting: int | None) -> bool:
+        """The check's answer (None: none); True when the client must be replaced."""
+        if waiting is None:
+            return False
+        self.strikes = self.strikes + 1 if waiting > 0 else 0
+        return self.strikes >= 2
+
+
+# How long one idle check may wait for the broker's answers.
+IDLE_QUERY_SECONDS = 10.0
+
+
+async def messages_waiting(consumer: AIOKafkaConsumer) -> int | None:
+    """Messages in the assigned partitions past the consumer's positions; None when the
+    broker or the group cannot say now."""
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return 0
+    try:
+        async with asyncio.timeout(IDLE_QUERY_SECONDS):
+            positions = {tp: await consumer.position(tp) for tp in assigned}
+            ends = await consumer.end_offsets(assigned)
+    except Exception as exc:  # a timeout, the broker's error, a partition revoked meanwhile
+        log.info("idle check without an answer: %r", exc)
+        return None
+    return sum(max(int(ends[tp]) - int(positions[tp]), 0) for tp in assigned)
+
+
 async def _forget(task: asyncio.Task[Any]) -> None:
     """Cancel `task` and wait for it, whatever it ends with (a poll ahead at a stop)."""
     task.cancel()
@@ -577,6 +640,7 @@ class EventConsumer:
         after_commit: Callable[[], None] | None = None,
         consumer_options: dict[str, Any] | None = None,
         membership: GroupMembership | None = None,
+        stall_check_seconds: float = 30.0,
     ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
@@ -596,6 +660,7 @@ class EventConsumer:
         self._bootstrap_servers = bootstrap_servers
         self.consumer = self._kafka_consumer()
         self.rebuilds = 0  # Kafka clients replaced after they broke (see `run`)
+        self._idle = IdleWatch(stall_check_seconds)
 
     def _kafka_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -626,12 +691,12 @@ class EventConsumer:
         is skipped. A stop requested while a batch is applied applies none polled
         ahead of it: the next owner reads it.
 
-        A Kafka client that breaks (`BrokenClient`: its fetch routine ended, or `getmany`
-        raised) is stopped and replaced by a new one, after a wait that doubles up to
-        `REBUILD_MAX_WAIT`: the new member rejoins the group and reads from the committed
-        offsets, and what was applied but not committed is a duplicate `processed_events`
-        turns into a no-op. Every other error ends the run, as before (the worker board
-        reports it).
+        A Kafka client that breaks (`BrokenClient`: its fetch routine ended, `getmany`
+        raised, or it polls nothing while messages wait, see `IdleWatch`) is stopped and
+        replaced by a new one, after a wait that doubles up to `REBUILD_MAX_WAIT`: the new
+        member rejoins the group and reads from the committed offsets, and what was
+        applied but not committed is a duplicate `processed_events` turns into a no-op.
+        Every other error ends the run, as before (the worker board reports it).
         """
         _tune_garbage_collector()
         wait = REBUILD_FIRST_WAIT
@@ -672,6 +737,7 @@ class EventConsumer:
         self.consumer.subscribe(self.topics, listener=self._listener)
         await self.consumer.start()
         leave_group_in_every_generation(self.consumer)
+        self._idle.busy()  # a new client: no idle spell yet
         ahead: asyncio.Task[Polled] | None = None
         applied: Polled | None = None  # the last batch applied: the next poll frees it
         try:
@@ -682,7 +748,9 @@ class EventConsumer:
                 ahead = None
                 self.sweep.collect_if_due()  # also when idle: what was frozen is collected
                 if not polled.batch:
+                    await self._check_idle()
                     continue
+                self._idle.busy()
                 async with self._lock:
                     if polled.rebalances != self._listener.rebalances:
                         self._drop(polled)
@@ -697,6 +765,18 @@ class EventConsumer:
             if ahead is not None:
                 await _forget(ahead)
             await self._stop_client()
+
+    async def _check_idle(self) -> None:
+        """Raise `BrokenClient` when two checks `IdleWatch.every` apart, with nothing
+        polled between them, both find messages waiting past our positions."""
+        if not self._idle.due():
+            return
+        waiting = await messages_waiting(self.consumer)
+        if self._idle.judge(waiting):
+            raise BrokenClient(
+                f"nothing polled for {2 * self._idle.every:.0f}s while {waiting} messages"
+                " wait in its partitions"
+            )
 
     async def _stop_client(self) -> None:
         """Stop the Kafka client: it leaves the group, so the next owner starts at our

@@ -29,6 +29,7 @@ async def running_consumer(
     topics: list[str],
     registry: HandlerRegistry,
     max_batch: int = 500,
+    stall_check_seconds: float = 30.0,
 ) -> AsyncIterator[Running]:
     engine = create_engine(db_url, pool_size=4)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
@@ -43,6 +44,7 @@ async def running_consumer(
         max_batch=max_batch,
         after_commit=relay.wakeup.set,
         consumer_options={"session_timeout_ms": 6000, "heartbeat_interval_ms": 500},
+        stall_check_seconds=stall_check_seconds,
     )
     tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
     try:

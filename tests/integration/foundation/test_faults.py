@@ -183,29 +183,38 @@ async def test_relay_crash_after_publish_causes_no_double_effect(
         await wait_until(exactly_once(downstream, _ids(events)))
 
 
-@pytest.mark.parametrize("routine", ["fetch", "coordination"])
-async def test_a_kafka_client_whose_routine_ended_is_replaced(
-    infra: Infra, points_db: str, unique: str, routine: str
+@pytest.mark.parametrize("fault", ["fetch task ended", "coordination task ended", "stalled"])
+async def test_a_broken_kafka_client_is_replaced(
+    infra: Infra, points_db: str, unique: str, fault: str
 ) -> None:
     """(g) aiokafka runs a consumer's fetching and its group membership in background
     tasks. Once its fetch task has ended, `getmany` returns nothing ever after, without
-    raising; once its coordination task has ended, `getmany` raises. Either way the
-    runtime replaces the client, and the stream goes on: nothing lost, nothing doubled."""
+    raising; once its coordination task has ended, `getmany` raises. A client can also
+    stop fetching for reasons no check names (here: its partitions paused, which the
+    runtime never does). Each time the runtime replaces the client, and the stream goes
+    on: nothing lost, nothing doubled."""
     topic, group = f"g.{unique}", f"g-g-{unique}"
     await ensure_topics(infra.bootstrap_servers, [topic, dead_letter_topic(group)], 4)
     await prepare(points_db)
     first, second = _stream(400), _stream(400)
     async with running_consumer(
-        infra.bootstrap_servers, points_db, group, [topic], counting_registry(), max_batch=50
+        infra.bootstrap_servers,
+        points_db,
+        group,
+        [topic],
+        counting_registry(),
+        max_batch=50,
+        stall_check_seconds=1.0,
     ) as running:
         await publish(infra.bootstrap_servers, topic, first)
         await wait_until(exactly_once(points_db, _ids(first)), timeout=60)
         broken = running.consumer.consumer
-        if routine == "fetch":
-            task = broken._fetcher.error_future  # the fault: the task ends
+        if fault == "fetch task ended":
+            broken._fetcher.error_future.cancel()
+        elif fault == "coordination task ended":
+            broken._coordinator._coordination_task.cancel()
         else:
-            task = broken._coordinator._coordination_task
-        task.cancel()
+            broken.pause(*broken.assignment())
         await publish(infra.bootstrap_servers, topic, second)
         await wait_until(exactly_once(points_db, _ids(first) | _ids(second)), timeout=90)
         assert running.consumer.consumer is not broken
