@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.points.domain.lots import Lot
 from services.points.domain.moments import require_aware
@@ -86,7 +86,8 @@ def available_and_pending(lots: Iterable[Lot], now: datetime, debt: int = 0) -> 
     ``balance_at`` also groups would be thrown away, and on the accrual hot path that
     grouping cost more than the rest of the snapshot. One pass, same rules per lot.
     """
-    require_aware(now, "now")
+    if now.tzinfo is not UTC:  # `UTC` is aware: no `utcoffset` call for the usual `now`
+        require_aware(now, "now")
     available = pending = 0
     for lot in lots:
         if now >= lot.expires_at:

@@ -140,7 +140,9 @@ class Account:
         totals = self.unloaded_lots
         if totals is None:
             return available, pending
-        if as_of != totals.at:
+        # Mostly the very `now` object: no aware comparison then (with the `UTC` check in
+        # `available_and_pending`, 0.61 -> 0.38 µs per call; every points.accrued makes one).
+        if as_of is not totals.at and as_of != totals.at:
             raise RuntimeError(
                 f"{self.customer_id}'s unloaded lots were summed at {totals.at.isoformat()},"
                 f" not at {as_of.isoformat()}"
