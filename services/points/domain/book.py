@@ -192,14 +192,6 @@ class Changes:
         self.new_lots.add(lot.lot_id)
         self.accounts.add(account.customer_id)
 
-    def grant(self, account: Account, lot: Lot, line: LedgerLine) -> None:
-        """`add_lot` and `write` of a new lot and its ledger line, in one call: every
-        purchase that earns makes both, for the same account."""
-        account.lots = (*account.lots, lot)
-        self.new_lots.add(lot.lot_id)
-        self.ledger.append(line)
-        self.accounts.add(account.customer_id)
-
     def move_lots(self, account: Account, movement: LotMovement) -> None:
         """Take a domain movement's lots as the account's lots and note the lots it drew on."""
         if account.unloaded_lots is not None:  # it would draw on part of the lots only
