@@ -97,6 +97,7 @@ accounts = sa.Table(
         "next_review_at",
         postgresql_where=sa.text("next_review_at IS NOT NULL"),
     ),
+    postgresql_with={"fillfactor": 70},  # room on the page for HOT updates (points_0010)
 )
 
 ledger = sa.Table(

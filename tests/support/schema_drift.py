@@ -5,8 +5,9 @@ The code queries the tables its `db.py` declares (and the foundation tables of
 nothing itself: it compares a database migrated to head with the declarations and names
 every difference alembic's autogenerate sees (tables, columns, types, nullability, server
 defaults, indexes, unique and foreign keys), plus what autogenerate leaves out: CHECK
-constraints by name both ways, and the definition of every index and CHECK constraint
-present on both sides (a partial index's WHERE, a check's expression).
+constraints by name both ways, the definition of every index and CHECK constraint
+present on both sides (a partial index's WHERE, a check's expression), and each table's
+storage parameters (fillfactor).
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ def _drift(conn: sa.Connection, declared: tuple[sa.MetaData, ...]) -> list[str]:
         },
     )
     found = [_describe(diff) for diff in _flatten(compare_metadata(context, wanted))]
-    return found + _check_drift(conn, wanted) + _definition_drift(conn, wanted)
+    return (
+        found
+        + _check_drift(conn, wanted)
+        + _definition_drift(conn, wanted)
+        + _storage_drift(conn, wanted)
+    )
 
 
 def _not_alembic_bookkeeping(name: str | None, kind: str, parent: object) -> bool:
@@ -123,6 +129,30 @@ def _check_drift(conn: sa.Connection, wanted: sa.MetaData) -> list[str]:
             if table in tables  # a table only the migrations have is reported already
         ]
     )
+
+
+def _storage_drift(conn: sa.Connection, wanted: sa.MetaData) -> list[str]:
+    """Tables whose storage parameters (`postgresql_with`, e.g. fillfactor) differ."""
+    built = {
+        name: sorted(options or [])
+        for name, options in conn.execute(
+            sa.text(
+                "SELECT rel.relname, rel.reloptions FROM pg_class rel"
+                " JOIN pg_namespace ns ON ns.oid = rel.relnamespace"
+                " WHERE rel.relkind = 'r' AND ns.nspname = current_schema()"
+            )
+        )
+    }
+    found = []
+    for table in wanted.sorted_tables:
+        declared = table.dialect_options["postgresql"]["with"] or {}
+        options = sorted(f"{key}={value}" for key, value in declared.items())
+        if table.name in built and built[table.name] != options:
+            found.append(
+                f"table {table.name}: storage {built[table.name]} in the database,"
+                f" {options} in db.py"
+            )
+    return found
 
 
 _PROBE = "schema_drift_probe"
