@@ -32,8 +32,15 @@ from shared.db import transaction_driver
 
 # The lock path runs on the driver directly (asyncpg, prepared once per connection):
 # SQLAlchemy's row objects and parameter handling cost more than the rows themselves.
+# New customers are told apart from the others by an anti-join before the insert: each id
+# the INSERT itself sees becomes a whole row (defaults, CHECK constraints) before ON
+# CONFLICT finds its account, dearer than one index probe.
+# 8,000 ids (6,600 distinct, most with an account, 19,000 accounts; min / median of 12,
+# alternated): 2.4 / 3.4 µs per purchase with ON CONFLICT alone, 1.6 / 1.8 with the
+# anti-join first. ON CONFLICT stays for a customer another transaction inserts meanwhile.
 _ENSURE_ACCOUNTS = (
-    "INSERT INTO accounts (customer_id) SELECT unnest($1::text[]) "
+    "INSERT INTO accounts (customer_id) SELECT i FROM unnest($1::text[]) AS i "
+    "WHERE NOT EXISTS (SELECT 1 FROM accounts AS a WHERE a.customer_id = i) "
     "ON CONFLICT (customer_id) DO NOTHING"
 )
 _SELECT_ACCOUNTS = (
