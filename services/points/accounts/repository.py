@@ -180,12 +180,13 @@ class AccountRepository:
         await self._save_accounts(
             [accounts_by_id[c] for c in sorted(changes.accounts)], staged=bool(changes.ledger)
         )
-        every_lot = {
-            lot.lot_id: (a.customer_id, lot) for a in accounts_by_id.values() for lot in a.lots
-        }
-        await self._insert_lots([every_lot[i] for i in sorted(changes.new_lots)])
-        touched = sorted(changes.touched_lots - changes.new_lots)
-        await self._update_lot_counters([every_lot[i][1] for i in touched if i in every_lot])
+        if changes.new_lots or changes.touched_lots:  # none when early writes took them all
+            every_lot = {
+                lot.lot_id: (a.customer_id, lot) for a in accounts_by_id.values() for lot in a.lots
+            }
+            await self._insert_lots([every_lot[i] for i in sorted(changes.new_lots)])
+            touched = sorted(changes.touched_lots - changes.new_lots)
+            await self._update_lot_counters([every_lot[i][1] for i in touched if i in every_lot])
         await self._insert_ledger(changes)
 
     async def _save_accounts(self, changed: list[Account], *, staged: bool = False) -> None:

@@ -55,9 +55,11 @@ class OrderRepository:
 
     async def save(self, accounts_by_id: dict[str, Account], changes: Changes) -> None:
         """Insert the run's new orders and store the refunds and settlements of the others."""
+        changed = (changes.touched_orders | changes.settled_orders) - changes.new_orders
+        if not (changes.new_orders or changed):  # none when early writes took them all
+            return
         orders = {o.order_id: o for a in accounts_by_id.values() for o in a.orders.values()}
         await self._insert_orders([orders[i] for i in sorted(changes.new_orders)])
-        changed = (changes.touched_orders | changes.settled_orders) - changes.new_orders
         await self._update_orders([orders[i] for i in sorted(changed)])
 
     async def insert_orders(self, new: list[StoredOrder]) -> None:
