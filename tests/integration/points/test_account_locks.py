@@ -4,6 +4,7 @@ writer can change the customer's lots in between."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import asyncpg
@@ -53,4 +54,40 @@ async def test_an_account_locked_first_thing_stays_locked_until_the_unit_of_work
         assert await _someone_else_can_lock(other, "lee")
     finally:
         await other.close()
+        await engine.dispose()
+
+
+async def test_two_units_of_work_opening_the_same_new_account_both_get_it_once(
+    points_db: str,
+) -> None:
+    """The second opener of a new account, racing the first, waits for it and gets the
+    account the first created: the anti-join before the insert cannot see an account
+    inserted by a transaction still open, so ON CONFLICT must catch it."""
+    engine = create_engine(points_db, pool_size=2)
+    watcher = await asyncpg.connect(asyncpg_dsn(points_db))
+    try:
+        async with PointsUnitOfWork.begin(engine, lambda: NOW) as first:
+            assert set(await first.accounts.lock(["noa"])) == {"noa"}  # inserted, uncommitted
+
+            async def second_opener() -> set[str]:
+                async with PointsUnitOfWork.begin(engine, lambda: NOW) as second:
+                    return set(await second.accounts.lock(["noa"]))
+
+            second = asyncio.create_task(second_opener())
+            # Proven waiting, not merely slow: its statement is blocked on a lock.
+            for _ in range(200):
+                waiting = await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO accounts%'"
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.05)
+            assert waiting == 1, "the second opener should wait for the first's new account"
+            assert not second.done()
+        assert await second == {"noa"}
+        count = await watcher.fetchval("SELECT count(*) FROM accounts WHERE customer_id = 'noa'")
+        assert count == 1
+    finally:
+        await watcher.close()
         await engine.dispose()
