@@ -218,8 +218,9 @@ async def _copy_processed(conn: AsyncConnection, chosen: Sequence[Incoming]) -> 
     Usually none was, and the COPY costs PostgreSQL and the driver half what the statement
     does for the same rows: 6.0 against 12.1 µs per event (median of 30 batches of 8,000,
     alternated, this machine), on the path every batch waits for. Rows go in id order, as
-    the statement's; the savepoint goes through SQLAlchemy, so a connection lost here
-    still reaches its handling (see `_record_processed`).
+    the statement's. The savepoint is also what begins the batch's transaction (SQLAlchemy
+    begins it lazily, on its first statement): a COPY sent first would run, and commit,
+    on its own.
     """
     records = sorted(
         (
@@ -323,10 +324,11 @@ class BatchApplier:
         recorded before (the ones to apply)."""
         if not indexes:
             return set()
-        # Through SQLAlchemy, not the driver: a connection lost mid-statement must reach
-        # its error handling, which invalidates the connection (the driver alone left it
-        # pooled and the consumer hung after a PostgreSQL restart, tests/integration/
-        # foundation/test_faults.py).
+        # The batch's first statement goes through SQLAlchemy, not the driver: a connection
+        # lost mid-statement must reach its error handling, which invalidates the
+        # connection (the driver alone left it pooled and the consumer hung after a
+        # PostgreSQL restart, tests/integration/foundation/test_faults.py). So does the
+        # rollback to the savepoint when the COPY, which runs on the driver, fails.
         chosen = [items[i] for i in indexes]
         if await _copy_processed(conn, chosen):
             return set(indexes)
