@@ -169,6 +169,50 @@ class PhaseClock:
         return rows
 
 
+class WaitClock:
+    """Wall seconds spent in chosen coroutine functions, from call to return.
+
+    The CPU table says what each phase costs this process, not where a batch waits. The
+    consumer's loop waits for each batch's apply and commit, and while the batch awaits
+    PostgreSQL the next batch decodes and the relay runs in the same process: the wall
+    time of each await on the batch's path says which statements hold the batch up, and
+    which of its time is its own computing. Patch it before the `PhaseClock` (inside
+    it), so that the phase clock's wrappers drive these ones.
+    """
+
+    def __init__(self, wall_clock: Callable[[], float] = time.perf_counter) -> None:
+        self.now = wall_clock
+        self.wall: defaultdict[str, float] = defaultdict(float)
+        self.calls: defaultdict[str, int] = defaultdict(int)
+
+    @contextmanager
+    def patch(self, awaits: list[tuple[Any, str, str]]) -> Iterator[None]:
+        """Time `owner.attribute` (a coroutine function) under `label` for each (owner,
+        attribute, label), then undo."""
+        with ExitStack() as undo:
+            for owner, attribute, label in awaits:
+                original = inspect.getattr_static(owner, attribute)
+                setattr(owner, attribute, self.timed(getattr(owner, attribute), label))
+                undo.callback(setattr, owner, attribute, original)
+            yield
+
+    def timed(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"{label}: {fn!r} is not a coroutine function")
+        clock = self
+
+        @functools.wraps(fn)
+        async def waited(*args: Any, **kwargs: Any) -> Any:
+            started = clock.now()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                clock.wall[label] += clock.now() - started
+                clock.calls[label] += 1
+
+        return waited
+
+
 def runtime_phases() -> tuple[list[tuple[Any, str, str]], list[tuple[Any, str, str]]]:
     """The consumer runtime's phases: (those before the handler, those after it).
 

@@ -38,7 +38,7 @@ import httpx
 
 from bench.foundation import TimedConsumer
 from bench.infra import BenchInfra, free_port, process_cpu_seconds
-from bench.phases import POLL, PhaseClock, TaskPhase, print_phases, runtime_phases
+from bench.phases import POLL, PhaseClock, TaskPhase, WaitClock, print_phases, runtime_phases
 from bench.report import Progress, Rate, garbage_collection_time, print_table, target_line
 from bench.startup import StartupTimeline
 from bench.workload import make_purchases, produce
@@ -50,10 +50,12 @@ from services.points.handlers import points_registry
 from services.points.returns.repository import ReturnRepository
 from services.points.scopes import POINTS_READ, SCOPES
 from services.points.settings import PointsSettings
+from services.points.uow import PointsUnitOfWork
 from shared.auth import create_key, register_scopes
 from shared.db import asyncpg_dsn, create_engine
 from shared.kafka.admin import ensure_topics
-from shared.outbox import OutboxRelay, relay_producer
+from shared.kafka.runtime import BatchApplier, EventConsumer
+from shared.outbox import OutboxRelay, OutboxWriter, relay_producer
 
 SECTION = "points"
 PARTITIONS = 8
@@ -78,6 +80,7 @@ class AccrualFigures:
     database_url: str
     customers: list[str]
     phases: PhaseClock
+    waits: WaitClock
     startup: StartupTimeline
     # CPU seconds of the processes the bench does not time by phase, over the run
     others_cpu: dict[str, float]
@@ -108,15 +111,18 @@ async def measure_accrual(infra: BenchInfra, count: int) -> AccrualFigures:
     gc.collect()
     url = await infra.fresh_database("points")
     print("measuring points accrual: consumer + outbox relay, one instance ...")
-    clock = PhaseClock()
+    clock, waits = PhaseClock(), WaitClock()
     others = {"PostgreSQL": infra.pg_pid, "broker": infra.broker_pid}
     before = {name: process_cpu_seconds(pid) for name, pid in others.items()}
-    with clock.patch(_hot_path_phases()):
+    # The wait clock's wrappers inside the phase clock's (see `WaitClock`).
+    with waits.patch(_batch_waits()), clock.patch(_hot_path_phases()):
         committed, relayed, messages, startup = await _run_accrual(
             infra, url, inbound, outbound, count, clock
         )
     others_cpu = {name: process_cpu_seconds(pid) - before[name] for name, pid in others.items()}
-    return AccrualFigures(committed, relayed, messages, url, customers, clock, startup, others_cpu)
+    return AccrualFigures(
+        committed, relayed, messages, url, customers, clock, waits, startup, others_cpu
+    )
 
 
 def _hot_path_phases() -> list[tuple[Any, str, str]]:
@@ -146,6 +152,69 @@ def _hot_path_phases() -> list[tuple[Any, str, str]]:
         *after,
         (OutboxRelay, "_publish", "relay: produce to the broker"),
     ]
+
+
+# The batch's path, as the consumer's loop awaits it: (owner, coroutine function, row).
+_BATCH = "batch: apply + commit (the consumer's loop awaits it)"
+_APPLY = "apply"
+_COMMIT = "commit (the transaction's end)"
+_COMPUTING = "the handler computing; the next batch's decode and the relay at its yields"
+_EARLY_TASK = "beside it: the early write task (lots, then orders)"
+
+
+def _batch_waits() -> list[tuple[Any, str, str]]:
+    reads = "read: orders named, parked returns, live totals"
+    return [
+        (EventConsumer, "_apply_with_retries", _BATCH),
+        (BatchApplier, "apply", _APPLY),
+        (BatchApplier, "_record_processed", "dedupe: processed events recorded (COPY)"),
+        (AccountRepository, "lock_rows", "read: accounts ensured, locked and loaded"),
+        (OrderRepository, "load", reads),
+        (ReturnRepository, "load", reads),
+        (AccountRepository, "attach_live_lots", reads),
+        (AccountRepository, "attach_live_totals", reads),
+        (OrderRepository, "daily_points", reads),
+        (accrual.EarlyWrites, "finish", "wait: the previous chunk's early write"),
+        (PointsUnitOfWork, "save", "write: the save (accounts, ledger COPY and its triggers)"),
+        (OutboxWriter, "flush", "write: outbox rows"),
+        (accrual.EarlyWrites, "_insert", _EARLY_TASK),
+    ]
+
+
+def print_waits(waits: WaitClock, events: int) -> dict[str, float]:
+    """Where a batch's wall time goes, µs per event; returns {row: µs per event}.
+
+    The awaits inside the apply do not nest in one another; what the apply spent outside
+    them is the handler's own computing, with whatever other task ran at its yields."""
+    wall = waits.wall
+    inside = [
+        label
+        for label in dict.fromkeys(label for _, _, label in _batch_waits())
+        if label not in (_BATCH, _APPLY, _EARLY_TASK)
+    ]
+    rows = [
+        (_BATCH, wall[_BATCH]),
+        *((label, wall[label]) for label in inside),
+        (_COMPUTING, max(wall[_APPLY] - sum(wall[label] for label in inside), 0.0)),
+        (_COMMIT, max(wall[_BATCH] - wall[_APPLY], 0.0)),
+        (_EARLY_TASK, wall[_EARLY_TASK]),
+    ]
+    print()
+    print(f"points accrual: wall time per event on the batch's path ({events:,} events)")
+    header = f"{'await':<80} {'µs/event':>9}"
+    print(header)
+    print("-" * len(header))
+    figures: dict[str, float] = {}
+    for label, seconds in rows:
+        per_event = seconds / events * 1e6 if events else 0.0
+        indent = "" if label in (_BATCH, _EARLY_TASK) else "  "
+        print(f"{indent + label:<80} {per_event:>9.1f}")
+        figures[label] = round(per_event, 2)
+    print(
+        "wall time (time.perf_counter) from call to return, summed over the run; the "
+        "indented rows add up to the batch's"
+    )
+    return figures
 
 
 async def _run_accrual(
@@ -496,6 +565,7 @@ def report(
         accrual.relayed.eps,
     )
     phases = print_phases(f"{SECTION} accrual", accrual.phases, count)
+    waits = print_waits(accrual.waits, count)
     others = {name: seconds / count * 1e6 for name, seconds in accrual.others_cpu.items()}
     print(
         "the other processes' CPU per event over the same run (start to outbox empty): "
@@ -545,6 +615,7 @@ def report(
     figures.update({p + key: met for key, _, met in _accrual_targets(accrual.relayed)})
     figures.update(accrual.startup.figures(p + "accrual_"))
     figures.update({f"{p}accrual_cpu_us_per_event.{phase}": us for phase, us in phases.items()})
+    figures.update({f"{p}accrual_wall_us_per_event.{row}": us for row, us in waits.items()})
     for processes, latency in latencies.items():
         # One process is the headline figure (`balance_*`, read by bench.summary).
         q = f"{p}balance_" if processes == 1 else f"{p}balance_{processes}proc_"

@@ -6,7 +6,9 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-from bench.phases import UNTIMED, PhaseClock, TaskPhase
+import pytest
+
+from bench.phases import UNTIMED, PhaseClock, TaskPhase, WaitClock
 
 
 class WorkCounter:
@@ -114,3 +116,62 @@ async def test_a_task_started_by_a_timed_task_through_a_task_phase_is_timed_too(
         await asyncio.create_task(ahead.poll_ahead())  # started by no timed task: untimed
     assert dict(clock.rows()) == {"poll": 0.75, "decode": 2.0, UNTIMED: 6.25}
     assert "adopt" not in Ahead.poll_ahead.__qualname__, "the clock left a patch behind"
+
+
+class Batch:
+    """A batch's path: a read that waits while another task runs, then its own work."""
+
+    def __init__(self, wall: WorkCounter, cpu: WorkCounter) -> None:
+        self.wall = wall
+        self.cpu = cpu
+
+    async def apply(self, reply: asyncio.Event) -> None:
+        await self.read(reply)
+        self.wall.work(2.0)  # computing
+        self.cpu.work(2.0)
+        await asyncio.create_task(self.write_beside())
+
+    async def read(self, reply: asyncio.Event) -> None:
+        await reply.wait()  # the statement's reply comes after the neighbour's 3.0
+
+    async def write_beside(self) -> None:
+        self.wall.work(0.5)
+        self.cpu.work(0.5)
+
+
+async def test_the_wait_clock_times_each_await_from_call_to_return_inside_the_phase_clock() -> None:
+    wall, cpu = WorkCounter(), WorkCounter()
+    batch = Batch(wall, cpu)
+    waits, clock = WaitClock(wall), PhaseClock(cpu)
+    reply = asyncio.Event()
+
+    async def neighbour() -> None:  # the next batch's decode, while the read waits
+        await asyncio.sleep(0)
+        wall.work(3.0)
+        cpu.work(3.0)
+        reply.set()
+
+    awaits: list[tuple[Any, str, str]] = [
+        (Batch, "apply", "batch"),
+        (Batch, "read", "read"),
+        (Batch, "write_beside", "beside"),
+    ]
+    phases: list[tuple[Any, str, str]] = [
+        (Batch, "apply", "domain"),
+        (Batch, "write_beside", TaskPhase("early write")),
+    ]
+    with waits.patch(awaits), clock.patch(phases), clock.process():
+        await asyncio.gather(
+            asyncio.create_task(clock.task(batch.apply(reply), "poll")),
+            asyncio.create_task(neighbour()),
+        )
+    assert dict(waits.wall) == {"batch": 5.5, "read": 3.0, "beside": 0.5}
+    assert dict(waits.calls) == {"batch": 1, "read": 1, "beside": 1}
+    # the phase clock still times the task started through its task phase
+    assert dict(clock.rows()) == {"poll": 0.0, "domain": 2.0, "early write": 0.5, UNTIMED: 3.0}
+    assert Batch.read.__qualname__ == "Batch.read", "the wait clock left a patch behind"
+
+
+def test_the_wait_clock_refuses_what_is_not_a_coroutine_function() -> None:
+    with pytest.raises(TypeError, match="not a coroutine function"):
+        WaitClock().timed(Steps.decode, "decode")
