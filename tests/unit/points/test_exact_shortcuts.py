@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic_core import TzInfo
 
+from services.points.accounts.repository import wire_moment
+from services.points.db import lines_from_json, lines_to_json
 from services.points.domain.currency import CurrencyRates
 from services.points.domain.earning import (
+    UNWEIGHTED,
     Campaign,
     EarningRuleSet,
     ItemMultiplier,
@@ -20,6 +27,7 @@ from services.points.domain.earning import (
     exclusion,
     points_for_order,
 )
+from services.points.domain.returns import EarningLine
 from services.points.domain.tiers import Tier
 from tests.unit.points.builders import at, line, purchase
 
@@ -167,3 +175,46 @@ def test_integer_arithmetic_gives_the_points_of_the_fraction_formula(
         assert got == _reference_points(order, tier, rules, today), (
             f"order {order} earns {got} points, the exact formula says otherwise"
         )
+
+
+_ZONES = [
+    UTC,
+    timezone(timedelta(hours=5, minutes=45)),
+    timezone(timedelta(hours=-9, minutes=-30)),
+    TzInfo(0),
+    TzInfo(8 * 3600),
+    TzInfo(-(3 * 3600 + 1800)),
+    ZoneInfo("Europe/Berlin"),  # offsets that change with the date: never looked up once
+    ZoneInfo("America/St_Johns"),
+]
+
+
+@settings(max_examples=2_000)
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    zone=st.sampled_from(_ZONES),
+    fold=st.integers(0, 1),
+)
+def test_a_wire_moment_is_the_microseconds_the_datetime_arithmetic_gives(
+    moment: datetime, zone: tzinfo, fold: int
+) -> None:
+    aware = moment.replace(tzinfo=zone, fold=fold)
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    assert wire_moment(aware) == (aware - epoch) // timedelta(microseconds=1)
+
+
+def test_a_naive_moment_has_no_wire_moment() -> None:
+    with pytest.raises(TypeError):
+        wire_moment(datetime(2026, 12, 7, 12))
+
+
+def test_unweighted_lines_are_stored_with_the_weight_one() -> None:
+    lines = (
+        EarningLine("a", 2, 150, UNWEIGHTED),
+        EarningLine("b", 1, 99, Fraction(1)),  # equal to UNWEIGHTED, not the same object
+        EarningLine("c", 3, 10, Fraction(3, 2)),
+    )
+    stored = lines_to_json(lines)
+    assert stored is not None
+    assert [line["weight"] for line in orjson.loads(stored)] == ["1", "1", "3/2"]
+    assert lines_from_json(stored) == lines
