@@ -1,10 +1,12 @@
 """Points section: end-to-end accrual throughput and balance GET latency under load.
 
 1. Accrual, one instance: N purchase.completed events are pre-produced (8 partitions,
-   20,000 customers, 50 merchants). The points consumer (the service's own registry: rules,
-   lots, ledger, tiers, outbox) and its outbox relay run as the app runs them. Timed from
-   the consumer's start until every event's batch has committed (balances committed) and
-   until the outbox is empty (every outgoing event relayed to loyalty.points).
+   20,000 customers, 50 merchants). The points consumers (the service's own registry:
+   rules, lots, ledger, tiers, outbox; as many members of the group in the one process as
+   the service runs by default, `POINTS_CONSUMERS`) and the outbox relay run as the app
+   runs them. Timed from the consumers' start until every event's batch has committed
+   (balances committed) and until the outbox is empty (every outgoing event relayed to
+   loyalty.points).
 2. Balance GET latency: `python -m services.points` (HTTP only) on the database filled by
    step 1, with one and with two uvicorn processes (POINTS_HTTP_WORKERS), driven
    open-loop at a fixed rate over real HTTP for a fixed time by a bare keep-alive client
@@ -61,6 +63,7 @@ SECTION = "points"
 PARTITIONS = 8
 BATCH = PointsSettings.model_fields["max_batch"].default  # the service's defaults
 RELAY_BATCH = PointsSettings.model_fields["outbox_batch"].default
+MEMBERS = PointsSettings.model_fields["consumers"].default  # consumers in the one process
 TARGET_EPS = 10_000  # accrual end to end, steady
 STRETCH_EPS = 25_000
 TARGET_P99_MS = 10.0
@@ -110,7 +113,7 @@ async def measure_accrual(infra: BenchInfra, count: int) -> AccrualFigures:
     del purchases
     gc.collect()
     url = await infra.fresh_database("points")
-    print("measuring points accrual: consumer + outbox relay, one instance ...")
+    print(f"measuring points accrual: {MEMBERS} consumer member(s) + outbox relay, one process ...")
     clock, waits = PhaseClock(), WaitClock()
     others = {"PostgreSQL": infra.pg_pid, "broker": infra.broker_pid}
     before = {name: process_cpu_seconds(pid) for name, pid in others.items()}
@@ -214,6 +217,11 @@ def print_waits(waits: WaitClock, events: int) -> dict[str, float]:
         "wall time (time.perf_counter) from call to return, summed over the run; the "
         "indented rows add up to the batch's"
     )
+    if MEMBERS > 1:
+        print(
+            f"summed over the {MEMBERS} consumer members' batches, which overlap: while one "
+            "awaits PostgreSQL, another computes"
+        )
     return figures
 
 
@@ -225,33 +233,39 @@ async def _run_accrual(
     producer = await relay_producer(infra.bootstrap_servers, "bench-points-relay")
     relay = CountingRelay(engine, producer, service="bench-points", batch_size=RELAY_BATCH)
     progress = Progress(count)
-    consumer = TimedConsumer(
-        progress,
-        infra.broker,
-        group_id=f"bench-points-{uuid.uuid4().hex[:8]}",
-        topics=[inbound],
-        bootstrap_servers=infra.bootstrap_servers,
-        engine=engine,
-        registry=points_registry(points_topic=outbound),
-        max_batch=BATCH,
-        after_commit=relay.wakeup.set,
-    )
+    group = f"bench-points-{uuid.uuid4().hex[:8]}"
+    consumers = [
+        TimedConsumer(
+            progress,
+            infra.broker,
+            group_id=group,
+            topics=[inbound],
+            bootstrap_servers=infra.bootstrap_servers,
+            engine=engine,
+            registry=points_registry(points_topic=outbound),
+            max_batch=BATCH,
+            after_commit=relay.wakeup.set,
+        )
+        for _ in range(MEMBERS)
+    ]
+    consumer = consumers[0]  # its start is the one printed: members join the group together
     try:
         with garbage_collection_time() as gc_seconds, clock.process():
             progress.restart()
             tasks = [
-                asyncio.create_task(clock.task(consumer.run(), POLL)),
+                *(asyncio.create_task(clock.task(member.run(), POLL)) for member in consumers),
                 asyncio.create_task(clock.task(relay.run(), "relay: select + delete rows")),
             ]
             await _until(lambda: progress.done, tasks, "events committed")
             committed = progress.rate(
                 "accrual: events -> balances committed",
-                note=f"{consumer.batches} batches; gc {gc_seconds[0]:.1f}s",
+                note=f"{sum(c.batches for c in consumers)} batches; gc {gc_seconds[0]:.1f}s",
             )
             await _until_outbox_empty(url, tasks)
             relayed_end = time.perf_counter()
             relayed_at = relayed_end - progress.started
-            consumer.request_stop()
+            for member in consumers:
+                member.request_stop()
             relay.stop()
             await asyncio.gather(*tasks)
     finally:

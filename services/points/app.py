@@ -2,12 +2,14 @@
 
 `build_app` wires the chassis app with the partner and admin routers. With
 `settings.run_workers` (the default) its lifespan also runs, as asyncio tasks:
-- the consumer of `pos.purchases` and `loyalty.rewards` (exactly once, see shared.kafka);
+- the consumers of `pos.purchases` and `loyalty.rewards` (exactly once, see shared.kafka):
+  `settings.consumers` members of the group, so that one computes while another waits
+  for PostgreSQL;
 - the outbox relay publishing to `loyalty.points`, woken after every committed batch;
 - the periodic jobs of `jobs`: the due-time work (settlement, expiry, yearly tier review)
   every `jobs_interval_seconds`, and the `loyalty_points_outstanding` gauge recounted every
   `outstanding_gauge_interval_seconds`.
-On shutdown (SIGTERM through uvicorn) the consumer finishes and commits its batch in
+On shutdown (SIGTERM through uvicorn) each consumer finishes and commits its batch in
 flight, then the jobs and the relay stop, then the engine is disposed by the chassis.
 """
 
@@ -35,6 +37,7 @@ from services.points.settings import PointsSettings
 from shared.db import create_read_pool
 from shared.http.app import create_service_app
 from shared.http.workers import Worker, service_workers
+from shared.kafka.membership import GroupMembership
 from shared.kafka.runtime import EventConsumer, utc_now
 from shared.outbox import OutboxRelay
 from shared.settings import KafkaSettings
@@ -83,12 +86,15 @@ def _workers(settings: PointsSettings, kafka: KafkaSettings) -> Any:
         engine, clock = app.state.engine, app.state.clock
 
         def workers(relay: OutboxRelay) -> list[Worker]:
-            consumer = build_consumer(
+            consumers = build_consumers(
                 settings, engine, kafka.bootstrap_servers, clock, after_commit=relay.wakeup.set
             )
             jobs = points_jobs(engine, clock, settings)
             return [
-                Worker("consumer", consumer.run, consumer.request_stop),
+                *(
+                    Worker(_member_name(i, len(consumers)), c.run, c.request_stop)
+                    for i, c in enumerate(consumers)
+                ),
                 *(Worker(job.name, job.run, job.stop) for job in jobs),
             ]
 
@@ -112,10 +118,12 @@ def build_consumer(
     clock: Callable[[], datetime] = utc_now,
     *,
     after_commit: Callable[[], None] | None = None,
+    member: int = 0,
 ) -> EventConsumer:
     """The points consumer: purchases and returns, and the requests of rewards.
 
-    `after_commit` runs after each committed batch (the app wakes its outbox relay).
+    `after_commit` runs after each committed batch (the app wakes its outbox relay);
+    `member`: which of the process's consumers in the group it is (`build_consumers`).
     """
     return EventConsumer(
         group_id=settings.consumer_group,
@@ -126,7 +134,30 @@ def build_consumer(
         clock=clock,
         max_batch=settings.max_batch,
         after_commit=after_commit,
+        membership=GroupMembership.from_environment().for_member(member),
     )
+
+
+def build_consumers(
+    settings: PointsSettings,
+    engine: AsyncEngine,
+    bootstrap_servers: str,
+    clock: Callable[[], datetime] = utc_now,
+    *,
+    after_commit: Callable[[], None] | None = None,
+) -> list[EventConsumer]:
+    """The process's `settings.consumers` members of the points group (see the setting)."""
+    return [
+        build_consumer(
+            settings, engine, bootstrap_servers, clock, after_commit=after_commit, member=i
+        )
+        for i in range(settings.consumers)
+    ]
+
+
+def _member_name(index: int, members: int) -> str:
+    """The worker's name in health and logs: `consumer`, or `consumer 2/2`."""
+    return "consumer" if members == 1 else f"consumer {index + 1}/{members}"
 
 
 # Partner routes first, then admin, in the order the README's route table lists them.

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -71,6 +71,15 @@ class GroupMembership:
                 "KAFKA_REBALANCE_TIMEOUT_MS", defaults.rebalance_timeout_ms
             ),
         )
+
+    def for_member(self, member: int) -> GroupMembership:
+        """The membership of a process's `member`-th consumer of one group (0-based): a
+        static id must be unique within the group, so members after the first add their
+        number to it (`pod-a`, then `pod-a/member-1`); the first keeps it as set, and a
+        restarted single-member instance keeps its partitions."""
+        if member == 0 or not self.instance_id:
+            return self
+        return replace(self, instance_id=f"{self.instance_id}/member-{member}")
 
     def consumer_options(self, group_id: str) -> dict[str, Any]:
         """aiokafka keyword arguments; a static member's id names its group too, so one
