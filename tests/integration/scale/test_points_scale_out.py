@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from services.points.settings import PointsSettings
 from shared.kafka.admin import ensure_topics
 from tests.integration.scale.support import (
     exactly,
@@ -33,13 +34,13 @@ from tests.integration.scale.support import (
 )
 from tests.support.counting import wait_until
 from tests.support.infra import Databases, Infra
-from tests.support.services import group_assignment
 
 pytestmark = pytest.mark.integration
 
 MESSAGES = 30_000
 CUSTOMERS = 10_000
 PARTITIONS = 8
+MEMBERS = PointsSettings.model_fields["consumers"].default  # consumer members per process
 
 
 def _envelope(kind: str, customer: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
@@ -142,8 +143,10 @@ async def test_three_points_instances_survive_a_crash_and_a_stop_with_exact_bala
     purchases = names["POINTS_PURCHASES_TOPIC"]
     async with running_instances("points", env, tmp_path, db_url, apache_kafka) as running:
         instances, engine = running.processes, running.engine
-        # The group's own assignment: three members, each owning purchase partitions.
-        await wait_for_owners(apache_kafka, group, purchases, partitions=PARTITIONS)
+        # The group's own assignment: each process's members, each owning purchase partitions.
+        await wait_for_owners(
+            apache_kafka, group, purchases, members=3 * MEMBERS, partitions=PARTITIONS
+        )
         handled = processed_events(engine)
 
         async def send(chunk: Sequence[dict[str, Any]]) -> None:
@@ -176,10 +179,8 @@ async def test_three_points_instances_survive_a_crash_and_a_stop_with_exact_bala
         assert not wrong, f"{len(wrong)} balances differ, e.g. {list(wrong.items())[:5]}"
         assert set(balances) == set(expected)
 
-        # The survivor owns every partition now.
-        async def one_owner() -> object:
-            owners = await group_assignment(apache_kafka, group)
-            return True if len(owners) == 1 else owners
-
-        await wait_until(one_owner, timeout=60, interval=0.5)
+        # The survivor's members own every partition now.
+        await wait_for_owners(
+            apache_kafka, group, purchases, members=MEMBERS, partitions=PARTITIONS
+        )
         assert instances[2].process.poll() is None, instances[2].tail()
