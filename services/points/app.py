@@ -111,33 +111,6 @@ def _workers(settings: PointsSettings, kafka: KafkaSettings) -> Any:
     return run_workers
 
 
-def build_consumer(
-    settings: PointsSettings,
-    engine: AsyncEngine,
-    bootstrap_servers: str,
-    clock: Callable[[], datetime] = utc_now,
-    *,
-    after_commit: Callable[[], None] | None = None,
-    member: int = 0,
-) -> EventConsumer:
-    """The points consumer: purchases and returns, and the requests of rewards.
-
-    `after_commit` runs after each committed batch (the app wakes its outbox relay);
-    `member`: which of the process's consumers in the group it is (`build_consumers`).
-    """
-    return EventConsumer(
-        group_id=settings.consumer_group,
-        topics=[settings.purchases_topic, settings.rewards_topic],
-        bootstrap_servers=bootstrap_servers,
-        engine=engine,
-        registry=points_registry(points_topic=settings.points_topic),
-        clock=clock,
-        max_batch=settings.max_batch,
-        after_commit=after_commit,
-        membership=GroupMembership.from_environment().for_member(member),
-    )
-
-
 def build_consumers(
     settings: PointsSettings,
     engine: AsyncEngine,
@@ -146,12 +119,25 @@ def build_consumers(
     *,
     after_commit: Callable[[], None] | None = None,
 ) -> list[EventConsumer]:
-    """The process's `settings.consumers` members of the points group (see the setting)."""
+    """The points consumers (purchases and returns, and the requests of rewards): the
+    process's `settings.consumers` members of the group (see the setting).
+
+    `after_commit` runs after each committed batch (the app wakes its outbox relay).
+    """
+    membership = GroupMembership.from_environment()
     return [
-        build_consumer(
-            settings, engine, bootstrap_servers, clock, after_commit=after_commit, member=i
+        EventConsumer(
+            group_id=settings.consumer_group,
+            topics=[settings.purchases_topic, settings.rewards_topic],
+            bootstrap_servers=bootstrap_servers,
+            engine=engine,
+            registry=points_registry(points_topic=settings.points_topic),
+            clock=clock,
+            max_batch=settings.max_batch,
+            after_commit=after_commit,
+            membership=membership.for_member(member),
         )
-        for i in range(settings.consumers)
+        for member in range(settings.consumers)
     ]
 
 
