@@ -42,8 +42,11 @@ class PointsSettings(ServiceSettings):
     # own partitions, transactions and batches of up to `max_batch`. While one waits for
     # PostgreSQL (the processed events, the reads, the save, the commit: ~40 µs of each
     # purchase's ~95-120 µs batch), the other computes, so the process's one core stops
-    # idling: `python -m bench points --events 60000`, runs alternated, 1 -> 2 members
-    # 7,285 -> 8,698 and 6,639 -> 7,920 events/s steady, with the same CPU per purchase.
+    # idling. One `python -m services.points` on Tansu, `POINTS_CONSUMERS=1` and `=2
+    # python -m bench scaleout` alternated: 9.3k and 8.9k -> 12.5k and 12.8k purchases/s
+    # (Apache Kafka: 7.6k and 7.9k -> 8.8k and 10.9k); in-process runs of the accrual at
+    # the same CPU per purchase, 1 member of 8,000 -> 2 of 4,000: 7,285 -> 8,698 and
+    # 6,639 -> 7,920 events/s steady (2 of 8,000: 8,575 and 10,032).
     consumers: int = Field(default=2, ge=1, le=16)
     outbox_batch: int = Field(default=4000, ge=1, le=50_000)
     # False builds the app for HTTP only (tests, or an API-only deployment): no consumer,
