@@ -29,19 +29,7 @@ CUSTOMERS = [f"member-test-{i}" for i in range(16)]
 async def test_two_members_split_the_partitions_and_apply_each_purchase_once(
     infra: Infra, points_db: str, unique: str
 ) -> None:
-    settings = PointsSettings(
-        database_url=points_db,
-        consumers=2,
-        consumer_group=f"points-members-{unique}",
-        purchases_topic=f"pos.purchases.{unique}",
-        rewards_topic=f"loyalty.rewards.{unique}",
-        points_topic=f"loyalty.points.{unique}",
-    )
-    await ensure_topics(
-        infra.bootstrap_servers,
-        [settings.purchases_topic, settings.rewards_topic, settings.points_topic],
-        partitions=PARTITIONS,
-    )
+    settings = await _two_members(infra, points_db, f"members-{unique}", PARTITIONS)
     # Per customer (one key, so one partition, in this order): two purchases, both again
     # under the same event ids (a producer's retry), then a third purchase. Once the third
     # is applied, the replays before it on its partition have been consumed too.
@@ -87,19 +75,7 @@ async def test_one_order_sent_to_both_members_at_once_earns_once(
     """A fraudster's or a confused till's order on two partitions at once, so that each
     member applies it in its own transaction: the customer earns it once, and another
     customer's claim to it is refused (dead-lettered), whatever the members' timing."""
-    settings = PointsSettings(
-        database_url=points_db,
-        consumers=2,
-        consumer_group=f"points-race-{unique}",
-        purchases_topic=f"pos.purchases.race.{unique}",
-        rewards_topic=f"loyalty.rewards.race.{unique}",
-        points_topic=f"loyalty.points.race.{unique}",
-    )
-    await ensure_topics(
-        infra.bootstrap_servers,
-        [settings.purchases_topic, settings.rewards_topic, settings.points_topic],
-        partitions=2,
-    )
+    settings = await _two_members(infra, points_db, f"race-{unique}", 2)
     fillers = [purchase(f"fill-{i}", f"fill-o{i}", "10.00", days_ago(1)) for i in range(400)]
     original = purchase("kim", "o-dup", "50.00", days_ago(1))
     resent = purchase("kim", "o-dup", "50.00", days_ago(1))  # a new event id, same order
@@ -178,3 +154,21 @@ def _raise_if_stopped(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         if task.done():
             task.result()
+
+
+async def _two_members(infra: Infra, db_url: str, tag: str, partitions: int) -> PointsSettings:
+    """Settings of a points process with two consumer members, on topics of its own."""
+    settings = PointsSettings(
+        database_url=db_url,
+        consumers=2,
+        consumer_group=f"points-{tag}",
+        purchases_topic=f"pos.purchases.{tag}",
+        rewards_topic=f"loyalty.rewards.{tag}",
+        points_topic=f"loyalty.points.{tag}",
+    )
+    await ensure_topics(
+        infra.bootstrap_servers,
+        [settings.purchases_topic, settings.rewards_topic, settings.points_topic],
+        partitions=partitions,
+    )
+    return settings
