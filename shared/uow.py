@@ -16,9 +16,8 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.contracts.envelope import EventEnvelope
 from shared.kafka.handlers import BatchContext
-from shared.outbox import OutboxWriter
+from shared.outbox import OutboxWriter, Outgoing
 
 
 class UnitOfWork:
@@ -29,7 +28,7 @@ class UnitOfWork:
         self.outbox = outbox
         self.now = now
 
-    def emit(self, topic: str, event: EventEnvelope) -> None:
+    def emit(self, topic: str, event: Outgoing) -> None:
         """Queue an event; it reaches the outbox in this transaction, or not at all."""
         self.outbox.emit(topic, event)
 

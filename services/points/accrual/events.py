@@ -9,8 +9,9 @@ from typing import Any
 from services.points.domain.book import Account, StoredOrder
 from services.points.domain.earning import EarnedPoints
 from services.points.domain.lots import Lot
-from services.points.ledger.events import assembled_points_event, snapshot
+from services.points.ledger.events import encoded_points_event, snapshot
 from shared.contracts.points import PointsAccrued, PointsCredited
+from shared.outbox import EncodedEvent
 
 
 def points_accrued(
@@ -21,7 +22,7 @@ def points_accrued(
     earned: EarnedPoints,
     first_purchase: bool,
     as_of: datetime,
-) -> PointsAccrued:
+) -> EncodedEvent:
     data = snapshot(account, as_of, first_purchase=first_purchase)
     data["order_id"] = order.order_id  # item by item: `update(**fields)` builds a dict more
     data["merchant_id"] = order.merchant_id
@@ -30,7 +31,7 @@ def points_accrued(
     data["expires_at"] = lot.expires_at if lot else None
     data["campaign_ids"] = list(earned.campaign_ids)
     data["capped"] = earned.capped
-    return assembled_points_event(
+    return encoded_points_event(
         PointsAccrued, "points.accrued", cause, account, order.occurred_at, data
     )
 
@@ -41,6 +42,6 @@ def points_credited(
     credit: dict[str, Any],
     at: datetime,
     as_of: datetime,
-) -> PointsCredited:
+) -> EncodedEvent:
     data = {**snapshot(account, as_of), **credit}
-    return assembled_points_event(PointsCredited, "points.credited", cause, account, at, data)
+    return encoded_points_event(PointsCredited, "points.credited", cause, account, at, data)

@@ -47,6 +47,7 @@ from shared.contracts.pos import PurchaseCompleted
 from shared.contracts.rewards import PointsCreditRequested
 from shared.errors import RejectedEvent
 from shared.money import currency_exponent
+from shared.outbox import Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ class EarlyWrites:
 
 
 async def _emit_beside(
-    early: EarlyWrites, uow: PointsUnitOfWork, topic: str, events: list[EventEnvelope]
+    early: EarlyWrites, uow: PointsUnitOfWork, topic: str, events: list[Outgoing]
 ) -> None:
     """`emit_all`, `EMIT_SLICE` events at a time, letting the write in flight go on."""
     for start in range(0, len(events), EMIT_SLICE):
@@ -336,7 +337,7 @@ def receipt_lines(
 
 def record_purchase(
     account: Account, event: PurchaseCompleted, setting: PurchaseSetting, changes: Changes
-) -> list[EventEnvelope]:
+) -> list[Outgoing]:
     """Accrue an order's points (0 included) and apply returns that waited for it.
 
     Every recorded order is saved and counted, whatever it earned. Tiers do not move here:
@@ -380,7 +381,7 @@ def record_purchase(
     order = _new_order(account, event, (earned.points, paid, exponent), lot, rules, kept, window)
     changes.new_orders.add(order.order_id)
     first = _count_purchase(account, occurred_at, changes)
-    events: list[EventEnvelope] = [
+    events: list[Outgoing] = [
         points_accrued(cause, account, order, lot, earned, first, setting.as_of)
     ]
     if setting.parked_returns:  # rare: a return that arrived before its purchase
@@ -395,7 +396,7 @@ def record_credit(
     rules: ProgrammeRules,
     as_of: datetime,
     changes: Changes,
-) -> list[EventEnvelope]:
+) -> list[Outgoing]:
     """Credit points requested by rewards: a lot available at once."""
     data = event.data
     lot = credit_lot(

@@ -3,8 +3,8 @@
 Every id is derived from the cause (`derived_event_id`), so re-deriving an event from
 the same cause gives the same id and downstream deduplication holds. Each concept's
 `events.py` builds its own event types on `points_event`, which validates them against
-their contract; the accrual hot path uses `assembled_points_event`, which checks only
-what this service computed (the integer bounds) and skips re-validating the rest.
+their contract; the accrual hot path uses `encoded_points_event`, which checks only
+what this service computed (the integer bounds) and writes the event's bytes at once.
 """
 
 from __future__ import annotations
@@ -17,17 +17,20 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import annotated_types
+import orjson
+from orjson import OPT_UTC_Z, JSONEncodeError
 from pydantic import BaseModel
 
 from services.points.domain.book import Account
 from services.points.domain.currency import CurrencyRates
 from services.points.domain.tiers import Tier
-from shared.contracts.envelope import EventEnvelope, derived_event_id
+from shared.contracts.envelope import EventEnvelope, derived_event_id, derived_id_text
 from shared.contracts.points import TierName
+from shared.contracts.registry import encode_event
+from shared.outbox import EncodedEvent
 
 SOURCE = "points"
 E = TypeVar("E", bound=EventEnvelope)
-M = TypeVar("M", bound=BaseModel)
 _TIER_NAMES = {tier: TierName(tier.value) for tier in Tier}  # the contract's name of each tier
 
 
@@ -59,14 +62,15 @@ def points_event(
     the data model first and handing the instance to the envelope model cost twice as
     much (the instance is checked again).
     """
-    return model.model_validate(_envelope(event_type, cause, account, at, data))
+    event_id = derived_event_id(cause, event_type)
+    return model.model_validate(_envelope(event_type, event_id, account, at, data))
 
 
 def _envelope(
-    event_type: str, cause: uuid.UUID | str, account: Account, at: datetime, data: Any
+    event_type: str, event_id: uuid.UUID | str, account: Account, at: datetime, data: Any
 ) -> dict[str, Any]:
     return {
-        "event_id": derived_event_id(cause, event_type),
+        "event_id": event_id,
         "type": event_type,
         "version": 1,
         "occurred_at": at,
@@ -76,43 +80,53 @@ def _envelope(
     }
 
 
-def assembled_points_event(
-    model: type[E],
+def encoded_points_event(
+    model: type[EventEnvelope],
     event_type: str,
     cause: uuid.UUID | str,
     account: Account,
     at: datetime,
     data: dict[str, Any],
-) -> E:
-    """`points_event` for the hot paths, without validating what this service just built.
+) -> EncodedEvent:
+    """The bytes of `points_event`'s event, for the hot paths, written without validating
+    what this service just built, and without a model instance between.
 
     Only for event types whose text fields are copied from an inbound event that its own
     contract validated with the same constraints (ids, reasons; a unit test holds the
     pairs equal): what is left to break a contract are the integer bounds computed here
-    (`debt >= 0`...), and those are checked. Data that misses a field or breaks a bound
-    goes through `points_event`, whose validation names the field. The instance is
-    assembled as `model_construct` assembles one, without its per-field Python loop
-    (which costs more than validating); its bytes are the validated event's.
+    (`debt >= 0`...), and those are checked. Data that misses a field or breaks a bound,
+    or holds a value orjson cannot write, goes through `points_event`, whose validation
+    names the field. orjson writes the envelope's dict in its order, which is the model's
+    (tests/unit/points/test_event_bytes.py pins the bytes), exactly as the outbox writes
+    a validated instance (`encode_plain_event`), in one call instead of an instance
+    assembled and then walked: 3 µs less per purchase (`record_purchase` and the outbox
+    over 4,000 bench purchases in memory, 31.3 -> 28.4 µs).
     """
-    data_model, fields, within = _assembly_plan(model)
-    if len(data) != fields or not within(data):
-        return points_event(model, event_type, cause, account, at, data)
-    envelope = _envelope(event_type, cause, account, at, _assembled(data_model, data))
-    return _assembled(model, envelope)
+    fields, within = _shortcut_plan(model)
+    key = account.customer_id.encode()
+    if len(data) == fields and within(data):
+        try:
+            # the id as text: its UUID and the UUID's `str` would cost 1.5 µs more
+            envelope = _envelope(event_type, derived_id_text(cause, event_type), account, at, data)
+            return EncodedEvent(key, _dumps(envelope, option=OPT_UTC_Z))
+        except JSONEncodeError:
+            pass  # validation below names what is wrong, or the contract's encoder writes it
+    event = points_event(model, event_type, cause, account, at, data)
+    return EncodedEvent(key, encode_event(event))
 
 
-_Plan = tuple[type[BaseModel], int, Callable[[dict[str, Any]], bool]]
+_dumps = orjson.dumps
+_Plan = tuple[int, Callable[[dict[str, Any]], bool]]
 _PLANS: dict[type[EventEnvelope], _Plan] = {}
 
 
-def _assembly_plan(model: type[EventEnvelope]) -> _Plan:
-    """The event's data model, its number of fields and the check of its numeric bounds."""
+def _shortcut_plan(model: type[EventEnvelope]) -> _Plan:
+    """The number of fields of the event's data, and the check of their numeric bounds."""
     plan = _PLANS.get(model)
     if plan is None:
         data_model = model.model_fields["data"].annotation
         assert isinstance(data_model, type) and issubclass(data_model, BaseModel)
         plan = _PLANS[model] = (
-            data_model,
             len(data_model.model_fields),
             _bounds_check(_numeric_bounds(data_model)),
         )
@@ -155,37 +169,6 @@ def _bounds_check(bounds: list[tuple[str, float, float]]) -> Callable[[dict[str,
     exec(source, namespace)  # noqa: S102 - source built above from the model's fields' bounds
     within: Callable[[dict[str, Any]], bool] = namespace["within"]
     return within
-
-
-def _assembled(model: type[M], values: dict[str, Any]) -> M:
-    """What `model.model_construct(**values)` returns when `values` holds every field.
-
-    Each of `BaseModel`'s four slots is set through its own descriptor, bound once:
-    `object.__setattr__` by name looks each one up on the model's type first."""
-    instance = model.__new__(model)
-    _set_dict(instance, values)
-    _set_fields_set(instance, _every_field(model))
-    _set_extra(instance, {})
-    _set_private(instance, None)
-    return instance
-
-
-def _every_field(model: type[BaseModel]) -> set[str]:
-    """The set of every field's name, one per model, shared by its assembled instances: a
-    set per event was a tenth of the assembly. Shared safely: it already names every
-    field, so pydantic's only in-place change (adding the name of a field assigned) would
-    leave it as it is, and copies (`model_copy`) get their own."""
-    names = _EVERY_FIELD.get(model)
-    if names is None:
-        names = _EVERY_FIELD[model] = set(model.model_fields)
-    return names
-
-
-_EVERY_FIELD: dict[type[BaseModel], set[str]] = {}
-_set_dict = vars(BaseModel)["__dict__"].__set__
-_set_fields_set = vars(BaseModel)["__pydantic_fields_set__"].__set__
-_set_extra = vars(BaseModel)["__pydantic_extra__"].__set__
-_set_private = vars(BaseModel)["__pydantic_private__"].__set__
 
 
 def programme_money(minor: int, programme: CurrencyRates) -> str:

@@ -33,6 +33,7 @@ from services.points.uow import PointsUnitOfWork
 from shared.contracts.envelope import EventEnvelope
 from shared.db import driver_connection
 from shared.errors import RejectedEvent
+from shared.outbox import Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def as_of(uow: PointsUnitOfWork, event: EventEnvelope) -> datetime:
     return max(event.occurred_at, uow.now)
 
 
-def emit_all(uow: PointsUnitOfWork, topic: str, events: Sequence[EventEnvelope]) -> None:
+def emit_all(uow: PointsUnitOfWork, topic: str, events: Sequence[Outgoing]) -> None:
     """Queue a run's outgoing events on the unit of work's outbox, in order."""
     for event in events:
         uow.emit(topic, event)

@@ -24,8 +24,9 @@ from services.points.domain.book import Account, Changes
 from services.points.rules.service import rule_book
 from services.points.uow import PointsUnitOfWork
 from shared.contracts.pos import PurchaseCompleted
-from shared.contracts.registry import decode_event, encode_event
+from shared.contracts.registry import decode_event
 from shared.db import create_engine
+from tests.support.outgoing import wire
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +99,7 @@ async def _expected(engine: Any, run: list[PurchaseCompleted]) -> list[bytes]:
             book.in_force(event.occurred_at), 0, (), max(event.occurred_at, NOW)
         )
         emitted += record_purchase(account, event, setting, changes)
-    return [encode_event(event) for event in emitted]
+    return wire(emitted)
 
 
 async def test_an_accrual_on_lot_totals_emits_what_every_live_lot_gives(

@@ -1,7 +1,8 @@
 """The bytes accrual puts on the points topic, pinned: consumers downstream parse them.
 
 Each case runs a purchase (or a credit) through the use case's in-memory step and
-encodes what it emits exactly as the outbox does. The expected bytes were captured from
+takes what it emits as the outbox writes it; the contract validates those bytes and
+writes them again the same. The expected bytes were captured from
 the implementation that validated every event with its contract model and encoded it
 with `model_dump(mode="json")`; a faster builder or encoder must give the same bytes,
 field order, number and time formats included.
@@ -24,6 +25,7 @@ from services.points.domain.tiers import Tier
 from shared.contracts.pos import PurchaseCompleted
 from shared.contracts.registry import decode_event, encode_event
 from shared.contracts.rewards import PointsCreditRequested
+from tests.support.outgoing import wire
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CAMPAIGN_RULES = ProgrammeRules(
@@ -77,7 +79,7 @@ def _accrued(
     for event in purchases:
         setting = PurchaseSetting(rules, earned_today, (), max(event.occurred_at, NOW))
         emitted += record_purchase(account, event, setting, changes)
-    return [encode_event(event) for event in emitted]
+    return wire(emitted)
 
 
 def _credited() -> list[bytes]:
@@ -86,7 +88,7 @@ def _credited() -> list[bytes]:
     event = _event(9, "points.credit_requested", "2026-03-01T11:59:59.5+00:00", data)
     assert isinstance(event, PointsCreditRequested)
     emitted = record_credit(account, event, DEFAULT_PROGRAMME_RULES, NOW, Changes())
-    return [encode_event(e) for e in emitted]
+    return wire(emitted)
 
 
 def _built(case: str) -> list[bytes]:
@@ -164,4 +166,6 @@ CASES = [
 
 @pytest.mark.parametrize(("case", "expected"), CASES, ids=[name for name, _ in CASES])
 def test_accrual_events_keep_their_bytes(case: str, expected: list[bytes]) -> None:
-    assert _built(case) == expected, f"the bytes of '{case}' on the points topic changed"
+    built = _built(case)
+    assert built == expected, f"the bytes of '{case}' on the points topic changed"
+    assert [encode_event(decode_event(value)) for value in built] == expected, "as validated"
