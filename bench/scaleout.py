@@ -8,7 +8,8 @@ processes.
   instance takes its partitions back without waiting for the session to expire.
 - scale-out: accrual of N purchases by 1, 2 and 4 instances in one group on an
   8-partition topic (all published first, timed from the first batch committed to the
-  last event applied, counting the events applied after that first batch).
+  last event applied, counting the events applied after that first batch), and the
+  largest peak resident memory of an instance (the kernel's VmHWM, read before it stops).
 
 Each broker gets its own private PostgreSQL + broker pair (bench.infra), so the figures
 of Tansu and Apache Kafka come from the same code on the same machine.
@@ -151,7 +152,22 @@ async def measure_recovery(infra: BenchInfra, static: bool) -> dict[str, float]:
         await conn.close()
 
 
-async def measure_accrual(infra: BenchInfra, instances: int, count: int) -> float:
+def _peak_rss_mib(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM), or None where /proc does not say."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
+async def measure_accrual(
+    infra: BenchInfra, instances: int, count: int
+) -> tuple[float, float | None]:
+    """Events applied per second, and the largest instance's peak memory in MiB."""
     url, topics = await _fresh(infra, f"scale{instances}")
     purchases = make_purchases(count, seed=3)
     await produce(infra.bootstrap_servers, topics["POINTS_PURCHASES_TOPIC"], purchases, PARTITIONS)
@@ -165,7 +181,10 @@ async def measure_accrual(infra: BenchInfra, instances: int, count: int) -> floa
         first = await _until_applied(conn, 0)
         began = time.perf_counter()
         await _until_applied(conn, count - 1, 0.1)
-        return (count - first) / (time.perf_counter() - began)
+        rate = (count - first) / (time.perf_counter() - began)
+        peaks = [_peak_rss_mib(process.pid) for process, _ in started]
+        known = [peak for peak in peaks if peak is not None]
+        return rate, max(known) if known else None
     finally:
         for process, _ in started:
             process.kill()
@@ -178,9 +197,13 @@ async def _on(broker: str, durable: bool, events: int) -> dict[str, Any]:
     with embedded_infra(durable, broker=broker) as infra:
         print(f"  {infra.describe()}")
         for instances in INSTANCES:
-            rate = await measure_accrual(infra, instances, events)
+            rate, peak = await measure_accrual(infra, instances, events)
             figures[f"accrual_{instances}_instances_events_per_s"] = round(rate)
-            print(f"  {broker}: accrual with {instances} instance(s): {rate:,.0f} events/s")
+            memory = ""
+            if peak is not None:
+                figures[f"accrual_{instances}_instances_peak_rss_mib"] = round(peak)
+                memory = f", peak memory {peak:,.0f} MiB (the largest instance)"
+            print(f"  {broker}: accrual with {instances} instance(s): {rate:,.0f} events/s{memory}")
         for static in (False, True) if broker == "kafka" else (False,):
             recovery = await measure_recovery(infra, static)
             label = "static" if static else "dynamic"
