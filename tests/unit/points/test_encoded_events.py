@@ -37,6 +37,7 @@ from shared.contracts.points import (
 from shared.contracts.pos import PurchaseCompleted, PurchaseCompletedData
 from shared.contracts.registry import decode_event, encode_event
 from shared.contracts.rewards import PointsCreditRequested, PointsCreditRequestedData
+from shared.outbox import EncodedEvent
 
 # Outgoing text fields with constraints -> the inbound field each one is copied from.
 COPIED_FROM: dict[type[BaseModel], dict[str, tuple[type[BaseModel], str]]] = {
@@ -145,50 +146,51 @@ def test_an_encoded_event_is_the_validated_event(
     assert type(read) is model and read == validated
 
 
-@pytest.mark.parametrize(
-    ("field", "value"), [("debt", -1), ("pending", -5), ("purchase_count", -1), ("points", 0)]
-)
-def test_a_broken_bound_is_refused_with_its_field_named(field: str, value: int) -> None:
-    at = datetime(2026, 3, 1, tzinfo=UTC)
-    data = {
+def _credit(**changed: Any) -> dict[str, Any]:
+    """A `points.credited` event's data, with the fields `changed`."""
+    return {
         "available": 0,
         "pending": 0,
         "debt": 0,
         "lifetime_earned": 0,
-        "purchase_count": 0,
+        "purchase_count": 1,
         "first_purchase": False,
         "tier": TierName.MEMBER,
         "credit_id": "credit-1",
         "points": 10,
         "reason": "goodwill",
         "merchant_id": None,
-    }
-    data[field] = value
+    } | changed
+
+
+def _encoded_credit(data: dict[str, Any]) -> EncodedEvent:
+    at = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=1)
+    return encoded_points_event(
+        PointsCredited, "points.credited", uuid.UUID(int=3), Account("c"), at, data
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("debt", -1), ("pending", -5), ("purchase_count", -1), ("points", 0)]
+)
+def test_a_broken_bound_is_refused_with_its_field_named(field: str, value: int) -> None:
     with pytest.raises(ValidationError, match=field):
-        encoded_points_event(
-            PointsCredited, "points.credited", uuid.uuid4(), Account("c"), at, data
-        )
+        _encoded_credit(_credit(**{field: value}))
 
 
 def test_data_missing_a_field_is_validated_and_gets_its_default() -> None:
-    at = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=1)
-    data = {
-        "available": 0,
-        "pending": 0,
-        "debt": 0,
-        "lifetime_earned": 0,
-        "purchase_count": 1,
-        "tier": TierName.MEMBER,
-        "credit_id": "credit-1",
-        "points": 10,
-        "reason": "goodwill",
-        "merchant_id": None,
-    }  # no first_purchase
-    encoded = encoded_points_event(
-        PointsCredited, "points.credited", uuid.uuid4(), Account("c"), at, data
-    )
+    data = _credit()
+    del data["first_purchase"]
+    encoded = _encoded_credit(data)
     event = decode_event(encoded.value)
     assert isinstance(event, PointsCredited) and event.data.first_purchase is False
+
+
+def test_a_value_orjson_cannot_write_goes_through_validation() -> None:
+    as_int = _encoded_credit(_credit())
+    # within its bounds, but not a type orjson writes
+    assert _encoded_credit(_credit(points=Decimal(10))) == as_int
+    assert b'"points":10,' in as_int.value
 
 
 _BOUNDS = [
@@ -217,27 +219,3 @@ def test_the_generated_bounds_check_agrees_with_the_loop(values: dict[str, Any])
     within = _bounds_check(_BOUNDS)
     assert within(values) == _reference_within(values, _BOUNDS)
     assert _bounds_check([])(values)
-
-
-def test_a_value_orjson_cannot_write_goes_through_validation() -> None:
-    at = datetime(2026, 3, 1, tzinfo=UTC)
-    data = {
-        "available": 0,
-        "pending": 0,
-        "debt": 0,
-        "lifetime_earned": 0,
-        "purchase_count": 1,
-        "first_purchase": False,
-        "tier": TierName.MEMBER,
-        "credit_id": "credit-1",
-        "points": 10,
-        "reason": "goodwill",
-        "merchant_id": None,
-    }
-    cause = uuid.UUID(int=3)
-    as_int = encoded_points_event(PointsCredited, "points.credited", cause, Account("c"), at, data)
-    data["points"] = Decimal(10)  # within its bounds, but not a type orjson writes
-    as_decimal = encoded_points_event(
-        PointsCredited, "points.credited", cause, Account("c"), at, data
-    )
-    assert as_decimal == as_int and b'"points":10,' in as_int.value
