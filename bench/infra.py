@@ -95,6 +95,18 @@ def process_cpu_seconds(pid: int | None) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def process_peak_rss_mib(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of process `pid` in MiB, None where /proc does not say."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
 @contextmanager
 def embedded_infra(durable: bool, broker: str | None = None) -> Iterator[BenchInfra]:
     root = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))

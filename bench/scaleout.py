@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.infra import BenchInfra, embedded_infra, free_port
+from bench.infra import BenchInfra, embedded_infra, free_port, process_peak_rss_mib
 from bench.workload import Purchases, make_purchases, produce
 from shared.db import asyncpg_dsn
 from shared.kafka.admin import ensure_topics
@@ -152,18 +152,6 @@ async def measure_recovery(infra: BenchInfra, static: bool) -> dict[str, float]:
         await conn.close()
 
 
-def _peak_rss_mib(pid: int) -> float | None:
-    """The process's peak resident memory (VmHWM), or None where /proc does not say."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        return None
-    return None
-
-
 async def measure_accrual(
     infra: BenchInfra, instances: int, count: int
 ) -> tuple[float, float | None]:
@@ -182,7 +170,7 @@ async def measure_accrual(
         began = time.perf_counter()
         await _until_applied(conn, count - 1, 0.1)
         rate = (count - first) / (time.perf_counter() - began)
-        peaks = [_peak_rss_mib(process.pid) for process, _ in started]
+        peaks = [process_peak_rss_mib(process.pid) for process, _ in started]
         known = [peak for peak in peaks if peak is not None]
         return rate, max(known) if known else None
     finally:

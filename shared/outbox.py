@@ -51,8 +51,8 @@ class OutboxMessage:
 class EncodedEvent:
     """An outgoing event already written as the bytes `encode_event` gives its validated
     instance, and the key the outbox gives it (its customer id): the outbox queues them
-    as they are. For builders that write those bytes in one step on a hot path
-    (`services.points.ledger.events.encoded_points_event`)."""
+    as they are. For a hot path whose builder writes those bytes in one step (the points
+    service's accrual events)."""
 
     key: bytes
     value: bytes

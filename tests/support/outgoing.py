@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.contracts.envelope import EventEnvelope
-from shared.contracts.registry import decode_event
 from shared.outbox import OutboxWriter, Outgoing
 
 
@@ -15,8 +13,3 @@ def wire(events: Iterable[Outgoing]) -> list[bytes]:
     for event in events:
         outbox.emit("topic", event)
     return [message.value for message in outbox.pending]
-
-
-def decoded(events: Iterable[Outgoing]) -> list[EventEnvelope]:
-    """Each event as its consumers read it: its bytes, validated by its contract."""
-    return [decode_event(value) for value in wire(events)]

@@ -17,8 +17,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import annotated_types
-import orjson
-from orjson import OPT_UTC_Z, JSONEncodeError
+from orjson import OPT_UTC_Z, JSONEncodeError, dumps
 from pydantic import BaseModel
 
 from services.points.domain.book import Account
@@ -108,14 +107,13 @@ def encoded_points_event(
         try:
             # the id as text: its UUID and the UUID's `str` would cost 1.5 µs more
             envelope = _envelope(event_type, derived_id_text(cause, event_type), account, at, data)
-            return EncodedEvent(key, _dumps(envelope, option=OPT_UTC_Z))
+            return EncodedEvent(key, dumps(envelope, option=OPT_UTC_Z))
         except JSONEncodeError:
             pass  # validation below names what is wrong, or the contract's encoder writes it
     event = points_event(model, event_type, cause, account, at, data)
     return EncodedEvent(key, encode_event(event))
 
 
-_dumps = orjson.dumps
 _Plan = tuple[int, Callable[[dict[str, Any]], bool]]
 _PLANS: dict[type[EventEnvelope], _Plan] = {}
 
